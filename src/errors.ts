@@ -1,0 +1,84 @@
+/**
+ * Typed errors. Every error has a stable string `code`; core machines never throw on network input (they drop and
+ * count), so these surface only for API misuse, as events, or from the throwing convenience wrappers.
+ * @module
+ */
+
+/** Base class of all icewire errors. */
+export class IcewireError extends Error {
+  /** Stable machine-readable code, e.g. `'ERR_STUN_DECODE'`. */
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** Why a STUN message could not be decoded or verified. */
+export type StunDecodeReason =
+  | 'short-header'
+  | 'not-stun'
+  | 'bad-cookie'
+  | 'bad-length'
+  | 'attribute-overrun'
+  | 'bad-padding'
+  | 'bad-attribute'
+  | 'integrity-mismatch'
+  | 'fingerprint-mismatch'
+  | 'missing-integrity';
+
+/** A STUN message that could not be decoded (or failed verification). `offset` is the byte where it went wrong. */
+export class StunDecodeError extends IcewireError {
+  readonly reason: StunDecodeReason;
+  readonly offset: number;
+  constructor(reason: StunDecodeReason, offset: number, detail?: string) {
+    super('ERR_STUN_DECODE', `STUN decode failed: ${reason} at byte ${offset}${detail ? ` (${detail})` : ''}`);
+    this.reason = reason;
+    this.offset = offset;
+  }
+}
+
+/** A STUN transaction ended without success: a time-out, or an error response with its code. */
+export class StunTransactionError extends IcewireError {
+  readonly kind: 'timeout' | 'error-response' | 'cancelled';
+  /** STUN error code (e.g. 487) for `'error-response'`. */
+  readonly errorCode: number | undefined;
+  readonly reasonPhrase: string | undefined;
+  constructor(kind: 'timeout' | 'error-response' | 'cancelled', errorCode?: number, reasonPhrase?: string) {
+    super(
+      'ERR_STUN_TRANSACTION',
+      kind === 'error-response' ? `STUN error response ${errorCode} ${reasonPhrase ?? ''}`.trim() : `STUN transaction ${kind}`,
+    );
+    this.kind = kind;
+    this.errorCode = errorCode;
+    this.reasonPhrase = reasonPhrase;
+  }
+}
+
+/** A candidate line or record that does not follow RFC 8839 §5.1. `field` names what was wrong. */
+export class CandidateParseError extends IcewireError {
+  readonly field: string;
+  constructor(field: string, detail: string) {
+    super('ERR_CANDIDATE_PARSE', `bad candidate ${field}: ${detail}`);
+    this.field = field;
+  }
+}
+
+/** Bad SDP. `line` is 1-based (0 when not tied to one line); `text` is the offending line. */
+export class SdpError extends IcewireError {
+  readonly line: number;
+  readonly text: string;
+  constructor(line: number, text: string, detail: string) {
+    super('ERR_SDP', line > 0 ? `SDP line ${line} "${text}": ${detail}` : `SDP: ${detail}`);
+    this.line = line;
+    this.text = text;
+  }
+}
+
+/** A method was called in a state that does not allow it (e.g. `send()` after `close()`). */
+export class InvalidStateError extends IcewireError {
+  constructor(message: string) {
+    super('ERR_INVALID_STATE', message);
+  }
+}

@@ -1,0 +1,298 @@
+/**
+ * Typed STUN attributes: an open table of codecs (RFC 8489 §14, RFC 8445 §7.1.1). The TURN client registers its own
+ * codecs with `registerAttribute`. Codecs never throw on wire input: `decode` returns `undefined` for a malformed
+ * value, so a reader treats a malformed attribute as absent.
+ * @module
+ */
+import { formatIp, parseIp } from '../ip.js';
+import type { TransportAddress } from '../types.js';
+import { AttributeType, MAGIC_COOKIE } from './constants.js';
+import type { StunAttribute, StunMessage } from './message.js';
+
+/** Encodes and decodes one attribute's value. `transactionId` is needed by the XOR address attributes. */
+export interface AttributeCodec<T> {
+  readonly type: number;
+  readonly name: string;
+  decode(value: Uint8Array, transactionId: Uint8Array): T | undefined;
+  encode(value: T, transactionId: Uint8Array): Uint8Array;
+}
+
+const registry = new Map<number, AttributeCodec<unknown>>();
+
+/** Adds a codec to the table of known attributes (used for names and for the 420 unknown-attribute check). */
+export function registerAttribute<T>(codec: AttributeCodec<T>): AttributeCodec<T> {
+  registry.set(codec.type, codec as AttributeCodec<unknown>);
+  return codec;
+}
+
+/** The codec registered for `type`, if any. */
+export function attributeCodec(type: number): AttributeCodec<unknown> | undefined {
+  return registry.get(type);
+}
+
+/** Every attribute type in the table (integrity and fingerprint included). */
+export function knownAttributeTypes(): ReadonlySet<number> {
+  return new Set([...registry.keys(), AttributeType.MESSAGE_INTEGRITY, AttributeType.MESSAGE_INTEGRITY_SHA256, AttributeType.FINGERPRINT]);
+}
+
+/** Decodes the first attribute matching `codec`, or `undefined` when absent or malformed. */
+export function getAttribute<T>(message: StunMessage, codec: AttributeCodec<T>): T | undefined {
+  for (const a of message.attributes) if (a.type === codec.type) return codec.decode(a.value, message.transactionId);
+  return undefined;
+}
+
+/** True when an attribute of `codec.type` (or a raw type number) is present. */
+export function hasAttribute(message: StunMessage, type: number | AttributeCodec<unknown>): boolean {
+  const t = typeof type === 'number' ? type : type.type;
+  return message.attributes.some((a) => a.type === t);
+}
+
+/** Builds a wire attribute from a typed value. */
+export function attr<T>(codec: AttributeCodec<T>, value: T, transactionId: Uint8Array): StunAttribute {
+  return { type: codec.type, value: codec.encode(value, transactionId) };
+}
+
+/**
+ * Comprehension-required attribute types in `message` that are not in `known` (RFC 8489 §6.3.1: a server answers
+ * 420 listing them; a client treats such a response as failed).
+ */
+export function unknownComprehensionRequired(message: StunMessage, known: ReadonlySet<number> = knownAttributeTypes()): number[] {
+  const out: number[] = [];
+  for (const a of message.attributes) if (a.type < 0x8000 && !known.has(a.type) && !out.includes(a.type)) out.push(a.type);
+  return out;
+}
+
+// ---- value codecs -------------------------------------------------------------------------------------------
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const encoder = new TextEncoder();
+
+function text(type: number, name: string, maxBytes: number): AttributeCodec<string> {
+  return registerAttribute({
+    type,
+    name,
+    decode(v) {
+      if (v.length > maxBytes) return undefined;
+      try {
+        return utf8.decode(v);
+      } catch {
+        return undefined;
+      }
+    },
+    encode(s) {
+      const b = encoder.encode(s);
+      if (b.length > maxBytes) throw new RangeError(`${name} is longer than ${maxBytes} bytes`);
+      return b;
+    },
+  });
+}
+
+function bytes(type: number, name: string, check: (v: Uint8Array) => boolean): AttributeCodec<Uint8Array> {
+  return registerAttribute({
+    type,
+    name,
+    decode: (v) => (check(v) ? v : undefined),
+    encode: (v) => v,
+  });
+}
+
+function u32(type: number, name: string): AttributeCodec<number> {
+  return registerAttribute({
+    type,
+    name,
+    decode: (v) => (v.length === 4 ? ((v[0]! << 24) | (v[1]! << 16) | (v[2]! << 8) | v[3]!) >>> 0 : undefined),
+    encode: (n) => Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff),
+  });
+}
+
+function u64(type: number, name: string): AttributeCodec<bigint> {
+  return registerAttribute({
+    type,
+    name,
+    decode: (v) => (v.length === 8 ? new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0) : undefined),
+    encode: (n) => {
+      const out = new Uint8Array(8);
+      new DataView(out.buffer).setBigUint64(0, BigInt.asUintN(64, n));
+      return out;
+    },
+  });
+}
+
+function flag(type: number, name: string): AttributeCodec<true> {
+  return registerAttribute({ type, name, decode: (v) => (v.length === 0 ? true : undefined), encode: () => new Uint8Array(0) });
+}
+
+/** Decodes the MAPPED-ADDRESS family/port/address layout, optionally XORed (RFC 8489 §14.1, §14.2). */
+function decodeAddress(v: Uint8Array, xor: boolean, txid: Uint8Array): TransportAddress | undefined {
+  if (v.length < 4) return undefined;
+  const family = v[1];
+  const len = family === 0x01 ? 4 : family === 0x02 ? 16 : 0;
+  if (len === 0 || v.length !== 4 + len) return undefined;
+  let port = (v[2]! << 8) | v[3]!;
+  const ip = v.slice(4, 4 + len);
+  if (xor) {
+    port ^= MAGIC_COOKIE >>> 16;
+    const mask = xorMask(txid);
+    for (let i = 0; i < len; i++) ip[i]! ^= mask[i]!;
+  }
+  return { address: formatIp(ip), port };
+}
+
+function encodeAddress(a: TransportAddress, xor: boolean, txid: Uint8Array): Uint8Array {
+  const ip = parseIp(a.address);
+  if (!ip) throw new RangeError(`not an IP address: ${a.address}`);
+  const out = new Uint8Array(4 + ip.length);
+  out[1] = ip.length === 4 ? 0x01 : 0x02;
+  const port = xor ? a.port ^ (MAGIC_COOKIE >>> 16) : a.port;
+  out[2] = port >> 8;
+  out[3] = port & 0xff;
+  const mask = xor ? xorMask(txid) : undefined;
+  for (let i = 0; i < ip.length; i++) out[4 + i] = mask ? ip[i]! ^ mask[i]! : ip[i]!;
+  return out;
+}
+
+// Magic cookie followed by the transaction ID: the XOR key for addresses (RFC 8489 §14.2).
+function xorMask(txid: Uint8Array): Uint8Array {
+  const m = new Uint8Array(16);
+  m[0] = 0x21;
+  m[1] = 0x12;
+  m[2] = 0xa4;
+  m[3] = 0x42;
+  m.set(txid.subarray(0, 12), 4);
+  return m;
+}
+
+/** Builds a codec for an address attribute (MAPPED-ADDRESS layout), XORed or plain. TURN uses this too. */
+export function addressAttribute(type: number, name: string, xor: boolean): AttributeCodec<TransportAddress> {
+  return registerAttribute({
+    type,
+    name,
+    decode: (v, txid) => decodeAddress(v, xor, txid),
+    encode: (a, txid) => encodeAddress(a, xor, txid),
+  });
+}
+
+/** ERROR-CODE value (RFC 8489 §14.8). */
+export interface ErrorCodeValue {
+  readonly code: number;
+  readonly reason: string;
+}
+
+/** PASSWORD-ALGORITHM(S) entry (RFC 8489 §14.11-14.12). */
+export interface PasswordAlgorithmValue {
+  readonly algorithm: number;
+  readonly parameters: Uint8Array;
+}
+
+function decodeAlgorithms(v: Uint8Array): PasswordAlgorithmValue[] | undefined {
+  const out: PasswordAlgorithmValue[] = [];
+  let pos = 0;
+  while (pos < v.length) {
+    if (pos + 4 > v.length) return undefined;
+    const algorithm = (v[pos]! << 8) | v[pos + 1]!;
+    const len = (v[pos + 2]! << 8) | v[pos + 3]!;
+    const padded = (len + 3) & ~3;
+    if (pos + 4 + len > v.length) return undefined;
+    out.push({ algorithm, parameters: v.slice(pos + 4, pos + 4 + len) });
+    pos += 4 + padded;
+  }
+  return out;
+}
+
+function encodeAlgorithms(list: readonly PasswordAlgorithmValue[]): Uint8Array {
+  const size = list.reduce((n, a) => n + 4 + ((a.parameters.length + 3) & ~3), 0);
+  const out = new Uint8Array(size);
+  let pos = 0;
+  for (const a of list) {
+    out[pos] = a.algorithm >> 8;
+    out[pos + 1] = a.algorithm & 0xff;
+    out[pos + 2] = a.parameters.length >> 8;
+    out[pos + 3] = a.parameters.length & 0xff;
+    out.set(a.parameters, pos + 4);
+    pos += 4 + ((a.parameters.length + 3) & ~3);
+  }
+  return out;
+}
+
+/** The typed attributes of STUN and ICE. */
+export const Attr = {
+  MAPPED_ADDRESS: addressAttribute(AttributeType.MAPPED_ADDRESS, 'MAPPED-ADDRESS', false),
+  XOR_MAPPED_ADDRESS: addressAttribute(AttributeType.XOR_MAPPED_ADDRESS, 'XOR-MAPPED-ADDRESS', true),
+  ALTERNATE_SERVER: addressAttribute(AttributeType.ALTERNATE_SERVER, 'ALTERNATE-SERVER', false),
+  /** RFC 8489 §14.3: less than 509 bytes. */
+  USERNAME: text(AttributeType.USERNAME, 'USERNAME', 508),
+  USERHASH: bytes(AttributeType.USERHASH, 'USERHASH', (v) => v.length === 32),
+  /** RFC 8489 §14.9: fewer than 128 characters (at most 763 bytes). */
+  REALM: text(AttributeType.REALM, 'REALM', 763),
+  NONCE: text(AttributeType.NONCE, 'NONCE', 763),
+  SOFTWARE: text(AttributeType.SOFTWARE, 'SOFTWARE', 763),
+  ALTERNATE_DOMAIN: text(AttributeType.ALTERNATE_DOMAIN, 'ALTERNATE-DOMAIN', 255),
+  ERROR_CODE: registerAttribute<ErrorCodeValue>({
+    type: AttributeType.ERROR_CODE,
+    name: 'ERROR-CODE',
+    decode(v) {
+      if (v.length < 4 || v.length > 767) return undefined;
+      const cls = v[2]! & 0x07;
+      const num = v[3]!;
+      if (cls < 3 || cls > 6 || num > 99) return undefined;
+      try {
+        return { code: cls * 100 + num, reason: utf8.decode(v.subarray(4)) };
+      } catch {
+        return undefined;
+      }
+    },
+    encode({ code, reason }) {
+      if (code < 300 || code > 699) throw new RangeError('ERROR-CODE must be 300..699');
+      const r = encoder.encode(reason);
+      const out = new Uint8Array(4 + r.length);
+      out[2] = Math.floor(code / 100);
+      out[3] = code % 100;
+      out.set(r, 4);
+      return out;
+    },
+  }),
+  UNKNOWN_ATTRIBUTES: registerAttribute<number[]>({
+    type: AttributeType.UNKNOWN_ATTRIBUTES,
+    name: 'UNKNOWN-ATTRIBUTES',
+    decode(v) {
+      if (v.length % 2 !== 0) return undefined;
+      const out: number[] = [];
+      for (let i = 0; i < v.length; i += 2) out.push((v[i]! << 8) | v[i + 1]!);
+      return out;
+    },
+    encode(types) {
+      const out = new Uint8Array(types.length * 2);
+      types.forEach((t, i) => {
+        out[i * 2] = t >> 8;
+        out[i * 2 + 1] = t & 0xff;
+      });
+      return out;
+    },
+  }),
+  PASSWORD_ALGORITHM: registerAttribute<PasswordAlgorithmValue>({
+    type: AttributeType.PASSWORD_ALGORITHM,
+    name: 'PASSWORD-ALGORITHM',
+    decode(v) {
+      const list = decodeAlgorithms(v);
+      return list && list.length === 1 ? list[0] : undefined;
+    },
+    encode: (a) => encodeAlgorithms([a]),
+  }),
+  PASSWORD_ALGORITHMS: registerAttribute<PasswordAlgorithmValue[]>({
+    type: AttributeType.PASSWORD_ALGORITHMS,
+    name: 'PASSWORD-ALGORITHMS',
+    decode: decodeAlgorithms,
+    encode: encodeAlgorithms,
+  }),
+  /** RFC 8445 §7.1.1: priority a peer-reflexive candidate from this check would get. */
+  PRIORITY: u32(AttributeType.PRIORITY, 'PRIORITY'),
+  USE_CANDIDATE: flag(AttributeType.USE_CANDIDATE, 'USE-CANDIDATE'),
+  /** 64-bit tie-breaker (RFC 8445 §7.1.3). */
+  ICE_CONTROLLED: u64(AttributeType.ICE_CONTROLLED, 'ICE-CONTROLLED'),
+  ICE_CONTROLLING: u64(AttributeType.ICE_CONTROLLING, 'ICE-CONTROLLING'),
+} as const;
+
+/** A readable name for an attribute type (for logs and errors). */
+export function attributeName(type: number): string {
+  return registry.get(type)?.name ?? `0x${type.toString(16).padStart(4, '0')}`;
+}

@@ -1,0 +1,71 @@
+/**
+ * Credentials and keyed hashes for MESSAGE-INTEGRITY (HMAC-SHA1) and MESSAGE-INTEGRITY-SHA256 (RFC 8489 §9, §14.5,
+ * §14.6). HMAC through node:crypto is pure computation, so it stays in the sans-IO core.
+ * @module
+ */
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { PasswordAlgorithm } from './constants.js';
+
+/** String preparation profile for credentials. RFC 8489 uses OpaqueString (RFC 8265); RFC 5389 used SASLprep. */
+export type CredentialProfile = 'opaque-string' | 'saslprep' | 'none';
+
+// Non-ASCII space characters (RFC 3454 C.1.2), mapped to U+0020 by both profiles.
+const NON_ASCII_SPACE = /[\u00a0\u1680\u2000-\u200b\u202f\u205f\u3000]/gu;
+// "Commonly mapped to nothing" (RFC 3454 B.1), removed by SASLprep.
+const MAPPED_TO_NOTHING = /[\u00ad\u034f\u1806\u180b-\u180d\u200b-\u200d\u2060\ufe00-\ufe0f\ufeff]/gu;
+// Control characters prohibited by both profiles (RFC 3454 C.2; RFC 8264 disallows Cc).
+const PROHIBITED = /[\u0000-\u001f\u007f-\u009f\u06dd\u070f\u180e\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2063\u206a-\u206f\ufeff\ufff9-\ufffc\ud800-\udfff]/u;
+
+/**
+ * Prepares a credential string. `opaque-string` (RFC 8265 §4.2): non-ASCII spaces become U+0020, then NFC.
+ * `saslprep` (RFC 4013): B.1 characters removed, non-ASCII spaces mapped, NFKC. Throws `RangeError` on a
+ * prohibited character, so a bad configured password fails at configuration time, not silently on the wire.
+ */
+export function prepareCredential(text: string, profile: CredentialProfile = 'opaque-string'): string {
+  if (profile === 'none') return text;
+  let s = text.replace(NON_ASCII_SPACE, ' ');
+  if (profile === 'saslprep') s = s.replace(MAPPED_TO_NOTHING, '').normalize('NFKC');
+  else s = s.normalize('NFC');
+  if (PROHIBITED.test(s)) throw new RangeError('credential contains a prohibited character');
+  return s;
+}
+
+/** Short-term credential key (RFC 8489 §9.1.1): OpaqueString(password) as UTF-8. ICE uses this with the peer's pwd. */
+export function shortTermKey(password: string, profile: CredentialProfile = 'opaque-string'): Uint8Array {
+  return Buffer.from(prepareCredential(password, profile), 'utf8');
+}
+
+/**
+ * Long-term credential key (RFC 8489 §9.2.2): MD5 or SHA-256 of `username ":" OpaqueString(realm) ":"
+ * OpaqueString(password)`. The username is used as configured (already prepared, or as it sits in USERNAME).
+ */
+export function longTermKey(
+  username: string,
+  realm: string,
+  password: string,
+  algorithm: number = PasswordAlgorithm.MD5,
+  profile: CredentialProfile = 'opaque-string',
+): Uint8Array {
+  const input = `${username}:${prepareCredential(realm, profile)}:${prepareCredential(password, profile)}`;
+  const hash = algorithm === PasswordAlgorithm.SHA256 ? 'sha256' : 'md5';
+  return createHash(hash).update(input, 'utf8').digest();
+}
+
+/** USERHASH (RFC 8489 §14.4): SHA-256(OpaqueString(username) ":" OpaqueString(realm)). */
+export function userHash(username: string, realm: string, profile: CredentialProfile = 'opaque-string'): Uint8Array {
+  return createHash('sha256')
+    .update(`${prepareCredential(username, profile)}:${prepareCredential(realm, profile)}`, 'utf8')
+    .digest();
+}
+
+/** HMAC-SHA1 (20 bytes) or HMAC-SHA256 (32 bytes) of `data`. */
+export function hmac(algorithm: 'sha1' | 'sha256', key: Uint8Array, data: Uint8Array): Uint8Array {
+  return createHmac(algorithm, key).update(data).digest();
+}
+
+/** Constant-time comparison of `expected` with the first `expected.length` bytes of a computed MAC. */
+export function macEquals(expected: Uint8Array, computed: Uint8Array): boolean {
+  if (expected.length > computed.length || expected.length === 0) return false;
+  const c = computed.length === expected.length ? computed : computed.subarray(0, expected.length);
+  return timingSafeEqual(expected, c);
+}
