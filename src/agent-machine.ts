@@ -1,0 +1,393 @@
+/**
+ * The whole sans-IO ICE agent: the {@link AgentCore} (checklists, checks, nomination, consent) composed with one
+ * {@link Gatherer} per data stream, one {@link TurnClient} per relayed allocation and an optional
+ * {@link MdnsResponder}. It owns the routing the parts must not know about:
+ *
+ * - inbound: a datagram from a TURN server goes to that allocation's client, and what it unwraps goes on to the
+ *   core with `local` = the relayed address; Binding responses for gathering go to the gatherer; the mDNS socket's
+ *   traffic goes to the responder; everything else goes to the core (checks, responses, application data).
+ * - outbound: a core transmit whose `local` is a relayed address is wrapped by that allocation's client.
+ * - candidates: gathered candidates feed the core and are reported for signalling; remote `.local` candidates are
+ *   resolved through mDNS before they reach the core, and dropped when they do not resolve.
+ *
+ * Same drain contract as every machine (`src/machine.ts`).
+ * @module
+ */
+import { AgentCore } from './agent-core.js';
+import type { Candidate, LocalCandidate } from './candidates/candidate.js';
+import {
+  Gatherer,
+  type GathererEvent,
+  type GatheringState,
+  type HostBase,
+  type MdnsRegistrar,
+  type RelayAllocationRequest,
+  type RelayAllocator,
+  type RelayServerConfig,
+} from './candidates/gatherer.js';
+import { MdnsResponder } from './candidates/mdns.js';
+import type { AgentCoreOptions, AgentEvent, IceParameters } from './checklist/types.js';
+import { InvalidStateError } from './errors.js';
+import { canonicalIp } from './ip.js';
+import type { SansIoMachine } from './machine.js';
+import { TurnClient, type TurnClientEvent } from './turnclient/turn-client.js';
+import type { Datagram, TransportAddress } from './types.js';
+
+/** A host socket the IO edge bound, tagged with the data stream it serves. */
+export interface StreamBase extends HostBase {
+  /** Data stream index (default 0). */
+  readonly stream?: number;
+}
+
+/** Options of {@link AgentMachine}. */
+export interface AgentMachineOptions extends AgentCoreOptions {
+  /** Components per data stream; default one stream with one component (`[1]`). */
+  readonly streams?: readonly number[];
+  /** The bound host sockets (the IO edge binds them; tests and demos bind loopback only). */
+  readonly bases: readonly StreamBase[];
+  /** STUN servers, resolved. There are no defaults: icewire never contacts a server it was not given. */
+  readonly stunServers?: readonly TransportAddress[];
+  /** TURN servers, resolved. UDP transport to the server (TCP/TLS allocations are run by the Node edge). */
+  readonly turnServers?: readonly RelayServerConfig[];
+  /** Bound on gathering (ms, default 5000): a dead server delays `complete` by at most this. */
+  readonly gatherTimeoutMs?: number;
+  /**
+   * Announce host candidates under mDNS names through this responder; `local` is the address of the mDNS socket the
+   * edge bound (datagrams arriving there go to the responder).
+   */
+  readonly mdns?: { readonly responder: MdnsResponder; readonly local: TransportAddress };
+  /**
+   * Names host candidates without a responder inside the machine (the Node edge runs its own mDNS socket and
+   * resolves remote names before handing candidates in). Ignored when `mdns` is set.
+   */
+  readonly mdnsRegistrar?: MdnsRegistrar;
+  /** Resolve remote `.local` candidates through `mdns` (default true when `mdns` is set). */
+  readonly resolveMdns?: boolean;
+  readonly software?: string;
+}
+
+/** Events: the core's, plus gathering and TURN reports. */
+export type AgentMachineEvent =
+  | AgentEvent
+  | { readonly type: 'candidate'; readonly stream: number; readonly candidate: LocalCandidate }
+  | { readonly type: 'end-of-candidates'; readonly stream: number }
+  | { readonly type: 'gathering-state'; readonly state: GatheringState }
+  | { readonly type: 'server-failed'; readonly kind: 'stun' | 'turn'; readonly server: TransportAddress; readonly reason: string }
+  | { readonly type: 'remote-candidate-dropped'; readonly stream: number; readonly candidate: Candidate; readonly reason: string };
+
+interface Allocation {
+  readonly id: string;
+  readonly stream: number;
+  readonly client: TurnClient;
+  /** Set once allocated: the relayed addresses this client answers for. */
+  relayed: readonly TransportAddress[];
+  reported: boolean;
+}
+
+const key = (a: TransportAddress) => `${canonicalIp(a.address)}|${a.port}`;
+
+/** The composed sans-IO agent. Create, call `gather(now)`, then follow the drain contract. */
+export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
+  readonly core: AgentCore;
+  readonly #options: AgentMachineOptions;
+  readonly #gatherers: Gatherer[] = [];
+  readonly #allocations = new Map<string, Allocation>();
+  /** Relayed address → allocation, for outbound wrapping. */
+  readonly #byRelayed = new Map<string, Allocation>();
+  readonly #mdns: MdnsResponder | undefined;
+  readonly #mdnsKey: string | undefined;
+  /** Remote `.local` candidates waiting for resolution, by name. */
+  readonly #unresolved = new Map<string, { stream: number; candidate: Candidate }[]>();
+  readonly #transmits: Datagram[] = [];
+  readonly #events: AgentMachineEvent[] = [];
+  #gatheringState: GatheringState = 'new';
+  #closed = false;
+
+  constructor(options: AgentMachineOptions) {
+    this.#options = options;
+    this.core = new AgentCore(options);
+    this.#mdns = options.mdns?.responder;
+    this.#mdnsKey = options.mdns ? key(options.mdns.local) : undefined;
+    const streams = options.streams ?? [1];
+    streams.forEach((components, i) => {
+      const index = i === 0 && this.core.streamCount > 0 ? 0 : this.core.addStream(components);
+      if (index !== i) throw new InvalidStateError('streams must be added in order');
+    });
+  }
+
+  /** Gathering state across all streams (`complete` once every stream's gatherer completed). */
+  get gatheringState(): GatheringState {
+    return this.#gatheringState;
+  }
+
+  /** Starts gathering on every stream (host candidates at once, then server-reflexive and relayed). */
+  gather(now: number): void {
+    if (this.#gatherers.length > 0) throw new InvalidStateError('gather() was already called');
+    const streams = this.#options.streams ?? [1];
+    for (let s = 0; s < streams.length; s++) {
+      // Allocation ids are unique per gatherer only, so each stream gets its own allocator and id space.
+      const allocator: RelayAllocator = {
+        allocate: (t, request) => this.#allocate(t, s, request),
+        cancel: (t, id) => this.#cancelAllocation(t, `${s}:${id}`),
+      };
+      const bases = this.#options.bases.filter((b) => (b.stream ?? 0) === s);
+      const g = new Gatherer({
+        random: this.#options.random,
+        bases,
+        ...(this.#options.stunServers ? { stunServers: this.#options.stunServers } : {}),
+        ...(this.#options.turnServers ? { turnServers: this.#options.turnServers, relayAllocator: allocator } : {}),
+        ...(this.#options.gatherTimeoutMs !== undefined ? { gatherTimeoutMs: this.#options.gatherTimeoutMs } : {}),
+        ...(this.#mdns ? { mdns: this.#mdns } : this.#options.mdnsRegistrar ? { mdns: this.#options.mdnsRegistrar } : {}),
+        ...(this.#options.software !== undefined ? { software: this.#options.software } : {}),
+      });
+      this.#gatherers.push(g);
+    }
+    this.#setGatheringState('gathering');
+    this.#gatherers.forEach((g) => g.start(now));
+    this.#pump(now);
+  }
+
+  /** Remote ICE parameters of a stream (RFC 8839 ice-ufrag/ice-pwd, ice-lite, ice-pacing). */
+  setRemoteParameters(stream: number, params: IceParameters): void {
+    this.core.setRemoteParameters(stream, params);
+  }
+
+  /**
+   * Adds a remote candidate. A `.local` candidate is resolved through mDNS first (draft §3.2.2) and dropped when it
+   * does not resolve or no responder is configured.
+   */
+  addRemoteCandidate(now: number, stream: number, candidate: Candidate): void {
+    if (!candidate.address.endsWith('.local')) {
+      this.core.addRemoteCandidate(stream, candidate);
+      this.#pump(now);
+      return;
+    }
+    if (!this.#mdns || this.#options.resolveMdns === false) {
+      this.#events.push({ type: 'remote-candidate-dropped', stream, candidate, reason: 'mdns-disabled' });
+      return;
+    }
+    const name = candidate.address.toLowerCase();
+    const known = this.#mdns.lookup(now, name);
+    if (known !== undefined) {
+      this.core.addRemoteCandidate(stream, { ...candidate, address: known });
+    } else {
+      const waiting = this.#unresolved.get(name) ?? [];
+      waiting.push({ stream, candidate });
+      this.#unresolved.set(name, waiting);
+      if (waiting.length === 1) this.#mdns.resolve(now, name);
+    }
+    this.#pump(now);
+  }
+
+  /** No more remote candidates will come for this stream (RFC 8838 end-of-candidates). */
+  endOfRemoteCandidates(stream: number): void {
+    // RFC 8838 §8: candidates still resolving are not yet known to the core; end-of-candidates only matters for
+    // failure, and the core waits for its PAC timer anyway.
+    this.core.endOfRemoteCandidates(stream);
+  }
+
+  /** Sends application data on the selected (or a valid) pair of a component. */
+  send(now: number, stream: number, component: number, data: Uint8Array): boolean {
+    const ok = this.core.send(now, stream, component, data);
+    this.#pump(now);
+    return ok;
+  }
+
+  /** ICE restart (RFC 8445 §9): new local credentials; candidates and allocations are kept. */
+  restart(now: number): void {
+    this.core.restart();
+    this.#pump(now);
+  }
+
+  /** Closes everything: checks stop, gatherers stop, allocations are released (Refresh with LIFETIME 0). */
+  close(now: number): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.core.close();
+    for (const g of this.#gatherers) g.close(now);
+    for (const a of this.#allocations.values()) a.client.close(now);
+    this.#mdns?.close(now);
+    this.#pump(now);
+  }
+
+  /** True when every allocation has been released (or failed): the edge may close its sockets. */
+  get released(): boolean {
+    for (const a of this.#allocations.values()) {
+      const s = a.client.state;
+      if (s !== 'closed' && s !== 'failed' && s !== 'idle') return false;
+    }
+    return true;
+  }
+
+  handleReceive(now: number, datagram: Datagram): boolean {
+    let taken = false;
+    if (this.#mdns && key(datagram.local) === this.#mdnsKey) {
+      taken = this.#mdns.handleReceive(now, datagram);
+    } else {
+      const remote = key(datagram.remote);
+      const local = key(datagram.local);
+      for (const a of this.#allocations.values()) {
+        if (key(a.client.server) === remote && key(a.client.local) === local) {
+          taken = a.client.handleReceive(now, datagram);
+          if (taken) break;
+        }
+      }
+      if (!taken) taken = this.#gatherers.some((g) => g.handleReceive(now, datagram));
+      if (!taken) taken = this.core.handleReceive(now, datagram);
+    }
+    this.#pump(now);
+    return taken;
+  }
+
+  handleTimeout(now: number): void {
+    for (const g of this.#gatherers) g.handleTimeout(now);
+    for (const a of this.#allocations.values()) a.client.handleTimeout(now);
+    this.#mdns?.handleTimeout(now);
+    this.core.handleTimeout(now);
+    this.#pump(now);
+  }
+
+  pollTransmit(): Datagram | undefined {
+    return this.#transmits.shift();
+  }
+
+  pollEvent(): AgentMachineEvent | undefined {
+    return this.#events.shift();
+  }
+
+  pollTimeout(): number | undefined {
+    let min = this.core.pollTimeout();
+    const consider = (t: number | undefined) => {
+      if (t !== undefined && (min === undefined || t < min)) min = t;
+    };
+    for (const g of this.#gatherers) consider(g.pollTimeout());
+    for (const a of this.#allocations.values()) consider(a.client.pollTimeout());
+    consider(this.#mdns?.pollTimeout());
+    return min;
+  }
+
+
+  #allocate(now: number, stream: number, request: RelayAllocationRequest): void {
+    const server = request.server;
+    const client = new TurnClient({
+      server: server.server,
+      transport: server.transport === 'tcp' || server.transport === 'tls' ? server.transport : 'udp',
+      local: request.base,
+      username: server.username ?? '',
+      password: server.credential ?? '',
+      random: this.#options.random,
+      ...(this.#options.software !== undefined ? { software: this.#options.software } : {}),
+    });
+    const id = `${stream}:${request.id}`;
+    this.#allocations.set(id, { id: request.id, stream, client, relayed: [], reported: false });
+    client.allocate(now);
+  }
+
+  #cancelAllocation(now: number, id: string): void {
+    const a = this.#allocations.get(id);
+    if (!a) return;
+    a.reported = true; // a late success is released, not reported
+    a.client.close(now);
+  }
+
+  /** Moves every part's output into ours, feeding parts into each other, until nothing is left to move. */
+  #pump(now: number): void {
+    for (let guard = 0; guard < 1000; guard++) {
+      let moved = false;
+      for (let i = 0; i < this.#gatherers.length; i++) {
+        const g = this.#gatherers[i]!;
+        for (let d = g.pollTransmit(); d; d = g.pollTransmit(), moved = true) this.#transmits.push(d);
+        for (let e = g.pollEvent(); e; e = g.pollEvent(), moved = true) this.#onGathererEvent(now, i, e);
+      }
+      for (const a of this.#allocations.values()) {
+        for (let d = a.client.pollTransmit(); d; d = a.client.pollTransmit(), moved = true) this.#transmits.push(d);
+        for (let e = a.client.pollEvent(); e; e = a.client.pollEvent(), moved = true) this.#onTurnEvent(now, a, e);
+      }
+      if (this.#mdns) {
+        for (let d = this.#mdns.pollTransmit(); d; d = this.#mdns.pollTransmit(), moved = true) this.#transmits.push(d);
+        for (let e = this.#mdns.pollEvent(); e; e = this.#mdns.pollEvent(), moved = true) {
+          const waiting = this.#unresolved.get(e.name) ?? [];
+          this.#unresolved.delete(e.name);
+          for (const w of waiting) {
+            if (e.type === 'resolved') this.core.addRemoteCandidate(w.stream, { ...w.candidate, address: e.address });
+            else this.#events.push({ type: 'remote-candidate-dropped', stream: w.stream, candidate: w.candidate, reason: `mdns-${e.reason}` });
+          }
+        }
+      }
+      for (let d = this.core.pollTransmit(); d; d = this.core.pollTransmit(), moved = true) {
+        const relay = this.#byRelayed.get(key(d.local));
+        if (relay) relay.client.send(now, d.remote, d.data);
+        else this.#transmits.push(d);
+      }
+      for (let e = this.core.pollEvent(); e; e = this.core.pollEvent(), moved = true) this.#events.push(e);
+      if (!moved) return;
+    }
+    throw new Error('AgentMachine: internal pump did not settle');
+  }
+
+  #onGathererEvent(now: number, stream: number, e: GathererEvent): void {
+    switch (e.type) {
+      case 'candidate':
+        // A lite agent uses host candidates only (RFC 8445 §2.5).
+        if (this.#options.lite && e.candidate.type !== 'host') return;
+        this.core.addLocalCandidate(stream, e.candidate);
+        this.#events.push({ type: 'candidate', stream, candidate: e.candidate });
+        return;
+      case 'end-of-candidates':
+        this.#events.push({ type: 'end-of-candidates', stream });
+        if (this.#gatherers.every((g) => g.state === 'complete')) this.#setGatheringState('complete');
+        return;
+      case 'state':
+        return;
+      case 'server-failed':
+        this.#events.push({ type: 'server-failed', kind: e.kind, server: e.server, reason: e.reason });
+        return;
+    }
+    void now;
+  }
+
+  #onTurnEvent(now: number, a: Allocation, e: TurnClientEvent): void {
+    switch (e.type) {
+      case 'allocated': {
+        a.relayed = e.relayed;
+        for (const r of e.relayed) this.#byRelayed.set(key(r), a);
+        if (a.reported) return;
+        a.reported = true;
+        const relayed = e.relayed[0];
+        const mapped = e.mapped;
+        const g = this.#gatherers[a.stream];
+        if (relayed && mapped) g?.relayResult(now, a.id, { ok: true, relayed, mapped });
+        else g?.relayResult(now, a.id, { ok: false, reason: 'allocation without relayed or mapped address' });
+        return;
+      }
+      case 'data':
+        // Unwrapped traffic from a peer: to the core as if it arrived on the relayed address.
+        for (const r of a.relayed) {
+          if ((r.address.includes(':') ? 6 : 4) === (e.peer.address.includes(':') ? 6 : 4)) {
+            this.core.handleReceive(now, { local: r, remote: e.peer, data: e.data });
+            return;
+          }
+        }
+        return;
+      case 'error':
+        if (!a.reported && e.operation === 'allocate') {
+          a.reported = true;
+          const code = e.error.errorCode;
+          this.#gatherers[a.stream]?.relayResult(now, a.id, {
+            ok: false,
+            reason: e.error.message,
+            insufficientCapacity: code === 486 || code === 508,
+          });
+        }
+        return;
+      default:
+        return;
+    }
+  }
+
+  #setGatheringState(state: GatheringState): void {
+    if (this.#gatheringState === state) return;
+    this.#gatheringState = state;
+    this.#events.push({ type: 'gathering-state', state });
+  }
+}

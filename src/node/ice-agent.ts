@@ -1,0 +1,412 @@
+/**
+ * `IceAgent`: the Node edge of icewire, shaped like the W3C RTCIceTransport. It binds UDP sockets on the selected
+ * host addresses, resolves the configured ICE servers, and drives one sans-IO {@link AgentMachine} with real
+ * timers. Application data and STUN share each socket and are told apart per RFC 7983 inside the core.
+ * @module
+ */
+import { EventEmitter } from 'eventemitter3';
+import { AgentMachine, type AgentMachineEvent, type StreamBase } from '../agent-machine.js';
+import type { Candidate, LocalCandidate } from '../candidates/candidate.js';
+import type { RelayServerConfig } from '../candidates/gatherer.js';
+import { formatCandidate, parseCandidate } from '../candidates/grammar.js';
+import type { HostSelectionOptions } from '../candidates/host.js';
+import type { AgentState, AgentStats, IceParameters, LocalIceParameters, NominationMode, PairInfo } from '../checklist/types.js';
+import type { GlobalPacer } from '../checklist/pacer.js';
+import { InvalidStateError } from '../errors.js';
+import { ipFamily } from '../ip.js';
+import { normalizeIceServers, type IceServerConfig } from '../turnclient/uri.js';
+import type { IceRole, RandomSource, TransportAddress } from '../types.js';
+import { MachineDriver, warnCallbackError } from './driver.js';
+import { listHostAddresses } from './interfaces.js';
+import { MdnsSocket, type MdnsSocketOptions } from './mdns-socket.js';
+import { cryptoRandom } from './random.js';
+import { nodeTurnResolver, resolveTurnServers, type TurnDnsResolver } from './turn-resolve.js';
+import { UdpEndpoint, type PortRange } from './udp-endpoint.js';
+
+/** Gathering state, as in RTCIceGatheringState. */
+export type IceGatheringState = 'new' | 'gathering' | 'complete';
+
+/** Options of {@link IceAgent}. There are no default servers: icewire contacts only servers you configure. */
+export interface IceAgentOptions extends HostSelectionOptions {
+  /** Components (1 = RTP only, 2 = RTP + RTCP). Default 1. */
+  readonly components?: number;
+  /** Initial role. Default `'controlling'` (the offerer's role); a lite agent is always controlled. */
+  readonly role?: IceRole;
+  /** STUN and TURN servers in RTCIceServer shape (`stun:`, `turn:`, `turns:` URLs). UDP TURN only for now. */
+  readonly iceServers?: readonly IceServerConfig[];
+  /** Bind host sockets in this port range. */
+  readonly portRange?: PortRange;
+  /** Hide host addresses behind mDNS `.local` names and resolve remote ones. Default false. */
+  readonly mdns?: boolean | MdnsSocketOptions;
+  /** Act as an ICE-lite agent (answers checks, sends none). */
+  readonly lite?: boolean;
+  /** Nomination when controlling. Default `'regular'`; `'aggressive'` for RFC 5245 peers. */
+  readonly nomination?: NominationMode;
+  /** Local Ta proposal in ms (RFC 8445 §14.2, signalled as `a=ice-pacing`). Default: none (50 ms). */
+  readonly pacingMs?: number;
+  /** Process-wide pacer (RFC 8445 §14.2): default the shared one; `false` disables it for this agent. */
+  readonly pacer?: GlobalPacer | false;
+  /** Bound on gathering (ms, default 5000). */
+  readonly gatherTimeoutMs?: number;
+  /** Consent check period (RFC 7675; default 5000 ms). */
+  readonly consentIntervalMs?: number;
+  /** Consent expiry (RFC 7675; default 30000 ms). */
+  readonly consentTimeoutMs?: number;
+  readonly keepaliveIntervalMs?: number;
+  readonly checklistLimit?: number;
+  readonly remoteCandidateLimit?: number;
+  /** RFC 8863 PAC wait before failure (default 39500 ms). */
+  readonly failureGraceMs?: number;
+  /** Injected randomness (default `crypto.randomBytes`). */
+  readonly random?: RandomSource;
+  /** DNS resolver for server host names (default node:dns). */
+  readonly resolver?: TurnDnsResolver;
+  /** SOFTWARE attribute for server requests. */
+  readonly software?: string;
+}
+
+/** The selected pair as RTCIceCandidatePair-like values. */
+export interface IceCandidatePair {
+  readonly local: LocalCandidate;
+  readonly remote: Candidate;
+}
+
+/** Typed events (eventemitter3). */
+export interface IceAgentEvents {
+  /** A local candidate to signal (already in its signalled form: mDNS name instead of address when hidden). */
+  candidate: [candidate: Candidate];
+  /** Gathering finished for all components (end-of-candidates). */
+  gatheringstatechange: [state: IceGatheringState];
+  statechange: [state: AgentState];
+  selectedcandidatepairchange: [pair: IceCandidatePair, component: number];
+  /** Application data received on a valid pair. */
+  data: [data: Buffer, component: number, from: TransportAddress];
+  /** A STUN/TURN server did not yield a candidate, or a remote candidate was dropped. Informational. */
+  warning: [message: string];
+  /** An exception thrown by a listener; it never corrupts the agent. */
+  error: [error: unknown];
+}
+
+/**
+ * A full (or lite) ICE agent on real UDP sockets.
+ *
+ * ```ts
+ * const agent = new IceAgent({ includeLoopback: true, addressFilter: (a) => a === '127.0.0.1' });
+ * await agent.gather();
+ * // signal agent.getLocalParameters() and agent.getLocalCandidates() to the peer, then:
+ * agent.setRemoteParameters(remoteParams);
+ * for (const c of remoteCandidates) agent.addRemoteCandidate(c);
+ * ```
+ */
+export class IceAgent extends EventEmitter<IceAgentEvents> {
+  readonly #options: IceAgentOptions;
+  readonly #random: RandomSource;
+  #machine: AgentMachine | undefined;
+  #driver: MachineDriver | undefined;
+  #endpoint: UdpEndpoint | undefined;
+  #mdns: MdnsSocket | undefined;
+  #state: AgentState = 'new';
+  #gatheringState: IceGatheringState = 'new';
+  #role: IceRole;
+  #gathering: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+  readonly #localCandidates: Candidate[] = [];
+  readonly #selected = new Map<number, IceCandidatePair>();
+  /** Commands given before gather() finished binding, replayed once the machine exists. */
+  readonly #early: ((m: AgentMachine) => void)[] = [];
+  #pendingResolutions = 0;
+
+  constructor(options: IceAgentOptions = {}) {
+    super();
+    this.#options = options;
+    this.#random = options.random ?? cryptoRandom;
+    this.#role = options.lite ? 'controlled' : (options.role ?? 'controlling');
+    if (options.components !== undefined && (options.components < 1 || options.components > 256)) {
+      throw new RangeError('components must be 1..256');
+    }
+  }
+
+  /** Connection state (RTCIceTransportState values). */
+  get state(): AgentState {
+    return this.#state;
+  }
+
+  get gatheringState(): IceGatheringState {
+    return this.#gatheringState;
+  }
+
+  get role(): IceRole {
+    return this.#machine?.core.role ?? this.#role;
+  }
+
+  /**
+   * Binds sockets and gathers candidates. Resolves when gathering is complete (every candidate has also been
+   * emitted as a `candidate` event, so trickle users need not wait). Calling it again returns the same promise.
+   */
+  gather(): Promise<void> {
+    this.#gathering ??= this.#gather();
+    return this.#gathering;
+  }
+
+  async #gather(): Promise<void> {
+    this.#assertOpen();
+    const o = this.#options;
+    const hosts = listHostAddresses(o);
+    if (hosts.length === 0) throw new InvalidStateError('no host address passed the interface/address filters');
+    const components = o.components ?? 1;
+    const addresses: string[] = [];
+    for (let c = 1; c <= components; c++) for (const h of hosts) addresses.push(h.address);
+    const { stun, turn } = normalizeIceServers(o.iceServers ?? []);
+    const resolver = o.resolver ?? nodeTurnResolver;
+    const stunServers: TransportAddress[] = [];
+    for (const s of stun) {
+      if (ipFamily(s.host) !== 0) stunServers.push({ address: s.host, port: s.port });
+      else for (const a of await resolver.lookup(s.host).catch(() => [] as string[])) stunServers.push({ address: a, port: s.port });
+    }
+    const turnServers: RelayServerConfig[] = [];
+    for (const t of turn) {
+      if (t.uri.transport !== 'udp') {
+        this.#warn(`TURN over ${t.uri.transport} is not yet used for relayed candidates; skipping ${t.uri.host}`);
+        continue;
+      }
+      const resolved = await resolveTurnServers(t.uri, resolver, this.#random);
+      const first = resolved[0];
+      if (first) turnServers.push({ server: { address: first.address, port: first.port }, transport: 'udp', username: t.username, credential: t.password });
+      else this.#warn(`TURN server ${t.uri.host} did not resolve`);
+    }
+    this.#assertOpen();
+    this.#endpoint = await UdpEndpoint.bind({
+      addresses,
+      onDatagram: (d) => this.#driver?.receive(d),
+      onError: (e) => this.#warn(`socket: ${e instanceof Error ? e.message : String(e)}`),
+      random: this.#random,
+      ...(o.portRange ? { portRange: o.portRange } : {}),
+    });
+    if (this.#closing) {
+      await this.#endpoint.close();
+      throw new InvalidStateError('IceAgent closed during gather()');
+    }
+    const bound = this.#endpoint.addresses;
+    const bases: StreamBase[] = bound.map((address, i) => ({ address, component: Math.floor(i / hosts.length) + 1 }));
+    if (o.mdns) {
+      const mdnsOptions: MdnsSocketOptions = typeof o.mdns === 'object' ? o.mdns : {};
+      this.#mdns = await MdnsSocket.open({ random: this.#random, ...mdnsOptions });
+    }
+    const mdns = this.#mdns;
+    const machine = new AgentMachine({
+      random: this.#random,
+      role: this.#role,
+      streams: [components],
+      bases,
+      stunServers,
+      turnServers,
+      ...(mdns ? { mdnsRegistrar: { register: (_now: number, address: string) => mdns.register(address) } } : {}),
+      ...pick(o, ['lite', 'nomination', 'pacingMs', 'pacer', 'gatherTimeoutMs', 'consentIntervalMs', 'consentTimeoutMs',
+        'keepaliveIntervalMs', 'checklistLimit', 'remoteCandidateLimit', 'failureGraceMs', 'software']),
+    });
+    this.#machine = machine;
+    const endpoint = this.#endpoint;
+    this.#driver = new MachineDriver({
+      send: (d) => endpoint.send(d),
+      onCallbackError: (error, source) => {
+        if (source === 'event' && this.listenerCount('error') > 0) this.emit('error', error);
+        else warnCallbackError(error, source);
+      },
+    });
+    const done = new Promise<void>((resolve) => {
+      const onState = (s: IceGatheringState) => {
+        if (s !== 'complete') return;
+        this.off('gatheringstatechange', onState);
+        resolve();
+      };
+      this.on('gatheringstatechange', onState);
+    });
+    // Core commands before attach so that the first drain carries them.
+    for (const f of this.#early.splice(0)) f(machine);
+    machine.gather(this.#driver.now());
+    this.#driver.attach(machine, (e) => this.#onEvent(e));
+    if (this.#gatheringState !== 'complete') await done;
+  }
+
+  /** Local ufrag/pwd, lite flag and ice-options. Available once `gather()` has bound the sockets. */
+  getLocalParameters(): LocalIceParameters {
+    const m = this.#machine;
+    if (!m) throw new InvalidStateError('call gather() first');
+    return m.core.getLocalParameters(0);
+  }
+
+  /** The local candidates gathered so far, in signalled form. */
+  getLocalCandidates(): readonly Candidate[] {
+    return this.#localCandidates;
+  }
+
+  /** Sets the peer's ufrag/pwd (and lite flag, Ta proposal). A changed ufrag/pwd means the peer restarted ICE. */
+  setRemoteParameters(params: IceParameters): void {
+    this.#command((m) => m.setRemoteParameters(0, params));
+  }
+
+  /** Adds a remote candidate: a record or an `a=candidate` line. `.local` names are resolved through mDNS. */
+  addRemoteCandidate(candidate: Candidate | string): void {
+    const c = typeof candidate === 'string' ? parseCandidate(candidate) : candidate;
+    if (c.address.toLowerCase().endsWith('.local')) {
+      if (!this.#options.mdns) {
+        this.#warn(`remote mDNS candidate ${c.address} dropped: mdns is off`);
+        return;
+      }
+      this.#pendingResolutions++;
+      void this.gather()
+        .then(() => this.#mdns!.resolve(c.address))
+        .then((address) => {
+          this.#pendingResolutions--;
+          if (address === undefined) this.#warn(`remote mDNS candidate ${c.address} did not resolve`);
+          else this.#command((m) => m.core.addRemoteCandidate(0, { ...c, address }));
+        }, () => this.#pendingResolutions--);
+      return;
+    }
+    this.#command((m) => m.core.addRemoteCandidate(0, c));
+  }
+
+  /** The peer has no more candidates (RFC 8838 end-of-candidates). */
+  endOfRemoteCandidates(): void {
+    this.#command((m) => m.endOfRemoteCandidates(0));
+  }
+
+  /** The selected pair of a component (default 1), once nominated. */
+  getSelectedCandidatePair(component = 1): IceCandidatePair | undefined {
+    return this.#selected.get(component);
+  }
+
+  /**
+   * Sends application data on the selected pair of `component` (or on a valid pair before selection, RFC 8445
+   * §12.1). Returns false when there is no pair to send on or consent was lost.
+   */
+  send(data: Uint8Array, component = 1): boolean {
+    const m = this.#machine;
+    const d = this.#driver;
+    if (!m || !d || this.#closing) return false;
+    const ok = m.send(d.now(), 0, component, data);
+    d.kick(m);
+    return ok;
+  }
+
+  /** ICE restart (RFC 8445 §9): new local ufrag/pwd; signal them, then set the peer's new parameters. */
+  restart(): void {
+    this.#command((m) => m.restart(this.#driver!.now()));
+  }
+
+  /** Per-pair statistics in the shape of RTCIceCandidatePairStats. */
+  getStats(): AgentStats | undefined {
+    return this.#machine?.core.getStats();
+  }
+
+  /**
+   * Closes the agent: checks stop, TURN allocations are released, sockets and timers are freed. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    await this.#gathering?.catch(() => undefined);
+    const m = this.#machine;
+    const d = this.#driver;
+    if (m && d) {
+      m.close(d.now());
+      d.kick(m);
+      // Give TURN deallocations a moment to leave (bounded); nothing waits for their answers.
+      for (let i = 0; i < 20 && !m.released; i++) await new Promise((r) => setTimeout(r, 10));
+      d.close();
+    }
+    await this.#mdns?.close();
+    await this.#endpoint?.close();
+    this.#setState('closed');
+  }
+
+  #command(f: (m: AgentMachine) => void): void {
+    this.#assertOpen();
+    const m = this.#machine;
+    if (!m || !this.#driver) {
+      this.#early.push(f);
+      return;
+    }
+    f(m);
+    this.#driver.kick(m);
+  }
+
+  #assertOpen(): void {
+    if (this.#closing) throw new InvalidStateError('IceAgent is closed');
+  }
+
+  #warn(message: string): void {
+    if (this.listenerCount('warning') > 0) this.emit('warning', message);
+  }
+
+  #setState(state: AgentState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.emit('statechange', state);
+  }
+
+  #onEvent(e: AgentMachineEvent): void {
+    switch (e.type) {
+      case 'candidate': {
+        const c = e.candidate;
+        const signalled: Candidate = signalledForm(c);
+        this.#localCandidates.push(signalled);
+        this.emit('candidate', signalled);
+        return;
+      }
+      case 'gathering-state':
+        this.#gatheringState = e.state;
+        this.emit('gatheringstatechange', e.state);
+        return;
+      case 'state':
+        this.#setState(e.state);
+        return;
+      case 'selected-pair': {
+        const pair = { local: e.pair.local, remote: e.pair.remote };
+        this.#selected.set(e.component, pair);
+        this.emit('selectedcandidatepairchange', pair, e.component);
+        return;
+      }
+      case 'data':
+        this.emit('data', Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength), e.component, e.from);
+        return;
+      case 'server-failed':
+        this.#warn(`${e.kind.toUpperCase()} server ${e.server.address}:${e.server.port} failed: ${e.reason}`);
+        return;
+      case 'remote-candidate-dropped':
+        this.#warn(`remote candidate ${formatCandidate(e.candidate)} dropped: ${e.reason}`);
+        return;
+      default:
+        return;
+    }
+  }
+}
+
+/** The form of a local candidate that goes on the wire: the mDNS name replaces a hidden address. */
+export function signalledForm(c: LocalCandidate): Candidate {
+  const out: Candidate = {
+    foundation: c.foundation,
+    component: c.component,
+    transport: c.transport,
+    priority: c.priority,
+    address: c.mdnsName ?? c.address,
+    port: c.port,
+    type: c.type,
+    ...(c.relatedAddress !== undefined ? { relatedAddress: c.relatedAddress } : {}),
+    ...(c.relatedPort !== undefined ? { relatedPort: c.relatedPort } : {}),
+    ...(c.tcpType !== undefined ? { tcpType: c.tcpType } : {}),
+    ...(c.extensions !== undefined ? { extensions: c.extensions } : {}),
+  };
+  return out;
+}
+
+function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}
+
+export type { PairInfo };
