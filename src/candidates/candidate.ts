@@ -17,6 +17,12 @@ export interface Candidate {
   readonly component: number;
   /** Lower-case transport; the grammar accepts `UDP` and normalises it. */
   readonly transport: 'udp' | 'tcp';
+  /**
+   * The transport token exactly as it was received when its spelling differs from `transport` (e.g. `'UDP'` from
+   * Firefox or libnice). Set only by the parser, so that parse then format gives back the line unchanged; the
+   * formatter uses it when it still names `transport` case-insensitively.
+   */
+  readonly transportText?: string;
   /** 1..2^31-1. */
   readonly priority: number;
   /** IP literal, or a `<uuid>.local` mDNS name. */
