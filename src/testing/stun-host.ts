@@ -1,0 +1,50 @@
+/**
+ * A STUN Binding server on a virtual host: `addStunServer` puts H1's sans-IO `StunBindingServer`
+ * (`src/stun/binding-server.ts`) on the public network (or any network), listening on one port.
+ * @module
+ */
+import { StunBindingServer, type StunBindingServerEvent, type StunBindingServerOptions } from '../stun/binding-server.js';
+import type { TransportAddress } from '../types.js';
+import { listenOn } from './endpoint.js';
+import type { Attachment, Host, Network, VirtualNetwork } from './virtual-network.js';
+
+/** Options of {@link addStunServer}. */
+export interface StunHostOptions extends StunBindingServerOptions {
+  /** Host name in traces. Default `'stun'`. */
+  readonly name?: string;
+  /** Network of the host (default public). */
+  readonly network?: Network;
+  /** IP address (default drawn from the network's prefix). */
+  readonly address?: string;
+  /** Listening port. Default 3478. */
+  readonly port?: number;
+  /** Put the server on this existing host instead of creating one (e.g. beside a TURN server). */
+  readonly host?: Host;
+}
+
+/** What {@link addStunServer} built. */
+export interface StunHost {
+  readonly host: Host;
+  /** The server address to give STUN clients. */
+  readonly address: TransportAddress;
+  readonly server: StunBindingServer;
+  readonly attachment: Attachment<StunBindingServerEvent>;
+}
+
+/**
+ * Adds a STUN Binding server. It answers Binding requests sent to `address:port` with the source address it sees,
+ * so a client behind a NAT learns the NAT's mapping.
+ */
+export function addStunServer(net: VirtualNetwork, options: StunHostOptions = {}): StunHost {
+  const name = options.name ?? 'stun';
+  const host =
+    options.host ??
+    net.addHost({ name, ...(options.network ? { network: options.network } : {}), ...(options.address ? { address: options.address } : {}) });
+  const address = host.address(options.port ?? 3478);
+  const server = new StunBindingServer({
+    ...(options.software !== undefined ? { software: options.software } : {}),
+    ...(options.alwaysFingerprint !== undefined ? { alwaysFingerprint: options.alwaysFingerprint } : {}),
+  });
+  const attachment = host.attach<StunBindingServerEvent>(listenOn<StunBindingServerEvent>(server, [address]), { name });
+  return { host, address, server, attachment };
+}
