@@ -82,3 +82,42 @@ export class InvalidStateError extends IcewireError {
     super('ERR_INVALID_STATE', message);
   }
 }
+
+/** Why a TURN operation failed (RFC 8656 §7.4, §19; RFC 8489 §9.2.5). */
+export type TurnErrorReason =
+  | 'try-alternate'
+  | 'bad-request'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'unknown-attribute'
+  | 'allocation-mismatch'
+  | 'stale-nonce'
+  | 'address-family-not-supported'
+  | 'wrong-credentials'
+  | 'unsupported-transport'
+  | 'peer-address-family-mismatch'
+  | 'quota-reached'
+  | 'server-error'
+  | 'insufficient-capacity'
+  | 'timeout'
+  | 'integrity'
+  | 'allocation-expired'
+  | 'connection-closed'
+  | 'bad-uri'
+  | 'bad-config'
+  | 'error-response';
+
+/**
+ * A TURN failure. `code` is `'ERR_TURN'` like every IcewireError; `errorCode` is the STUN error code from the
+ * server (401, 403, 437, 438, 486, 508...), 408 for a transaction time-out (RFC 8656 §7.4), or 0 for a local
+ * failure with no server code (bad URI, integrity violation, lost connection).
+ */
+export class TurnError extends IcewireError {
+  readonly errorCode: number;
+  readonly reason: TurnErrorReason;
+  constructor(errorCode: number, reason: TurnErrorReason, message: string, options?: { cause?: unknown }) {
+    super('ERR_TURN', message, options);
+    this.errorCode = errorCode;
+    this.reason = reason;
+  }
+}

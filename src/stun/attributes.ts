@@ -67,12 +67,20 @@ export function unknownComprehensionRequired(message: StunMessage, known: Readon
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const encoder = new TextEncoder();
 
-function text(type: number, name: string, maxBytes: number): AttributeCodec<string> {
+/**
+ * A UTF-8 text attribute. RFC 8489 §14.3, §14.8-§14.10, §14.14 give two limits: what a sender may produce
+ * (`encodeMaxBytes`, and fewer than `maxChars` characters) and what a receiver must be able to parse
+ * (`decodeMaxBytes`). Decoding is liberal (bytes only); encoding is strict.
+ */
+function text(type: number, name: string, encodeMaxBytes: number, decodeMaxBytes: number, maxChars = Infinity, asciiOnly = false): AttributeCodec<string> {
   return registerAttribute({
     type,
     name,
     decode(v) {
-      if (v.length > maxBytes) return undefined;
+      if (v.length > decodeMaxBytes) return undefined;
+      if (asciiOnly) {
+        for (let i = 0; i < v.length; i++) if (v[i]! > 0x7f) return undefined;
+      }
       try {
         return utf8.decode(v);
       } catch {
@@ -80,11 +88,20 @@ function text(type: number, name: string, maxBytes: number): AttributeCodec<stri
       }
     },
     encode(s) {
-      const b = encoder.encode(s);
-      if (b.length > maxBytes) throw new RangeError(`${name} is longer than ${maxBytes} bytes`);
+      const b = utf8Bytes(s);
+      if (b.length > encodeMaxBytes) throw new RangeError(`${name} is longer than ${encodeMaxBytes} bytes`);
+      if (asciiOnly && b.length !== s.length) throw new RangeError(`${name} must be ASCII`);
+      if (maxChars !== Infinity && countChars(s) >= maxChars) throw new RangeError(`${name} must be fewer than ${maxChars} characters`);
       return b;
     },
   });
+}
+
+// Unicode code points, not UTF-16 units (RFC 8489 counts characters).
+function countChars(s: string): number {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
 }
 
 function bytes(type: number, name: string, check: (v: Uint8Array) => boolean): AttributeCodec<Uint8Array> {
@@ -96,12 +113,40 @@ function bytes(type: number, name: string, check: (v: Uint8Array) => boolean): A
   });
 }
 
+function read32(v: Uint8Array, at: number): number {
+  return ((v[at]! << 24) | (v[at + 1]! << 16) | (v[at + 2]! << 8) | v[at + 3]!) >>> 0;
+}
+
+function write32(out: Uint8Array, at: number, n: number): void {
+  out[at] = n >>> 24;
+  out[at + 1] = (n >>> 16) & 0xff;
+  out[at + 2] = (n >>> 8) & 0xff;
+  out[at + 3] = n & 0xff;
+}
+
+// UTF-8 bytes of `s`. Short ASCII (usernames, ufrags) is copied by hand: TextEncoder always allocates off-heap.
+function utf8Bytes(s: string): Uint8Array {
+  if (s.length <= 64) {
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) return encoder.encode(s);
+      out[i] = c;
+    }
+    return out;
+  }
+  return encoder.encode(s);
+}
+
 function u32(type: number, name: string): AttributeCodec<number> {
   return registerAttribute({
     type,
     name,
-    decode: (v) => (v.length === 4 ? ((v[0]! << 24) | (v[1]! << 16) | (v[2]! << 8) | v[3]!) >>> 0 : undefined),
-    encode: (n) => Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff),
+    decode: (v) => (v.length === 4 ? read32(v, 0) : undefined),
+    encode: (n) => {
+      if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`${name} must be a 32-bit unsigned integer`);
+      return Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
+    },
   });
 }
 
@@ -109,10 +154,13 @@ function u64(type: number, name: string): AttributeCodec<bigint> {
   return registerAttribute({
     type,
     name,
-    decode: (v) => (v.length === 8 ? new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0) : undefined),
+    decode: (v) => (v.length === 8 ? (BigInt(read32(v, 0)) << 32n) | BigInt(read32(v, 4)) : undefined),
     encode: (n) => {
+      if (n < 0n || n > 0xffffffffffffffffn) throw new RangeError(`${name} must be a 64-bit unsigned integer`);
+      // Byte writes, not a DataView: touching `.buffer` of a small typed array forces V8 to move it off-heap.
       const out = new Uint8Array(8);
-      new DataView(out.buffer).setBigUint64(0, BigInt.asUintN(64, n));
+      write32(out, 0, Number(n >> 32n));
+      write32(out, 4, Number(n & 0xffffffffn));
       return out;
     },
   });
@@ -141,6 +189,7 @@ function decodeAddress(v: Uint8Array, xor: boolean, txid: Uint8Array): Transport
 function encodeAddress(a: TransportAddress, xor: boolean, txid: Uint8Array): Uint8Array {
   const ip = parseIp(a.address);
   if (!ip) throw new RangeError(`not an IP address: ${a.address}`);
+  if (!Number.isInteger(a.port) || a.port < 0 || a.port > 0xffff) throw new RangeError(`bad port: ${a.port}`);
   const out = new Uint8Array(4 + ip.length);
   out[1] = ip.length === 4 ? 0x01 : 0x02;
   const port = xor ? a.port ^ (MAGIC_COOKIE >>> 16) : a.port;
@@ -200,6 +249,10 @@ function decodeAlgorithms(v: Uint8Array): PasswordAlgorithmValue[] | undefined {
 }
 
 function encodeAlgorithms(list: readonly PasswordAlgorithmValue[]): Uint8Array {
+  for (const a of list) {
+    if (!Number.isInteger(a.algorithm) || a.algorithm < 0 || a.algorithm > 0xffff) throw new RangeError('password algorithm must be 16 bits');
+    if (a.parameters.length > 0xffff) throw new RangeError('password algorithm parameters too long');
+  }
   const size = list.reduce((n, a) => n + 4 + ((a.parameters.length + 3) & ~3), 0);
   const out = new Uint8Array(size);
   let pos = 0;
@@ -219,14 +272,21 @@ export const Attr = {
   MAPPED_ADDRESS: addressAttribute(AttributeType.MAPPED_ADDRESS, 'MAPPED-ADDRESS', false),
   XOR_MAPPED_ADDRESS: addressAttribute(AttributeType.XOR_MAPPED_ADDRESS, 'XOR-MAPPED-ADDRESS', true),
   ALTERNATE_SERVER: addressAttribute(AttributeType.ALTERNATE_SERVER, 'ALTERNATE-SERVER', false),
-  /** RFC 8489 §14.3: less than 509 bytes. */
-  USERNAME: text(AttributeType.USERNAME, 'USERNAME', 508),
+  /** RFC 8489 §14.3: sent as fewer than 509 bytes; a receiver must parse up to 763. */
+  USERNAME: text(AttributeType.USERNAME, 'USERNAME', 508, 763),
   USERHASH: bytes(AttributeType.USERHASH, 'USERHASH', (v) => v.length === 32),
-  /** RFC 8489 §14.9: fewer than 128 characters (at most 763 bytes). */
-  REALM: text(AttributeType.REALM, 'REALM', 763),
-  NONCE: text(AttributeType.NONCE, 'NONCE', 763),
-  SOFTWARE: text(AttributeType.SOFTWARE, 'SOFTWARE', 763),
-  ALTERNATE_DOMAIN: text(AttributeType.ALTERNATE_DOMAIN, 'ALTERNATE-DOMAIN', 255),
+  /**
+   * RFC 8489 §14.9: fewer than 128 characters (up to 509 bytes when encoding, 763 when decoding). A client echoes the
+   * server's REALM and NONCE (§9.2.3.2), so the encoder accepts anything the decoder accepts: a server's oversized
+   * value must not make the client throw.
+   */
+  REALM: text(AttributeType.REALM, 'REALM', 763, 763),
+  /** RFC 8489 §14.10: same limits and the same echo rule as REALM. */
+  NONCE: text(AttributeType.NONCE, 'NONCE', 763, 763),
+  /** RFC 8489 §14.14: same limits as REALM. */
+  SOFTWARE: text(AttributeType.SOFTWARE, 'SOFTWARE', 509, 763, 128),
+  /** RFC 8489 §14.16: a DNS name of 255 or fewer ASCII characters. */
+  ALTERNATE_DOMAIN: text(AttributeType.ALTERNATE_DOMAIN, 'ALTERNATE-DOMAIN', 255, 255, Infinity, true),
   ERROR_CODE: registerAttribute<ErrorCodeValue>({
     type: AttributeType.ERROR_CODE,
     name: 'ERROR-CODE',
@@ -242,8 +302,10 @@ export const Attr = {
       }
     },
     encode({ code, reason }) {
-      if (code < 300 || code > 699) throw new RangeError('ERROR-CODE must be 300..699');
+      if (!Number.isInteger(code) || code < 300 || code > 699) throw new RangeError('ERROR-CODE must be 300..699');
       const r = encoder.encode(reason);
+      // RFC 8489 §14.8: the reason phrase is fewer than 128 characters, at most 509 bytes when encoding.
+      if (r.length > 509 || countChars(reason) >= 128) throw new RangeError('ERROR-CODE reason phrase too long');
       const out = new Uint8Array(4 + r.length);
       out[2] = Math.floor(code / 100);
       out[3] = code % 100;
@@ -261,6 +323,7 @@ export const Attr = {
       return out;
     },
     encode(types) {
+      for (const t of types) if (!Number.isInteger(t) || t < 0 || t > 0xffff) throw new RangeError('attribute type must be 16 bits');
       const out = new Uint8Array(types.length * 2);
       types.forEach((t, i) => {
         out[i * 2] = t >> 8;

@@ -4,12 +4,12 @@
  * `decodeStunMessage` wraps it and throws `StunDecodeError`.
  * @module
  */
-import { createHmac } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { StunDecodeError, type StunDecodeReason } from '../errors.js';
-import { AttributeType, FINGERPRINT_XOR, HEADER_LENGTH, MAGIC_COOKIE } from './constants.js';
+import { AttributeType, FINGERPRINT_XOR, HEADER_LENGTH } from './constants.js';
 import { fingerprintOf } from './fingerprint.js';
-import { hmac, macEquals } from './integrity.js';
+import { hmac, hmacSha1Into, macEquals } from './integrity.js';
 
 /** The four STUN classes (RFC 8489 §5). */
 export type StunClass = 'request' | 'indication' | 'success' | 'error';
@@ -87,10 +87,9 @@ const fail = (reason: StunDecodeReason, offset: number): StunDecodeResult => ({ 
 export function tryDecodeStunMessage(data: Uint8Array): StunDecodeResult {
   if (data.length < HEADER_LENGTH) return fail('short-header', data.length);
   if ((data[0]! & 0xc0) !== 0) return fail('not-stun', 0);
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const type = view.getUint16(0);
-  const length = view.getUint16(2);
-  if (view.getUint32(4) !== MAGIC_COOKIE) return fail('bad-cookie', 4);
+  const type = (data[0]! << 8) | data[1]!;
+  const length = (data[2]! << 8) | data[3]!;
+  if (data[4] !== 0x21 || data[5] !== 0x12 || data[6] !== 0xa4 || data[7] !== 0x42) return fail('bad-cookie', 4);
   if (length % 4 !== 0) return fail('bad-length', 2);
   if (HEADER_LENGTH + length > data.length) return fail('bad-length', 2);
   const end = HEADER_LENGTH + length;
@@ -102,19 +101,23 @@ export function tryDecodeStunMessage(data: Uint8Array): StunDecodeResult {
   let pos = HEADER_LENGTH;
   while (pos < end) {
     if (pos + 4 > end) return fail('attribute-overrun', pos);
-    const attrType = view.getUint16(pos);
-    const attrLen = view.getUint16(pos + 2);
+    const attrType = (data[pos]! << 8) | data[pos + 1]!;
+    const attrLen = (data[pos + 2]! << 8) | data[pos + 3]!;
     const valueStart = pos + 4;
     const padded = (attrLen + 3) & ~3;
     if (valueStart + padded > end) return fail(valueStart + attrLen > end ? 'attribute-overrun' : 'bad-padding', pos);
-    const value = data.subarray(valueStart, valueStart + attrLen);
     if (hasFingerprint) {
       ignoredAttributes++;
     } else if (attrType === AttributeType.FINGERPRINT) {
       if (attrLen !== 4) return fail('bad-attribute', pos);
-      const expected = view.getUint32(valueStart);
-      // The CRC covers the message up to this attribute, with the length field covering the FINGERPRINT itself.
-      if (((crc32(data.subarray(4, pos), crc32(patchedHead(data, pos + 8 - HEADER_LENGTH))) ^ FINGERPRINT_XOR) >>> 0) !== expected) {
+      const expected = ((data[valueStart]! << 24) | (data[valueStart + 1]! << 16) | (data[valueStart + 2]! << 8) | data[valueStart + 3]!) >>> 0;
+      // The CRC covers the message up to this attribute, with the length field covering the FINGERPRINT itself. In
+      // the usual case FINGERPRINT is last, the header already says so and one pass over the bytes suffices.
+      const crc =
+        length === pos + 8 - HEADER_LENGTH
+          ? crc32(data.subarray(0, pos))
+          : crc32(data.subarray(4, pos), crc32(patchedHead(data, pos + 8 - HEADER_LENGTH)));
+      if (((crc ^ FINGERPRINT_XOR) >>> 0) !== expected) {
         return fail('fingerprint-mismatch', pos);
       }
       hasFingerprint = true;
@@ -129,7 +132,7 @@ export function tryDecodeStunMessage(data: Uint8Array): StunDecodeResult {
       if (attrLen !== 20) return fail('bad-attribute', pos);
       integrityOffset = pos;
     } else {
-      attributes.push({ type: attrType, value });
+      attributes.push({ type: attrType, value: data.subarray(valueStart, valueStart + attrLen) });
     }
     pos = valueStart + padded;
   }
@@ -160,9 +163,16 @@ export function decodeStunMessage(data: Uint8Array): DecodedStunMessage {
 // The first 4 header bytes with the length field set to `length`. RFC 8489 §14.5-14.7: a MAC or CRC covers the
 // message up to the attribute, with the length field covering up to and including that attribute. Hashing this
 // head and then raw[4..end) avoids copying the message.
+// Reused scratch (the codec is synchronous and single-threaded per isolate, so sharing is safe).
+const HEAD = new Uint8Array(4);
 function patchedHead(raw: Uint8Array, length: number): Uint8Array {
-  return Uint8Array.of(raw[0]!, raw[1]!, length >> 8, length & 0xff);
+  HEAD[0] = raw[0]!;
+  HEAD[1] = raw[1]!;
+  HEAD[2] = length >> 8;
+  HEAD[3] = length & 0xff;
+  return HEAD;
 }
+const MAC_SHA1 = new Uint8Array(20);
 
 function macOver(algorithm: 'sha1' | 'sha256', key: Uint8Array, raw: Uint8Array, end: number, length: number) {
   return createHmac(algorithm, key).update(patchedHead(raw, length)).update(raw.subarray(4, end)).digest();
@@ -189,8 +199,8 @@ export function verifyIntegrity(
   }
   if (message.integrityOffset >= 0 && require !== 'sha256') {
     const off = message.integrityOffset;
-    const mac = macOver('sha1', key, raw, off, off + 24 - HEADER_LENGTH);
-    return macEquals(raw.subarray(off + 4, off + 24), mac) ? 'ok' : 'mismatch';
+    hmacSha1Into(key, raw, off, off + 24 - HEADER_LENGTH, MAC_SHA1, 0);
+    return timingSafeEqual(raw.subarray(off + 4, off + 24), MAC_SHA1) ? 'ok' : 'mismatch';
   }
   return 'missing';
 }
@@ -205,9 +215,18 @@ export interface EncodeOptions {
   readonly sha256Length?: number;
   /** Append FINGERPRINT (ICE requires it, RFC 8445 §7.2.2). */
   readonly fingerprint?: boolean;
+  /**
+   * Byte written into attribute padding. RFC 8489 §14: padding "can be any value" and receivers ignore it, but it
+   * is covered by MESSAGE-INTEGRITY and FINGERPRINT, so reproducing a captured message (e.g. RFC 5769 §2.1, which
+   * pads with spaces) needs the same byte. Default 0.
+   */
+  readonly padding?: number;
 }
 
-/** Encodes `message`, appending integrity and FINGERPRINT as asked, into one freshly allocated buffer. */
+/**
+ * Encodes `message`, appending integrity and FINGERPRINT as asked. The result is a view into a shared slab (see
+ * `byteOffset`); its bytes belong to this message alone.
+ */
 export function encodeStunMessage(message: StunMessage, options: EncodeOptions = {}): Uint8Array {
   if (message.transactionId.length !== 12) throw new RangeError('transaction ID must be 12 bytes');
   if (message.method < 0 || message.method > 0xfff) throw new RangeError('method must be 12 bits');
@@ -216,12 +235,15 @@ export function encodeStunMessage(message: StunMessage, options: EncodeOptions =
   const withSha1 = key !== undefined && which !== 'sha256';
   const withSha256 = key !== undefined && which !== 'sha1';
   const sha256Len = options.sha256Length ?? 32;
+  const padByte = options.padding ?? 0;
+  if (!Number.isInteger(padByte) || padByte < 0 || padByte > 0xff) throw new RangeError('padding must be a byte');
   if (withSha256 && (sha256Len < 16 || sha256Len > 32 || sha256Len % 4 !== 0)) {
     throw new RangeError('MESSAGE-INTEGRITY-SHA256 length must be 16..32 and a multiple of 4');
   }
   let size = HEADER_LENGTH;
   for (const a of message.attributes) {
     if (a.value.length > 0xffff) throw new RangeError(`attribute 0x${a.type.toString(16)} too long`);
+    if (!Number.isInteger(a.type) || a.type < 0 || a.type > 0xffff) throw new RangeError('attribute type must be 16 bits');
     size += 4 + ((a.value.length + 3) & ~3);
   }
   const bodyEnd = size;
@@ -230,46 +252,78 @@ export function encodeStunMessage(message: StunMessage, options: EncodeOptions =
   if (options.fingerprint) size += 8;
   if (size - HEADER_LENGTH > 0xffff) throw new RangeError('STUN message too long');
 
-  const out = new Uint8Array(size);
-  const view = new DataView(out.buffer);
-  view.setUint16(0, messageType(message.method, message.cls));
-  view.setUint32(4, MAGIC_COOKIE);
+  const out = allocate(size);
+  const mt = messageType(message.method, message.cls);
+  out[0] = mt >> 8;
+  out[1] = mt & 0xff;
+  out[4] = 0x21;
+  out[5] = 0x12;
+  out[6] = 0xa4;
+  out[7] = 0x42;
   out.set(message.transactionId, 8);
   let pos = HEADER_LENGTH;
   for (const a of message.attributes) {
-    view.setUint16(pos, a.type);
-    view.setUint16(pos + 2, a.value.length);
-    out.set(a.value, pos + 4);
-    pos += 4 + ((a.value.length + 3) & ~3);
+    put16(out, pos, a.type);
+    put16(out, pos + 2, a.value.length);
+    const v = a.value;
+    // Short values (the common case) are copied by hand: `set` has a high fixed cost.
+    if (v.length <= 16) for (let i = 0; i < v.length; i++) out[pos + 4 + i] = v[i]!;
+    else out.set(v, pos + 4);
+    const next = pos + 4 + ((a.value.length + 3) & ~3);
+    if (padByte !== 0) out.fill(padByte, pos + 4 + a.value.length, next);
+    pos = next;
   }
   pos = bodyEnd;
   // Each protecting attribute is computed with the length field covering the message up to and including itself.
   if (withSha1) {
-    view.setUint16(2, pos + 24 - HEADER_LENGTH);
-    const mac = hmac('sha1', key, out.subarray(0, pos));
-    view.setUint16(pos, AttributeType.MESSAGE_INTEGRITY);
-    view.setUint16(pos + 2, 20);
-    out.set(mac, pos + 4);
+    put16(out, 2, pos + 24 - HEADER_LENGTH);
+    hmacSha1Into(key, out, pos, -1, out, pos + 4);
+    put16(out, pos, AttributeType.MESSAGE_INTEGRITY);
+    put16(out, pos + 2, 20);
     pos += 24;
   }
   if (withSha256) {
-    view.setUint16(2, pos + 4 + sha256Len - HEADER_LENGTH);
+    put16(out, 2, pos + 4 + sha256Len - HEADER_LENGTH);
     const mac = hmac('sha256', key, out.subarray(0, pos));
-    view.setUint16(pos, AttributeType.MESSAGE_INTEGRITY_SHA256);
-    view.setUint16(pos + 2, sha256Len);
+    put16(out, pos, AttributeType.MESSAGE_INTEGRITY_SHA256);
+    put16(out, pos + 2, sha256Len);
     out.set(mac.subarray(0, sha256Len), pos + 4);
     pos += 4 + sha256Len;
   }
   if (options.fingerprint) {
-    view.setUint16(2, pos + 8 - HEADER_LENGTH);
+    put16(out, 2, pos + 8 - HEADER_LENGTH);
     const crc = fingerprintOf(out.subarray(0, pos));
-    view.setUint16(pos, AttributeType.FINGERPRINT);
-    view.setUint16(pos + 2, 4);
-    view.setUint32(pos + 4, crc);
+    put16(out, pos, AttributeType.FINGERPRINT);
+    put16(out, pos + 2, 4);
+    put16(out, pos + 4, crc >>> 16);
+    put16(out, pos + 6, crc & 0xffff);
     pos += 8;
   }
-  view.setUint16(2, size - HEADER_LENGTH);
+  put16(out, 2, size - HEADER_LENGTH);
   return out;
+}
+
+// Encoded messages are carved out of 16 KiB slabs: a fresh ArrayBuffer per message costs far more than encoding a
+// small one (V8 allocates buffers over 64 bytes outside its heap). Each region is handed out once and a slab is
+// never reused, so every byte starts zeroed (padding relies on that). A caller must therefore honour `byteOffset`
+// when it reaches for `.buffer`, as with Node's pooled Buffers; a live message keeps its slab alive.
+const SLAB_BYTES = 16 * 1024;
+let slab = new ArrayBuffer(SLAB_BYTES);
+let slabUsed = 0;
+function allocate(size: number): Uint8Array {
+  if (size > SLAB_BYTES / 8) return new Uint8Array(size);
+  if (slabUsed + size > SLAB_BYTES) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const out = new Uint8Array(slab, slabUsed, size);
+  slabUsed += (size + 7) & ~7;
+  return out;
+}
+
+function put16(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 8;
+  b[at + 1] = v & 0xff;
 }
 
 /** The first attribute of `type`, or undefined. */

@@ -180,7 +180,8 @@ export class TransactionTable<T> {
         send = true;
         continue;
       }
-      if (send) this.#transmits.push(e.request);
+      // A call so late that the transaction already timed out owes no send: nobody would wait for its answer.
+      if (send && r !== 'timeout') this.#transmits.push(e.request);
       if (r === 'timeout') {
         this.#entries.delete(key);
         this.#events.push({ type: 'timeout', key, context: e.context });

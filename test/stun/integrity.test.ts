@@ -1,0 +1,181 @@
+/**
+ * Keys, string preparation and the HMAC-SHA1 used for MESSAGE-INTEGRITY (checked against node:crypto).
+ */
+import { createHash, createHmac } from 'node:crypto';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  Attr,
+  attr,
+  decodeStunMessage,
+  encodeStunMessage,
+  hmac,
+  hmacSha1Into,
+  longTermKey,
+  macEquals,
+  PasswordAlgorithm,
+  prepareCredential,
+  shortTermKey,
+  StunMethod,
+  tryDecodeStunMessage,
+  userHash,
+  verifyIntegrity,
+} from '../../src/stun/index.js';
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+
+describe('HMAC-SHA1', () => {
+  it('matches node:crypto for random keys (0..150 bytes, including over one block) and messages (0..300 bytes)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 150 }), fc.uint8Array({ maxLength: 300 }), (key, data) => {
+        expect(hex(hmac('sha1', key, data))).toBe(createHmac('sha1', key).update(data).digest('hex'));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('every message length around the 55/56/64-byte padding boundaries', () => {
+    const key = shortTermKey('pw');
+    for (let n = 0; n <= 200; n++) {
+      const data = new Uint8Array(n).map((_, i) => (i * 7 + n) & 0xff);
+      expect(hex(hmac('sha1', key, data))).toBe(createHmac('sha1', key).update(data).digest('hex'));
+    }
+  });
+
+  it('hmacSha1Into with a Length override hashes bytes 2-3 as the override, without changing the input', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 4, maxLength: 200 }), fc.integer({ min: 0, max: 0xffff }), fc.uint8Array({ maxLength: 40 }), (data, length, key) => {
+        const before = hex(data);
+        const out = new Uint8Array(24);
+        hmacSha1Into(key, data, data.length, length, out, 2);
+        expect(hex(data)).toBe(before);
+        const patched = data.slice();
+        patched[2] = length >> 8;
+        patched[3] = length & 0xff;
+        expect(hex(out.subarray(2, 22))).toBe(createHmac('sha1', key).update(patched).digest('hex'));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('a key mutated in place is not served from a stale cache', () => {
+    const key = new Uint8Array([1, 2, 3, 4]);
+    const data = new Uint8Array([9, 9, 9]);
+    const first = hex(hmac('sha1', key, data));
+    key[0] = 42;
+    expect(hex(hmac('sha1', key, data))).toBe(createHmac('sha1', key).update(data).digest('hex'));
+    expect(hex(hmac('sha1', key, data))).not.toBe(first);
+  });
+
+  it('SHA-256 goes through node:crypto', () => {
+    expect(hex(hmac('sha256', new Uint8Array([1]), new Uint8Array([2])))).toBe(createHmac('sha256', Buffer.from([1])).update(Buffer.from([2])).digest('hex'));
+  });
+});
+
+describe('macEquals', () => {
+  it('compares a (possibly truncated) MAC in constant time and refuses empty or over-long ones', () => {
+    const mac = new Uint8Array(32).fill(5);
+    expect(macEquals(mac.subarray(0, 16), mac)).toBe(true);
+    expect(macEquals(new Uint8Array(16).fill(6), mac)).toBe(false);
+    expect(macEquals(new Uint8Array(0), mac)).toBe(false);
+    expect(macEquals(new Uint8Array(33), mac)).toBe(false);
+  });
+});
+
+describe('credentials', () => {
+  it('short-term key is OpaqueString(password) as UTF-8 (RFC 8489 §9.1.1)', () => {
+    expect(hex(shortTermKey('VOkJxbRl1RmTxUk/WvJxBt'))).toBe(Buffer.from('VOkJxbRl1RmTxUk/WvJxBt').toString('hex'));
+    // U+00A0 (no-break space) maps to U+0020; e + combining acute composes to U+00E9 (NFC).
+    expect(hex(shortTermKey('a\u00a0e\u0301'))).toBe(Buffer.from('a \u00e9', 'utf8').toString('hex'));
+  });
+
+  it('long-term keys: MD5 (16 bytes) and SHA-256 (32 bytes) of username:realm:password (RFC 8489 §9.2.2, §18.5.1)', () => {
+    const md5 = longTermKey('user', 'realm', 'pass', PasswordAlgorithm.MD5);
+    const sha = longTermKey('user', 'realm', 'pass', PasswordAlgorithm.SHA256);
+    expect(md5.length).toBe(16);
+    expect(sha.length).toBe(32);
+    expect(hex(sha)).toBe(createHash('sha256').update('user:realm:pass').digest('hex'));
+  });
+
+  it('USERHASH is SHA-256(username ":" realm)', () => {
+    expect(hex(userHash('bob', 'example.org'))).toBe(createHash('sha256').update('bob:example.org').digest('hex'));
+  });
+
+  it('OpaqueString rejects controls and default-ignorable code points; SASLprep maps B.1 to nothing', () => {
+    expect(() => prepareCredential('a\u0007b')).toThrow(RangeError);
+    expect(() => prepareCredential('a\u200bb')).toThrow(RangeError);
+    expect(prepareCredential('a\u00adb', 'saslprep')).toBe('ab');
+    expect(prepareCredential('\u2168', 'saslprep')).toBe('IX');
+    expect(prepareCredential('\u2168', 'opaque-string')).toBe('\u2168');
+    expect(prepareCredential('a\u0007b', 'none')).toBe('a\u0007b');
+  });
+});
+
+describe('integrity in messages (RFC 8489 §14.5-14.7)', () => {
+  const txid = new Uint8Array(12).fill(7);
+  const key = shortTermKey('pw');
+  const base = {
+    method: StunMethod.Binding,
+    cls: 'success' as const,
+    transactionId: txid,
+    attributes: [attr(Attr.XOR_MAPPED_ADDRESS, { address: '2001:db8::1', port: 3478 }, txid)],
+  };
+
+  it('both MACs, then FINGERPRINT: each verifies and each Length adjustment is the RFC one', () => {
+    const out = encodeStunMessage(base, { integrityKey: key, integrity: 'both', fingerprint: true });
+    const m = decodeStunMessage(out);
+    expect(verifyIntegrity(m, key)).toBe('ok');
+    expect(verifyIntegrity(m, key, 'sha1')).toBe('ok');
+    expect(verifyIntegrity(m, key, 'sha256')).toBe('ok');
+    // MESSAGE-INTEGRITY: HMAC over the message up to it, with Length counting through MESSAGE-INTEGRITY.
+    const mi = m.integrityOffset;
+    const covered = out.slice(0, mi);
+    covered[2] = 0;
+    covered[3] = mi + 24 - 20;
+    expect(hex(out.subarray(mi + 4, mi + 24))).toBe(createHmac('sha1', key).update(covered).digest('hex'));
+    const mi2 = m.integritySha256Offset;
+    const covered2 = out.slice(0, mi2);
+    covered2[3] = mi2 + 36 - 20;
+    expect(hex(out.subarray(mi2 + 4, mi2 + 36))).toBe(createHmac('sha256', key).update(covered2).digest('hex'));
+  });
+
+  it('truncated MESSAGE-INTEGRITY-SHA256 (16..32 bytes, multiple of 4) verifies; other lengths are refused', () => {
+    for (const n of [16, 20, 24, 28, 32]) {
+      const out = encodeStunMessage(base, { integrityKey: key, integrity: 'sha256', sha256Length: n });
+      expect(verifyIntegrity(decodeStunMessage(out), key)).toBe('ok');
+    }
+    for (const n of [12, 18, 36]) expect(() => encodeStunMessage(base, { integrityKey: key, integrity: 'sha256', sha256Length: n })).toThrow(RangeError);
+  });
+
+  it('attributes after MESSAGE-INTEGRITY are ignored, except FINGERPRINT (§14.5)', () => {
+    const signed = encodeStunMessage(base, { integrityKey: key });
+    // Append an attribute after MESSAGE-INTEGRITY by hand (SOFTWARE "x"), fixing up the Length.
+    const extra = Uint8Array.from([0x80, 0x22, 0x00, 0x01, 0x78, 0, 0, 0]);
+    const out = new Uint8Array(signed.length + extra.length);
+    out.set(signed);
+    out.set(extra, signed.length);
+    out[3] = out.length - 20;
+    const m = decodeStunMessage(out);
+    expect(m.ignoredAttributes).toBe(1);
+    expect(m.attributes.map((a) => a.type)).toEqual([Attr.XOR_MAPPED_ADDRESS.type]);
+    expect(verifyIntegrity(m, key)).toBe('ok');
+  });
+
+  it('a flipped bit anywhere in the covered part makes MESSAGE-INTEGRITY fail', () => {
+    const out = encodeStunMessage(base, { integrityKey: key });
+    const m0 = decodeStunMessage(out);
+    let decodedFlips = 0;
+    for (let i = 0; i < m0.integrityOffset; i++) {
+      if (i === 2 || i === 3) continue; // the Length field is what the decoder needs to frame the message
+      const bad = out.slice();
+      bad[i]! ^= 0x01;
+      const r = tryDecodeStunMessage(bad);
+      // A flip in the cookie or an attribute header may already stop decoding; otherwise the MAC must catch it.
+      if (r.ok) {
+        decodedFlips++;
+        expect(verifyIntegrity(r.message, key), `byte ${i}`).toBe('mismatch');
+      }
+    }
+    expect(decodedFlips).toBeGreaterThan(20);
+  });
+});
