@@ -1,0 +1,361 @@
+/**
+ * Node edge of the TURN client: connects a sans-IO `TurnClient` to a real UDP socket (node:dgram), TCP connection
+ * (node:net) or TLS connection (node:tls), runs its timers from `pollTimeout`, and feeds stream bytes through the
+ * `StreamFramer`. `openTurnAllocation` is the promise-shaped convenience used by tests, the bench and the agent.
+ * @module
+ */
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { connect as netConnect, type Socket as TcpSocket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { performance } from 'node:perf_hooks';
+import { IcewireError, TurnError } from '../errors.js';
+import { ipFamily } from '../ip.js';
+import { StreamFramer } from '../turnclient/channel-data.js';
+import { TurnClient, type TurnClientEvent, type TurnClientOptions, type TurnTransport } from '../turnclient/turn-client.js';
+import type { RandomSource, TransportAddress } from '../types.js';
+import { cryptoRandom } from './random.js';
+
+/** Options of `openTurnAllocation`: the TurnClient options minus what the edge supplies, plus socket settings. */
+export interface TurnAllocationOptions
+  extends Omit<TurnClientOptions, 'local' | 'random' | 'transport'> {
+  readonly transport?: TurnTransport;
+  /** Local IP to bind/connect from (default: the unspecified address of the server's family). */
+  readonly localAddress?: string;
+  /** TLS: trusted CA certificates (PEM), e.g. a self-signed test certificate. */
+  readonly ca?: string | Buffer | readonly (string | Buffer)[];
+  /** TLS: verify the server certificate (default true). */
+  readonly rejectUnauthorized?: boolean;
+  /** TLS: SNI / name to verify (default: the server address). */
+  readonly servername?: string;
+  /** Give up if no allocation within this many ms (default 15000). */
+  readonly timeoutMs?: number;
+  /** Randomness (default crypto). */
+  readonly random?: RandomSource;
+}
+
+/** A live allocation. */
+export interface TurnAllocation {
+  readonly client: TurnClient;
+  readonly relayed: readonly TransportAddress[];
+  readonly mapped: TransportAddress | undefined;
+  readonly lifetimeSec: number;
+  /** The local address of the socket or connection (the base). */
+  readonly local: TransportAddress;
+  /** Sends to a peer through the relay (see TurnClient.send for the permission/channel policy). */
+  send(peer: TransportAddress, data: Uint8Array): void;
+  /** Subscribes to relayed data; returns an unsubscribe function. */
+  onData(cb: (peer: TransportAddress, data: Uint8Array) => void): () => void;
+  /** Subscribes to every TurnClient event; returns an unsubscribe function. */
+  onEvent(cb: (event: TurnClientEvent) => void): () => void;
+  /** Installs a permission; resolves when the server confirmed it. */
+  createPermission(peerIp: string): Promise<void>;
+  /** Binds a channel; resolves with the number once the server confirmed it. */
+  bindChannel(peer: TransportAddress): Promise<number>;
+  /** Deletes the allocation (bounded wait for the server's answer) and closes the socket. */
+  close(): Promise<void>;
+}
+
+const now = (): number => performance.now();
+
+/** Drives one TurnClient over one socket or connection. */
+class TurnDriver {
+  readonly client: TurnClient;
+  readonly #listeners = new Set<(e: TurnClientEvent) => void>();
+  readonly #options: TurnAllocationOptions;
+  readonly #transport: TurnTransport;
+  #udp: UdpSocket | undefined;
+  #stream: TcpSocket | undefined;
+  #framer = new StreamFramer();
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Infinity;
+  #driving = false;
+  #again = false;
+  #closed = false;
+
+  constructor(options: TurnAllocationOptions, local: TransportAddress, socket: { udp?: UdpSocket; stream?: TcpSocket }) {
+    this.#options = options;
+    this.#transport = options.transport ?? 'udp';
+    const { transport: _t, localAddress: _l, ca: _c, rejectUnauthorized: _r, servername: _s, timeoutMs: _m, random, ...rest } = options;
+    this.client = new TurnClient({ ...rest, transport: this.#transport, local, random: random ?? cryptoRandom });
+    if (socket.udp) this.#attachUdp(socket.udp, local);
+    if (socket.stream) this.#attachStream(socket.stream, local);
+  }
+
+  on(cb: (e: TurnClientEvent) => void): () => void {
+    this.#listeners.add(cb);
+    return () => this.#listeners.delete(cb);
+  }
+
+  #attachUdp(udp: UdpSocket, local: TransportAddress): void {
+    this.#udp = udp;
+    udp.on('message', (msg, rinfo) => {
+      this.client.handleReceive(now(), { local, remote: { address: rinfo.address, port: rinfo.port }, data: new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength) });
+      this.drive();
+    });
+    udp.on('error', () => {
+      // A UDP socket error (e.g. ICMP port unreachable surfaced by the OS) is not fatal: transactions time out.
+    });
+  }
+
+  #attachStream(stream: TcpSocket, local: TransportAddress): void {
+    this.#stream = stream;
+    this.#framer = new StreamFramer();
+    const framer = this.#framer;
+    const transport = this.#transport;
+    stream.on('data', (chunk: Buffer) => {
+      if (this.#stream !== stream) return;
+      const frames = framer.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      const t = now();
+      for (const f of frames) this.client.handleReceive(t, { local, remote: this.client.server, data: f, transport });
+      if (framer.error) stream.destroy();
+      this.drive();
+    });
+    stream.on('error', () => {});
+    stream.on('close', () => {
+      if (this.#stream !== stream) return;
+      this.#stream = undefined;
+      this.client.connectionClosed(now());
+      this.drive();
+    });
+  }
+
+  /** Drains transmits and events, then re-arms the single timer. Re-entrant calls are folded into one loop. */
+  drive(): void {
+    if (this.#driving) {
+      this.#again = true;
+      return;
+    }
+    this.#driving = true;
+    try {
+      do {
+        this.#again = false;
+        for (let d = this.client.pollTransmit(); d; d = this.client.pollTransmit()) {
+          if (this.#udp) this.#udp.send(d.data, d.remote.port, d.remote.address);
+          else if (this.#stream && !this.#stream.destroyed) this.#stream.write(d.data);
+        }
+        for (let e = this.client.pollEvent(); e; e = this.client.pollEvent()) {
+          if (e.type === 'redirect' && this.#transport !== 'udp') void this.#reconnect(e.server, e.domain);
+          for (const l of [...this.#listeners]) l(e);
+        }
+      } while (this.#again);
+    } finally {
+      this.#driving = false;
+    }
+    this.#arm();
+  }
+
+  #arm(): void {
+    if (this.#closed) return;
+    const at = this.client.pollTimeout();
+    if (at === undefined) {
+      if (this.#timer) clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+      return;
+    }
+    if (this.#timer && at === this.#timerAt) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+      this.client.handleTimeout(now());
+      this.drive();
+    }, Math.max(0, Math.ceil(at - now())));
+  }
+
+  async #reconnect(server: TransportAddress, domain: string | undefined): Promise<void> {
+    const old = this.#stream;
+    this.#stream = undefined;
+    old?.destroy();
+    try {
+      // RFC 8489 §10: with TLS, check the new server's certificate against ALTERNATE-DOMAIN when given, else
+      // against the name used for the original server.
+      const options = domain !== undefined ? { ...this.#options, servername: domain } : this.#options;
+      const { stream, local } = await connectStream(this.#transport, server, options);
+      this.#attachStream(stream, local);
+      this.client.redirectConnected(now(), local);
+    } catch {
+      this.client.connectionClosed(now());
+    }
+    this.drive();
+  }
+
+  shutdown(): void {
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#udp?.close();
+    this.#udp = undefined;
+    const s = this.#stream;
+    this.#stream = undefined;
+    s?.destroy();
+  }
+}
+
+async function connectStream(
+  transport: TurnTransport,
+  server: TransportAddress,
+  options: TurnAllocationOptions,
+): Promise<{ stream: TcpSocket; local: TransportAddress }> {
+  return await new Promise((resolve, reject) => {
+    const base = { host: server.address, port: server.port, ...(options.localAddress ? { localAddress: options.localAddress } : {}) };
+    const stream: TcpSocket =
+      transport === 'tls'
+        ? tlsConnect({
+            ...base,
+            ...(options.ca !== undefined ? { ca: options.ca as string | Buffer | (string | Buffer)[] } : {}),
+            rejectUnauthorized: options.rejectUnauthorized ?? true,
+            // Node refuses SNI for IP literals; verification still checks the IP SAN against `host`.
+            ...(options.servername !== undefined ? { servername: options.servername } : {}),
+          })
+        : netConnect(base);
+    stream.setNoDelay(true);
+    const ready = transport === 'tls' ? 'secureConnect' : 'connect';
+    const onError = (e: Error) => reject(new TurnError(0, 'connection-closed', `cannot connect to TURN server ${server.address}:${server.port}: ${e.message}`, { cause: e }));
+    stream.once('error', onError);
+    stream.once(ready, () => {
+      stream.off('error', onError);
+      resolve({ stream, local: { address: stream.localAddress!, port: stream.localPort! } });
+    });
+  });
+}
+
+async function bindUdp(server: TransportAddress, localAddress: string | undefined): Promise<{ udp: UdpSocket; local: TransportAddress }> {
+  const v6 = ipFamily(server.address) === 6;
+  const udp = createSocket(v6 ? 'udp6' : 'udp4');
+  const address = localAddress ?? (v6 ? '::' : '0.0.0.0');
+  await new Promise<void>((resolve, reject) => {
+    udp.once('error', reject);
+    udp.bind(0, address, () => {
+      udp.off('error', reject);
+      resolve();
+    });
+  });
+  const a = udp.address();
+  return { udp, local: { address: a.address, port: a.port } };
+}
+
+/**
+ * Opens a socket or connection to the TURN server and creates an allocation. Rejects with the `TurnError` the
+ * client reported (401 wrong credentials, 403, 437, 486, 508, 408 time-out, ...) or on `timeoutMs`.
+ */
+export async function openTurnAllocation(options: TurnAllocationOptions): Promise<TurnAllocation> {
+  const transport = options.transport ?? 'udp';
+  let driver: TurnDriver;
+  if (transport === 'udp') {
+    const { udp, local } = await bindUdp(options.server, options.localAddress);
+    driver = new TurnDriver(options, local, { udp });
+  } else {
+    const { stream, local } = await connectStream(transport, options.server, options);
+    driver = new TurnDriver(options, local, { stream });
+  }
+  const client = driver.client;
+  const timeoutMs = options.timeoutMs ?? 15_000;
+  let allocated: Extract<TurnClientEvent, { type: 'allocated' }>;
+  try {
+    allocated = await new Promise((resolve, reject) => {
+      let off = (): void => {};
+      const t = setTimeout(() => {
+        off();
+        reject(new TurnError(408, 'timeout', `no allocation within ${timeoutMs} ms`));
+      }, timeoutMs);
+      off = driver.on((e) => {
+        if (e.type === 'allocated') {
+          clearTimeout(t);
+          off();
+          resolve(e);
+        } else if (e.type === 'error' && e.fatal) {
+          clearTimeout(t);
+          off();
+          reject(e.error);
+        }
+      });
+      client.allocate(now());
+      driver.drive();
+    });
+  } catch (e) {
+    driver.shutdown();
+    throw e;
+  }
+
+  const dataListeners = new Set<(peer: TransportAddress, data: Uint8Array) => void>();
+  driver.on((e) => {
+    if (e.type === 'data') for (const l of [...dataListeners]) l(e.peer, e.data);
+  });
+
+  const waitFor = <T>(match: (e: TurnClientEvent) => T | undefined, fail: (e: TurnClientEvent) => IcewireError | undefined, ms: number): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      let off = (): void => {};
+      const t = setTimeout(() => {
+        off();
+        reject(new TurnError(408, 'timeout', `no answer within ${ms} ms`));
+      }, ms);
+      off = driver.on((e) => {
+        const v = match(e);
+        if (v !== undefined) {
+          clearTimeout(t);
+          off();
+          resolve(v);
+          return;
+        }
+        const err = fail(e);
+        if (err) {
+          clearTimeout(t);
+          off();
+          reject(err);
+        }
+      });
+    });
+
+  return {
+    client,
+    relayed: allocated.relayed,
+    mapped: allocated.mapped,
+    lifetimeSec: allocated.lifetimeSec,
+    local: client.local,
+    send(peer, data) {
+      client.send(now(), peer, data);
+      driver.drive();
+    },
+    onData(cb) {
+      dataListeners.add(cb);
+      return () => dataListeners.delete(cb);
+    },
+    onEvent(cb) {
+      return driver.on(cb);
+    },
+    createPermission(peerIp) {
+      const p = waitFor(
+        (e) => (e.type === 'permission' && e.peerIp === peerIp ? true : undefined),
+        (e) => (e.type === 'error' && (e.fatal || (e.operation === 'permission' && e.peer?.address === peerIp)) ? e.error : undefined),
+        timeoutMs,
+      ).then(() => undefined);
+      client.createPermission(now(), peerIp);
+      driver.drive();
+      return p;
+    },
+    bindChannel(peer) {
+      const existing = client.channelFor(peer);
+      if (existing !== undefined) return Promise.resolve(existing);
+      let number = -1;
+      const p = waitFor(
+        (e) => (e.type === 'channel' && e.channel === number ? e.channel : undefined),
+        (e) => (e.type === 'error' && (e.fatal || (e.operation === 'channel' && e.peer?.port === peer.port && e.peer.address === peer.address)) ? e.error : undefined),
+        timeoutMs,
+      );
+      number = client.bindChannel(now(), peer);
+      driver.drive();
+      return p;
+    },
+    async close() {
+      if (client.state !== 'closed') {
+        const done = waitFor((e) => (e.type === 'closed' ? true : undefined), () => undefined, 3000).catch(() => undefined);
+        client.close(now());
+        driver.drive();
+        await done;
+      }
+      driver.shutdown();
+    },
+  };
+}
