@@ -30,6 +30,8 @@ import type { AgentCoreOptions, AgentEvent, IceParameters } from './checklist/ty
 import { InvalidStateError } from './errors.js';
 import { canonicalIp } from './ip.js';
 import type { SansIoMachine } from './machine.js';
+import { encodeKeepalive } from './checklist/checks.js';
+import { looksLikeStun } from './stun/message.js';
 import { TurnClient, type TurnClientEvent } from './turnclient/turn-client.js';
 import type { Datagram, TransportAddress } from './types.js';
 
@@ -64,6 +66,11 @@ export interface AgentMachineOptions extends AgentCoreOptions {
   /** Resolve remote `.local` candidates through `mdns` (default true when `mdns` is set). */
   readonly resolveMdns?: boolean;
   readonly software?: string;
+  /**
+   * W3C `RTCIceTransportPolicy`: `'relay'` gathers and uses relayed candidates only (host sockets then serve only
+   * to reach the TURN servers, and no host or server-reflexive candidate reaches the core). Default `'all'`.
+   */
+  readonly iceTransportPolicy?: 'all' | 'relay';
 }
 
 /** Events: the core's, plus gathering and TURN reports. */
@@ -73,7 +80,21 @@ export type AgentMachineEvent =
   | { readonly type: 'end-of-candidates'; readonly stream: number }
   | { readonly type: 'gathering-state'; readonly state: GatheringState }
   | { readonly type: 'server-failed'; readonly kind: 'stun' | 'turn'; readonly server: TransportAddress; readonly reason: string }
-  | { readonly type: 'remote-candidate-dropped'; readonly stream: number; readonly candidate: Candidate; readonly reason: string };
+  | { readonly type: 'remote-candidate-dropped'; readonly stream: number; readonly candidate: Candidate; readonly reason: string }
+  /** A component running without ICE latched on to the source of what came back (symmetric RTP / COMEDIA). */
+  | { readonly type: 'latched'; readonly stream: number; readonly component: number; readonly remote: TransportAddress };
+
+/** RFC 6263 §4.6 style keepalive period for components running without ICE (RFC 8445 §11 uses 15 s too). */
+export const NO_ICE_KEEPALIVE_MS = 15_000;
+
+interface NoIcePath {
+  readonly stream: number;
+  readonly component: number;
+  readonly local: TransportAddress;
+  remote: TransportAddress;
+  latched: boolean;
+  keepaliveAt: number;
+}
 
 interface Allocation {
   readonly id: string;
@@ -102,6 +123,9 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   readonly #events: AgentMachineEvent[] = [];
   #gatheringState: GatheringState = 'new';
   #closed = false;
+  /** Components running without ICE, by `stream:component`, and by their local base. */
+  readonly #noIce = new Map<string, NoIcePath>();
+  readonly #noIceByLocal = new Map<string, NoIcePath>();
 
   constructor(options: AgentMachineOptions) {
     this.#options = options;
@@ -139,6 +163,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
         ...(this.#options.gatherTimeoutMs !== undefined ? { gatherTimeoutMs: this.#options.gatherTimeoutMs } : {}),
         ...(this.#mdns ? { mdns: this.#mdns } : this.#options.mdnsRegistrar ? { mdns: this.#options.mdnsRegistrar } : {}),
         ...(this.#options.software !== undefined ? { software: this.#options.software } : {}),
+        ...(this.#options.iceTransportPolicy === 'relay' ? { gatherHost: false } : {}),
       });
       this.#gatherers.push(g);
     }
@@ -186,8 +211,33 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     this.core.endOfRemoteCandidates(stream);
   }
 
+  /**
+   * Runs a component without ICE (the peer's SDP had no ICE attributes, or RFC 8839 §4.2.5 ice-mismatch): data goes
+   * from `local` (default: the component's first host base) to `remote`, the signalled `c=`/`m=` address. The first
+   * datagram that arrives from another address latches the destination on to it (symmetric RTP / COMEDIA, which is
+   * what lets a media relay or a NATed peer answer), and STUN Binding indications keep the NAT binding open.
+   */
+  useWithoutIce(now: number, stream: number, component: number, remote: TransportAddress, local?: TransportAddress): void {
+    const base = local ?? this.#options.bases.find((b) => (b.stream ?? 0) === stream && b.component === component)?.address;
+    if (!base) throw new InvalidStateError(`no local base for stream ${stream} component ${component}`);
+    const path: NoIcePath = { stream, component, local: base, remote, latched: false, keepaliveAt: now + NO_ICE_KEEPALIVE_MS };
+    this.#noIce.set(`${stream}:${component}`, path);
+    this.#noIceByLocal.set(key(base), path);
+  }
+
+  /** The destination of a component running without ICE (after latching, the address that answered). */
+  withoutIceDestination(stream: number, component: number): TransportAddress | undefined {
+    return this.#noIce.get(`${stream}:${component}`)?.remote;
+  }
+
   /** Sends application data on the selected (or a valid) pair of a component. */
   send(now: number, stream: number, component: number, data: Uint8Array): boolean {
+    const path = this.#noIce.get(`${stream}:${component}`);
+    if (path && !this.#closed) {
+      this.#sendRaw(now, { local: path.local, remote: path.remote, data });
+      path.keepaliveAt = now + NO_ICE_KEEPALIVE_MS;
+      return true;
+    }
     const ok = this.core.send(now, stream, component, data);
     this.#pump(now);
     return ok;
@@ -233,6 +283,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
         }
       }
       if (!taken) taken = this.#gatherers.some((g) => g.handleReceive(now, datagram));
+      if (!taken && this.#noIce.size > 0) taken = this.#receiveWithoutIce(datagram);
       if (!taken) taken = this.core.handleReceive(now, datagram);
     }
     this.#pump(now);
@@ -240,6 +291,12 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   }
 
   handleTimeout(now: number): void {
+    for (const path of this.#noIce.values()) {
+      if (now >= path.keepaliveAt && !this.#closed) {
+        this.#sendRaw(now, { local: path.local, remote: path.remote, data: encodeKeepalive(this.#options.random.bytes(12)) });
+        path.keepaliveAt = now + NO_ICE_KEEPALIVE_MS;
+      }
+    }
     for (const g of this.#gatherers) g.handleTimeout(now);
     for (const a of this.#allocations.values()) a.client.handleTimeout(now);
     this.#mdns?.handleTimeout(now);
@@ -263,7 +320,29 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     for (const g of this.#gatherers) consider(g.pollTimeout());
     for (const a of this.#allocations.values()) consider(a.client.pollTimeout());
     consider(this.#mdns?.pollTimeout());
+    if (!this.#closed) for (const path of this.#noIce.values()) consider(path.keepaliveAt);
     return min;
+  }
+
+  #receiveWithoutIce(d: Datagram): boolean {
+    const path = this.#noIceByLocal.get(key(d.local));
+    if (!path || looksLikeStun(d.data)) return false;
+    if (!path.latched) {
+      path.latched = true;
+      if (key(d.remote) !== key(path.remote)) {
+        path.remote = d.remote;
+        this.#events.push({ type: 'latched', stream: path.stream, component: path.component, remote: d.remote });
+      }
+    }
+    this.#events.push({ type: 'data', stream: path.stream, component: path.component, data: d.data, from: d.remote, local: d.local });
+    return true;
+  }
+
+  /** Sends from a base, wrapping through TURN when the base is a relayed address. */
+  #sendRaw(now: number, d: Datagram): void {
+    const relay = this.#byRelayed.get(key(d.local));
+    if (relay) relay.client.send(now, d.remote, d.data);
+    else this.#transmits.push(d);
   }
 
 
@@ -314,11 +393,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
           }
         }
       }
-      for (let d = this.core.pollTransmit(); d; d = this.core.pollTransmit(), moved = true) {
-        const relay = this.#byRelayed.get(key(d.local));
-        if (relay) relay.client.send(now, d.remote, d.data);
-        else this.#transmits.push(d);
-      }
+      for (let d = this.core.pollTransmit(); d; d = this.core.pollTransmit(), moved = true) this.#sendRaw(now, d);
       for (let e = this.core.pollEvent(); e; e = this.core.pollEvent(), moved = true) this.#events.push(e);
       if (!moved) return;
     }
@@ -330,6 +405,9 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
       case 'candidate':
         // A lite agent uses host candidates only (RFC 8445 §2.5).
         if (this.#options.lite && e.candidate.type !== 'host') return;
+        // Relay policy: a server-reflexive candidate (e.g. the mapped address of an allocation) would be checked
+        // from its host base, which the policy forbids.
+        if (this.#options.iceTransportPolicy === 'relay' && e.candidate.type !== 'relay') return;
         this.core.addLocalCandidate(stream, e.candidate);
         this.#events.push({ type: 'candidate', stream, candidate: e.candidate });
         return;
