@@ -1,6 +1,17 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
+const src = (p: string) => fileURLToPath(new URL(`./src/${p}`, import.meta.url));
+
 export default defineConfig({
+  resolve: {
+    // README samples import the package by name; tests run them against the sources.
+    alias: [
+      { find: /^icewire\/core$/, replacement: src('core.ts') },
+      { find: /^icewire\/testing$/, replacement: src('testing/index.ts') },
+      { find: /^icewire$/, replacement: src('index.ts') },
+    ],
+  },
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 20_000,

@@ -1,0 +1,21 @@
+/**
+ * `icewire/core`: the sans-IO machines and codecs, for users who bring their own IO (the rice-proto / quinn-proto
+ * role). Every machine follows the drain contract of {@link SansIoMachine}: inputs take `now` in ms, outputs are
+ * polled; none reads a clock, opens a socket or starts a timer.
+ * @module
+ */
+export type { SansIoMachine } from './machine.js';
+export { AgentMachine, type AgentMachineEvent, type AgentMachineOptions, type StreamBase } from './agent-machine.js';
+export { AgentCore } from './agent-core.js';
+export type * from './checklist/types.js';
+export { GlobalPacer, type GlobalPacerOptions } from './checklist/pacer.js';
+export * from './candidates/index.js';
+export * from './candidates/gatherer.js';
+export * from './candidates/mdns.js';
+export * from './stun/index.js';
+export * from './stun/demux.js';
+export * from './stun/binding-server.js';
+export * from './turnclient/index.js';
+export * from './errors.js';
+export * from './types.js';
+export { formatIp, parseIp, ipFamily, canonicalIp } from './ip.js';
