@@ -1,0 +1,313 @@
+/**
+ * UDP sockets for the Node edge: one `node:dgram` socket per local address, each reported as its bound
+ * {@link TransportAddress} (the candidate base), and a `send` that routes a {@link Datagram} out of the socket whose
+ * bound address equals `datagram.local`.
+ * @module
+ */
+import { createSocket, type Socket, type SocketType } from 'node:dgram';
+import { IcewireError, InvalidStateError } from '../errors.js';
+import { canonicalIp, ipFamily } from '../ip.js';
+import type { Datagram, RandomSource, TransportAddress } from '../types.js';
+import { formatAddress } from '../types.js';
+import { cryptoRandom } from './random.js';
+
+/** An inclusive range of UDP ports to bind in. */
+export interface PortRange {
+  readonly min: number;
+  readonly max: number;
+}
+
+/** Default bound on bind attempts per address when a {@link PortRange} is given. */
+export const DEFAULT_MAX_BIND_ATTEMPTS = 64;
+
+/** Binding one address failed for a reason other than every tried port being taken. */
+export class UdpBindError extends IcewireError {
+  /** The local address that could not be bound. */
+  readonly address: string;
+  /** The port tried last (0 = ephemeral). */
+  readonly port: number;
+  constructor(address: string, port: number, cause: unknown) {
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    super('ERR_UDP_BIND', `cannot bind UDP ${formatAddress({ address, port })}: ${detail}`, { cause });
+    this.address = address;
+    this.port = port;
+  }
+}
+
+/** Every port tried in a {@link PortRange} was in use (or not permitted), up to the attempt bound. */
+export class PortRangeExhaustedError extends IcewireError {
+  /** The local address that could not be bound. */
+  readonly address: string;
+  readonly range: PortRange;
+  /** Ports tried before giving up. */
+  readonly attempts: number;
+  constructor(address: string, range: PortRange, attempts: number, cause: unknown) {
+    super(
+      'ERR_PORT_RANGE_EXHAUSTED',
+      `no free UDP port for ${address} in ${range.min}-${range.max} after ${attempts} attempt(s)`,
+      { cause },
+    );
+    this.address = address;
+    this.range = range;
+    this.attempts = attempts;
+  }
+}
+
+/** Options of {@link UdpEndpoint.bind}. */
+export interface UdpEndpointOptions {
+  /** Local IP literals to bind, one socket each (IPv4 → `udp4`, IPv6 → `udp6`). */
+  readonly addresses: readonly string[];
+  /** Receives every datagram, with `local` set to the receiving socket's bound address. */
+  readonly onDatagram: (datagram: Datagram) => void;
+  /**
+   * Receives socket errors, asynchronous send failures, and exceptions thrown by `onDatagram`, with the socket's
+   * bound address. Default: a process warning.
+   */
+  readonly onError?: (error: unknown, local: TransportAddress) => void;
+  /** Ports to bind in (inclusive). Default: an ephemeral port chosen by the OS. */
+  readonly portRange?: PortRange;
+  /** With `portRange`: how many ports to try per address before {@link PortRangeExhaustedError}. Default 64. */
+  readonly maxBindAttempts?: number;
+  /** `udp6` sockets refuse IPv4-mapped traffic (default true: IPv4 is bound separately). */
+  readonly ipv6Only?: boolean;
+  /**
+   * What to do when one address cannot be bound: `'reject'` (default) closes every socket and rejects; `'skip'`
+   * leaves it out and records the error in {@link UdpEndpoint.failures}.
+   */
+  readonly onBindError?: 'reject' | 'skip';
+  /** Picks the first port tried in `portRange`. Default `crypto.randomBytes`. */
+  readonly random?: RandomSource;
+}
+
+/** One bound socket. */
+interface Bound {
+  readonly socket: Socket;
+  readonly local: TransportAddress;
+}
+
+const RETRYABLE_BIND_CODES = new Set(['EADDRINUSE', 'EACCES']);
+
+function keyOf(a: TransportAddress): string {
+  return `${canonicalIp(a.address)}|${a.port}`;
+}
+
+function invalid(message: string): IcewireError {
+  return new IcewireError('ERR_INVALID_ARGUMENT', message);
+}
+
+function defaultOnError(error: unknown, local: TransportAddress): void {
+  const message = error instanceof Error ? error.message : String(error);
+  process.emitWarning(`icewire: UDP socket ${formatAddress(local)}: ${message}`, {
+    type: 'IcewireSocketWarning',
+    code: 'ICEWIRE_SOCKET_ERROR',
+  });
+}
+
+/** Binds one socket; on failure the socket is closed so no handle leaks. */
+function bindSocket(type: SocketType, address: string, port: number, ipv6Only: boolean): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = createSocket(type === 'udp6' ? { type, ipv6Only, reuseAddr: false } : { type, reuseAddr: false });
+    const onError = (error: Error): void => {
+      socket.off('listening', onListening);
+      try {
+        socket.close();
+      } catch {
+        // already closed: nothing to release
+      }
+      reject(error);
+    };
+    const onListening = (): void => {
+      socket.off('error', onError);
+      resolve(socket);
+    };
+    socket.once('error', onError);
+    socket.once('listening', onListening);
+    // exclusive: never share the handle with cluster workers; each agent owns its ports.
+    socket.bind({ address, port, exclusive: true });
+  });
+}
+
+/** Binds `address` on an ephemeral port or on the first free port of the range, starting at a random offset. */
+async function bindAddress(
+  address: string,
+  range: PortRange | undefined,
+  maxAttempts: number,
+  ipv6Only: boolean,
+  random: RandomSource,
+): Promise<Socket> {
+  const type: SocketType = ipFamily(address) === 6 ? 'udp6' : 'udp4';
+  if (range === undefined) {
+    try {
+      return await bindSocket(type, address, 0, ipv6Only);
+    } catch (error) {
+      throw new UdpBindError(address, 0, error);
+    }
+  }
+  const size = range.max - range.min + 1;
+  const attempts = Math.min(size, maxAttempts);
+  const r = random.bytes(4);
+  const offset = (((r[0] ?? 0) << 24) | ((r[1] ?? 0) << 16) | ((r[2] ?? 0) << 8) | (r[3] ?? 0)) >>> 0;
+  let lastError: unknown;
+  for (let i = 0; i < attempts; i++) {
+    // Random start, then sequential: spreads concurrent agents over the range yet tries each port at most once.
+    const port = range.min + ((offset + i) % size);
+    try {
+      return await bindSocket(type, address, port, ipv6Only);
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (typeof code !== 'string' || !RETRYABLE_BIND_CODES.has(code)) throw new UdpBindError(address, port, error);
+      lastError = error;
+    }
+  }
+  throw new PortRangeExhaustedError(address, range, attempts, lastError);
+}
+
+function closeSocket(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      socket.close(() => resolve());
+    } catch {
+      resolve(); // already closed
+    }
+  });
+}
+
+/**
+ * Resolves after libuv has run the close callbacks of handles closed so far. A dgram `'close'` event fires when the
+ * close is requested; the handle itself is released in the loop's close phase, which runs after the check phase of
+ * the same turn, so the second `setImmediate` is the first point where it is certainly gone.
+ */
+function handlesReleased(): Promise<void> {
+  return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+}
+
+/**
+ * A set of bound UDP sockets. Create with {@link UdpEndpoint.bind}; always {@link UdpEndpoint.close} it.
+ */
+export class UdpEndpoint {
+  readonly #sockets: readonly Bound[];
+  readonly #byLocal: ReadonlyMap<string, Bound>;
+  readonly #failures: readonly IcewireError[];
+  readonly #onError: (error: unknown, local: TransportAddress) => void;
+  #closing: Promise<void> | undefined;
+
+  private constructor(
+    sockets: readonly Bound[],
+    failures: readonly IcewireError[],
+    onError: (error: unknown, local: TransportAddress) => void,
+  ) {
+    this.#sockets = sockets;
+    this.#onError = onError;
+    this.#byLocal = new Map(sockets.map((b) => [keyOf(b.local), b]));
+    this.#failures = failures;
+  }
+
+  /**
+   * Binds one UDP socket per address in `options.addresses` (in parallel) and starts delivering datagrams to
+   * `options.onDatagram`.
+   * @throws IcewireError `ERR_INVALID_ARGUMENT` (synchronously, as a rejected promise) for a non-IP address, a bad
+   *   range or attempt bound.
+   * @throws {@link UdpBindError} or {@link PortRangeExhaustedError} when an address cannot be bound and
+   *   `onBindError` is `'reject'` (every socket already bound is closed first).
+   */
+  static async bind(options: UdpEndpointOptions): Promise<UdpEndpoint> {
+    const { portRange: range } = options;
+    for (const a of options.addresses) {
+      if (ipFamily(a) === 0) throw invalid(`not an IP address literal: ${JSON.stringify(a)}`);
+    }
+    if (range !== undefined) {
+      const ok = (p: number) => Number.isInteger(p) && p >= 1 && p <= 65535;
+      if (!ok(range.min) || !ok(range.max) || range.min > range.max) {
+        throw invalid(`bad port range ${range.min}-${range.max} (need integers 1 <= min <= max <= 65535)`);
+      }
+    }
+    const maxAttempts = options.maxBindAttempts ?? DEFAULT_MAX_BIND_ATTEMPTS;
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw invalid(`maxBindAttempts must be >= 1`);
+    const ipv6Only = options.ipv6Only ?? true;
+    const random = options.random ?? cryptoRandom;
+
+    const results = await Promise.allSettled(
+      options.addresses.map((a) => bindAddress(a, range, maxAttempts, ipv6Only, random)),
+    );
+    const sockets: Socket[] = [];
+    const failures: IcewireError[] = [];
+    for (const r of results) {
+      if (r.status === 'fulfilled') sockets.push(r.value);
+      else failures.push(r.reason instanceof IcewireError ? r.reason : new UdpBindError('?', 0, r.reason));
+    }
+    if (failures.length > 0 && options.onBindError !== 'skip') {
+      await Promise.all(sockets.map(closeSocket));
+      await handlesReleased();
+      throw failures[0]!;
+    }
+
+    const onError = options.onError ?? defaultOnError;
+    const onDatagram = options.onDatagram;
+    const bound: Bound[] = [];
+    for (const socket of sockets) {
+      const info = socket.address();
+      const local: TransportAddress = Object.freeze({ address: canonicalIp(info.address), port: info.port });
+      socket.on('error', (error) => onError(error, local));
+      socket.on('message', (msg, rinfo) => {
+        // A plain Uint8Array view: Buffer#slice aliases where Uint8Array#slice copies, and the core expects the latter.
+        const datagram: Datagram = {
+          local,
+          remote: { address: canonicalIp(rinfo.address), port: rinfo.port },
+          data: new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength),
+        };
+        try {
+          onDatagram(datagram);
+        } catch (error) {
+          onError(error, local);
+        }
+      });
+      bound.push({ socket, local });
+    }
+    return new UdpEndpoint(bound, failures, onError);
+  }
+
+  /** The bound address of each socket, in the order of `options.addresses` (minus skipped failures). */
+  get addresses(): readonly TransportAddress[] {
+    return this.#sockets.map((b) => b.local);
+  }
+
+  /** Addresses that could not be bound (only non-empty with `onBindError: 'skip'`). */
+  get failures(): readonly IcewireError[] {
+    return this.#failures;
+  }
+
+  /** True once {@link close} was called. */
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /**
+   * Sends `datagram.data` to `datagram.remote` from the socket bound to `datagram.local`. Asynchronous failures go
+   * to `onError`.
+   * @throws InvalidStateError after `close()`, when no socket is bound to `datagram.local`, or for a non-UDP
+   *   datagram.
+   */
+  send(datagram: Datagram): void {
+    if (this.#closing !== undefined) throw new InvalidStateError('UdpEndpoint.send() after close()');
+    if (datagram.transport !== undefined && datagram.transport !== 'udp') {
+      throw new InvalidStateError(`UdpEndpoint cannot send a ${datagram.transport} datagram`);
+    }
+    const b = this.#byLocal.get(keyOf(datagram.local));
+    if (b === undefined) {
+      throw new InvalidStateError(`no UDP socket bound to ${formatAddress(datagram.local)}`);
+    }
+    const { local } = b;
+    b.socket.send(datagram.data, datagram.remote.port, datagram.remote.address, (error) => {
+      if (error) this.#onError(error, local);
+    });
+  }
+
+  /**
+   * Closes every socket; resolves once all are closed and their handles released (so
+   * `process.getActiveResourcesInfo()` no longer lists them). Idempotent: later calls return the same promise.
+   */
+  close(): Promise<void> {
+    this.#closing ??= Promise.all(this.#sockets.map((b) => closeSocket(b.socket))).then(handlesReleased);
+    return this.#closing;
+  }
+}
