@@ -15,7 +15,7 @@ import type { GlobalPacer } from '../checklist/pacer.js';
 import { InvalidStateError } from '../errors.js';
 import { ipFamily } from '../ip.js';
 import { normalizeIceServers, type IceServerConfig } from '../turnclient/uri.js';
-import type { IceRole, RandomSource, TransportAddress } from '../types.js';
+import type { Datagram, IceRole, RandomSource, TransportAddress } from '../types.js';
 import { MachineDriver, warnCallbackError } from './driver.js';
 import { listHostAddresses } from './interfaces.js';
 import { MdnsSocket, type MdnsSocketOptions } from './mdns-socket.js';
@@ -38,6 +38,11 @@ export interface IceAgentOptions extends HostSelectionOptions {
   readonly portRange?: PortRange;
   /** Hide host addresses behind mDNS `.local` names and resolve remote ones. Default false. */
   readonly mdns?: boolean | MdnsSocketOptions;
+  /**
+   * W3C `RTCIceTransportPolicy`: `'relay'` signals and uses relayed candidates only (needs a TURN server in
+   * `iceServers`; host sockets are still bound, to reach it). Default `'all'`.
+   */
+  readonly iceTransportPolicy?: 'all' | 'relay';
   /** Act as an ICE-lite agent (answers checks, sends none). */
   readonly lite?: boolean;
   /** Nomination when controlling. Default `'regular'`; `'aggressive'` for RFC 5245 peers. */
@@ -63,6 +68,9 @@ export interface IceAgentOptions extends HostSelectionOptions {
   readonly resolver?: TurnDnsResolver;
   /** SOFTWARE attribute for server requests. */
   readonly software?: string;
+  /** Local ICE credentials (generated when absent; the SDP layer may choose them). */
+  readonly ufrag?: string;
+  readonly pwd?: string;
 }
 
 /** The selected pair as RTCIceCandidatePair-like values. */
@@ -115,6 +123,13 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   /** Commands given before gather() finished binding, replayed once the machine exists. */
   readonly #early: ((m: AgentMachine) => void)[] = [];
   #pendingResolutions = 0;
+  readonly #withoutIce = new Set<number>();
+  /** The peer's parameters last set, to tell a peer-initiated restart (changed ufrag/pwd). */
+  #remoteParams: IceParameters | undefined;
+  /** end-of-candidates was signalled and waits for remote `.local` names still resolving. */
+  #endOfRemote = false;
+  /** We restarted and wait for the peer's new parameters. */
+  #restarting = false;
 
   constructor(options: IceAgentOptions = {}) {
     super();
@@ -174,10 +189,13 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       if (first) turnServers.push({ server: { address: first.address, port: first.port }, transport: 'udp', username: t.username, credential: t.password });
       else this.#warn(`TURN server ${t.uri.host} did not resolve`);
     }
+    if (o.iceTransportPolicy === 'relay' && turnServers.length === 0) {
+      this.#warn('iceTransportPolicy "relay" without a usable TURN server: no candidate will be gathered');
+    }
     this.#assertOpen();
     this.#endpoint = await UdpEndpoint.bind({
       addresses,
-      onDatagram: (d) => this.#driver?.receive(d),
+      onDatagram: (d) => this.#receive(d),
       onError: (e) => this.#warn(`socket: ${e instanceof Error ? e.message : String(e)}`),
       random: this.#random,
       ...(o.portRange ? { portRange: o.portRange } : {}),
@@ -202,14 +220,14 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       turnServers,
       ...(mdns ? { mdnsRegistrar: { register: (_now: number, address: string) => mdns.register(address) } } : {}),
       ...pick(o, ['lite', 'nomination', 'pacingMs', 'pacer', 'gatherTimeoutMs', 'consentIntervalMs', 'consentTimeoutMs',
-        'keepaliveIntervalMs', 'checklistLimit', 'remoteCandidateLimit', 'failureGraceMs', 'software']),
+        'keepaliveIntervalMs', 'checklistLimit', 'remoteCandidateLimit', 'failureGraceMs', 'software', 'iceTransportPolicy', 'ufrag', 'pwd']),
     });
     this.#machine = machine;
     const endpoint = this.#endpoint;
     this.#driver = new MachineDriver({
       send: (d) => endpoint.send(d),
       onCallbackError: (error, source) => {
-        if (source === 'event' && this.listenerCount('error') > 0) this.emit('error', error);
+        if (source === 'event' && this.listenerCount('error') > 0) super.emit('error', error);
         else warnCallbackError(error, source);
       },
     });
@@ -240,8 +258,19 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     return this.#localCandidates;
   }
 
-  /** Sets the peer's ufrag/pwd (and lite flag, Ta proposal). A changed ufrag/pwd means the peer restarted ICE. */
+  /**
+   * Sets the peer's ufrag/pwd (and lite flag, Ta proposal). A changed ufrag/pwd means the peer restarted ICE: unless
+   * this agent restarted first, it restarts too (new local ufrag/pwd to signal back), and the peer's candidates must
+   * be added again.
+   */
   setRemoteParameters(params: IceParameters): void {
+    const previous = this.#remoteParams;
+    const peerRestart = previous !== undefined && (previous.ufrag !== params.ufrag || previous.pwd !== params.pwd);
+    this.#remoteParams = params;
+    // RFC 8839 §4.4.2.1: the answer to a restart MUST carry a new ufrag/pwd too. When the peer restarted and we did
+    // not, restart now; the caller signals getLocalParameters() (changed) back, then the candidates again.
+    if (peerRestart && !this.#restarting) this.#command((m) => m.restart(this.#driver!.now()));
+    this.#restarting = false;
     this.#command((m) => m.setRemoteParameters(0, params));
   }
 
@@ -256,11 +285,18 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       this.#pendingResolutions++;
       void this.gather()
         .then(() => this.#mdns!.resolve(c.address))
-        .then((address) => {
+        .then(
+          (address) => {
+            if (this.#closing) return;
+            if (address === undefined) this.#warn(`remote mDNS candidate ${c.address} did not resolve`);
+            else this.#command((m) => m.core.addRemoteCandidate(0, { ...c, address }));
+          },
+          () => undefined,
+        )
+        .finally(() => {
           this.#pendingResolutions--;
-          if (address === undefined) this.#warn(`remote mDNS candidate ${c.address} did not resolve`);
-          else this.#command((m) => m.core.addRemoteCandidate(0, { ...c, address }));
-        }, () => this.#pendingResolutions--);
+          this.#maybeEndOfRemote();
+        });
       return;
     }
     this.#command((m) => m.core.addRemoteCandidate(0, c));
@@ -268,6 +304,16 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
 
   /** The peer has no more candidates (RFC 8838 end-of-candidates). */
   endOfRemoteCandidates(): void {
+    this.#assertOpen();
+    // The core ignores candidates after end-of-candidates (RFC 8838 §14), so it waits for `.local` names still
+    // resolving.
+    this.#endOfRemote = true;
+    this.#maybeEndOfRemote();
+  }
+
+  #maybeEndOfRemote(): void {
+    if (!this.#endOfRemote || this.#pendingResolutions > 0 || this.#closing) return;
+    this.#endOfRemote = false;
     this.#command((m) => m.endOfRemoteCandidates(0));
   }
 
@@ -289,8 +335,23 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     return ok;
   }
 
+  /**
+   * Runs `component` without ICE towards `remote` (a peer whose SDP has no ICE, or an ICE mismatch): data goes from
+   * the component's first host socket, the destination latches on to whatever answers (symmetric RTP / COMEDIA),
+   * and keepalives hold the NAT binding open. The agent reports `connected` once every component is set up so.
+   */
+  useWithoutIce(remote: TransportAddress, component = 1): void {
+    this.#command((m) => {
+      const d = this.#driver!;
+      m.useWithoutIce(d.now(), 0, component, remote);
+      this.#withoutIce.add(component);
+      if (this.#withoutIce.size >= (this.#options.components ?? 1)) this.#setState('connected');
+    });
+  }
+
   /** ICE restart (RFC 8445 §9): new local ufrag/pwd; signal them, then set the peer's new parameters. */
   restart(): void {
+    this.#restarting = true;
     this.#command((m) => m.restart(this.#driver!.now()));
   }
 
@@ -326,26 +387,54 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   #command(f: (m: AgentMachine) => void): void {
     this.#assertOpen();
     const m = this.#machine;
-    if (!m || !this.#driver) {
+    const d = this.#driver;
+    if (!m || !d) {
       this.#early.push(f);
       return;
     }
     f(m);
-    this.#driver.kick(m);
+    runDue(m, d);
+    d.kick(m);
+  }
+
+  #receive(datagram: Datagram): void {
+    const d = this.#driver;
+    const m = this.#machine;
+    if (!d || !m) return;
+    d.receive(datagram);
+    // A STUN message (RFC 7983: first byte 0..3) may have queued a triggered check: send it now. Application data
+    // never does, so the data path skips the extra pollTimeout().
+    if ((datagram.data[0] ?? 4) < 4 && !d.closed) {
+      runDue(m, d);
+      d.kick(m);
+    }
   }
 
   #assertOpen(): void {
     if (this.#closing) throw new InvalidStateError('IceAgent is closed');
   }
 
+  /**
+   * Emits without letting a throwing listener unwind into the agent (mediasoup's safeEmit): the exception goes to
+   * `error` listeners, or becomes a process warning, and the agent's own state stays consistent.
+   */
+  #safeEmit<E extends keyof IceAgentEvents>(event: E, ...args: IceAgentEvents[E]): void {
+    try {
+      (super.emit as (e: E, ...a: IceAgentEvents[E]) => boolean)(event, ...args);
+    } catch (error) {
+      if (this.listenerCount('error') > 0) super.emit('error', error);
+      else warnCallbackError(error, 'event');
+    }
+  }
+
   #warn(message: string): void {
-    if (this.listenerCount('warning') > 0) this.emit('warning', message);
+    if (this.listenerCount('warning') > 0) this.#safeEmit('warning', message);
   }
 
   #setState(state: AgentState): void {
     if (this.#state === state) return;
     this.#state = state;
-    this.emit('statechange', state);
+    this.#safeEmit('statechange', state);
   }
 
   #onEvent(e: AgentMachineEvent): void {
@@ -354,12 +443,12 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
         const c = e.candidate;
         const signalled: Candidate = signalledForm(c);
         this.#localCandidates.push(signalled);
-        this.emit('candidate', signalled);
+        this.#safeEmit('candidate', signalled);
         return;
       }
       case 'gathering-state':
         this.#gatheringState = e.state;
-        this.emit('gatheringstatechange', e.state);
+        this.#safeEmit('gatheringstatechange', e.state);
         return;
       case 'state':
         this.#setState(e.state);
@@ -367,14 +456,17 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       case 'selected-pair': {
         const pair = { local: e.pair.local, remote: e.pair.remote };
         this.#selected.set(e.component, pair);
-        this.emit('selectedcandidatepairchange', pair, e.component);
+        this.#safeEmit('selectedcandidatepairchange', pair, e.component);
         return;
       }
       case 'data':
-        this.emit('data', Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength), e.component, e.from);
+        this.#safeEmit('data', Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength), e.component, e.from);
         return;
       case 'server-failed':
         this.#warn(`${e.kind.toUpperCase()} server ${e.server.address}:${e.server.port} failed: ${e.reason}`);
+        return;
+      case 'latched':
+        this.#warn(`component ${e.component} latched on to ${e.remote.address}:${e.remote.port}`);
         return;
       case 'remote-candidate-dropped':
         this.#warn(`remote candidate ${formatCandidate(e.candidate)} dropped: ${e.reason}`);
@@ -383,6 +475,18 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
         return;
     }
   }
+}
+
+/**
+ * Runs a deadline that is already due (a command or a received check asked for immediate work) at once, instead of
+ * through the driver's timer: Node stretches a 0 ms timer to at least 1 ms, which would put a full millisecond
+ * before every first check and every triggered check. Pacing is unaffected: the core still asks its Ta and the
+ * global pacer (RFC 8445 §14.2) before sending.
+ */
+function runDue(m: AgentMachine, d: MachineDriver): void {
+  const now = d.now();
+  const t = m.pollTimeout();
+  if (t !== undefined && t <= now) m.handleTimeout(now);
 }
 
 /** The form of a local candidate that goes on the wire: the mDNS name replaces a hidden address. */
