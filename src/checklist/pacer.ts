@@ -1,0 +1,205 @@
+/**
+ * The process-wide pacer (RFC 8445 §14.2): "the combination of all transactions from all agents ... MUST NOT be sent
+ * more often than once every 5 ms (as though there were one global Ta value for pacing all agents)".
+ *
+ * Design (sans-IO, deterministic): the pacer hands out send slots at least `intervalMs` apart. An agent that wants
+ * to start a check transaction calls `client.request(now, kind)`:
+ * - it gets `true` when the slot at `now` is free and it is at the head of the waiting line; it must then send at
+ *   once (the grant is recorded at `now`);
+ * - otherwise it is put in line (once) and gets `false`; `client.nextSlot()` tells when to ask again, which the
+ *   agent folds into its `pollTimeout`.
+ * The line has two classes, triggered checks before ordinary ones (RFC 8445 §6.1.4.2 gives triggered checks
+ * precedence), FIFO within a class. An agent that got a slot leaves the line and rejoins at the back the next time
+ * it asks, so agents wanting slots are served round robin: one agent with 100 pairs cannot starve another's first
+ * check. A head that does not claim its slot within one interval (its timer ran late, or it lost interest without
+ * withdrawing) is rotated to the back of its class so the line never stalls.
+ *
+ * The pacer never reads a clock: every decision uses the `now` passed in. It paces the start of check transactions;
+ * retransmissions (RTO-driven), consent requests and keepalives are not paced here.
+ * @module
+ */
+
+/** Options of `GlobalPacer`. */
+export interface GlobalPacerOptions {
+  /** Minimum spacing between two transactions of the process, ms (default 5, RFC 8445 §14.2). */
+  readonly intervalMs?: number;
+  /** When false every request is granted at once (default true). */
+  readonly enabled?: boolean;
+}
+
+/** Which class a request belongs to. */
+export type PacerRequestKind = 'triggered' | 'ordinary';
+
+interface Waiter {
+  readonly client: PacerClient;
+  kind: PacerRequestKind;
+  since: number;
+  /** Slots let pass in a row without asking again; a client that keeps missing them is dropped from the line. */
+  misses: number;
+}
+
+/** A waiter rotated this many times in a row without asking again has gone away (e.g. dropped without close()). */
+const MAX_MISSES = 3;
+
+/** A shared slot allocator for every agent of one process. */
+export class GlobalPacer {
+  /** Minimum spacing between grants, ms. */
+  readonly intervalMs: number;
+  enabled: boolean;
+  #lastGrant = -Infinity;
+  #nextId = 0;
+  readonly #triggered: Waiter[] = [];
+  readonly #ordinary: Waiter[] = [];
+  #grants = 0;
+  #minSpacing = Infinity;
+
+  constructor(options: GlobalPacerOptions = {}) {
+    const interval = options.intervalMs ?? 5;
+    if (!(interval >= 0) || !Number.isFinite(interval)) throw new RangeError('intervalMs must be a finite number >= 0');
+    this.intervalMs = interval;
+    this.enabled = options.enabled ?? true;
+  }
+
+  static #shared: GlobalPacer | undefined;
+
+  /** The process-wide default pacer (5 ms), created on first use. */
+  static shared(): GlobalPacer {
+    GlobalPacer.#shared ??= new GlobalPacer();
+    return GlobalPacer.#shared;
+  }
+
+  /** A handle for one agent. */
+  register(): PacerClient {
+    return new PacerClient(this, this.#nextId++);
+  }
+
+  /** Number of slots granted so far. */
+  get grants(): number {
+    return this.#grants;
+  }
+
+  /** Smallest spacing between two consecutive grants observed (Infinity before the second grant). */
+  get minSpacingMs(): number {
+    return this.#minSpacing;
+  }
+
+  /** Number of clients waiting for a slot. */
+  get waiting(): number {
+    return this.#triggered.length + this.#ordinary.length;
+  }
+
+  /** @internal */
+  _request(client: PacerClient, now: number, kind: PacerRequestKind): boolean {
+    if (!this.enabled) {
+      this._withdraw(client);
+      this.#record(now);
+      return true;
+    }
+    // Grants are recorded at the `now` of the request, so with one time origin `now` never goes below the last
+    // grant. If it does, the caller is on another timeline (e.g. a fresh virtual clock): start over rather than stall.
+    if (now < this.#lastGrant) {
+      this.#lastGrant = -Infinity;
+      this.#triggered.length = 0;
+      this.#ordinary.length = 0;
+    }
+    this.#enqueue(client, now, kind);
+    const slot = this.#lastGrant + this.intervalMs;
+    if (now < slot) return false;
+    // Rotate heads that let their slot pass by more than one interval.
+    for (let guard = this.waiting; guard > 0; guard--) {
+      const head = this.#head();
+      if (!head || head.client === client) break;
+      const open = Math.max(slot, head.since);
+      if (now < open + this.intervalMs) break;
+      const q = head.kind === 'triggered' ? this.#triggered : this.#ordinary;
+      q.shift();
+      head.since = now;
+      if (++head.misses < MAX_MISSES) q.push(head);
+    }
+    if (this.#head()?.client !== client) return false;
+    this._withdraw(client);
+    this.#record(now);
+    return true;
+  }
+
+  #record(now: number): void {
+    if (this.#grants > 0) this.#minSpacing = Math.min(this.#minSpacing, now - this.#lastGrant);
+    this.#lastGrant = Math.max(this.#lastGrant, now);
+    this.#grants++;
+  }
+
+  #head(): Waiter | undefined {
+    return this.#triggered[0] ?? this.#ordinary[0];
+  }
+
+  #enqueue(client: PacerClient, now: number, kind: PacerRequestKind): void {
+    const t = this.#triggered.findIndex((w) => w.client === client);
+    if (t >= 0) {
+      this.#triggered[t]!.misses = 0;
+      return;
+    }
+    const o = this.#ordinary.findIndex((w) => w.client === client);
+    if (o >= 0) {
+      this.#ordinary[o]!.misses = 0;
+      if (kind === 'ordinary') return;
+      // Upgraded to a triggered check: it joins the triggered class.
+      const [w] = this.#ordinary.splice(o, 1);
+      w!.kind = 'triggered';
+      w!.since = now;
+      this.#triggered.push(w!);
+      return;
+    }
+    (kind === 'triggered' ? this.#triggered : this.#ordinary).push({ client, kind, since: now, misses: 0 });
+  }
+
+  /** @internal */
+  _withdraw(client: PacerClient): void {
+    const t = this.#triggered.findIndex((w) => w.client === client);
+    if (t >= 0) this.#triggered.splice(t, 1);
+    const o = this.#ordinary.findIndex((w) => w.client === client);
+    if (o >= 0) this.#ordinary.splice(o, 1);
+  }
+
+  /** @internal */
+  _nextSlot(client: PacerClient): number | undefined {
+    if (!this.enabled) return undefined;
+    let pos = this.#triggered.findIndex((w) => w.client === client);
+    if (pos < 0) {
+      const o = this.#ordinary.findIndex((w) => w.client === client);
+      if (o < 0) return undefined;
+      pos = this.#triggered.length + o;
+    }
+    // The head's slot opens at `open`; if it does not claim it within one interval it is rotated away, so position
+    // `pos` is served at `open + pos * interval` at the latest. Always later than a denied request's `now`.
+    const open = Math.max(this.#lastGrant + this.intervalMs, this.#head()!.since);
+    return open + pos * this.intervalMs;
+  }
+}
+
+/** One agent's handle on the `GlobalPacer`. */
+export class PacerClient {
+  readonly #pacer: GlobalPacer;
+  /** Registration number (diagnostics). */
+  readonly id: number;
+
+  /** @internal Use `GlobalPacer.register()`. */
+  constructor(pacer: GlobalPacer, id: number) {
+    this.#pacer = pacer;
+    this.id = id;
+  }
+
+  /** Asks for a slot at `now`. True: send the transaction now. False: wait in line and ask again at `nextSlot()`. */
+  request(now: number, kind: PacerRequestKind): boolean {
+    return this.#pacer._request(this, now, kind);
+  }
+
+  /** When this client should ask again, or undefined when it is not waiting (or pacing is disabled). */
+  nextSlot(): number | undefined {
+    return this.#pacer._nextSlot(this);
+  }
+
+  /** Leaves the line (nothing to send any more). */
+  withdraw(): void {
+    this.#pacer._withdraw(this);
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * Check scheduling (RFC 8445 §6.1.4): the negotiated Ta (§14.2), the check RTO (§14.3) and the choice of the next
+ * check across the checklist set (triggered queue first, then Waiting pairs, unfreezing by foundation).
+ * @module
+ */
+import type { Checklist } from './checklist.js';
+import type { CandidatePair } from './pair.js';
+
+/** Default Ta (RFC 8445 §14.2). */
+export const DEFAULT_TA_MS = 50;
+/** Minimum check RTO (RFC 8445 §14.3: MUST NOT be smaller than 500 ms). */
+export const MIN_CHECK_RTO_MS = 500;
+
+/**
+ * Ta both agents use (RFC 8445 §14.2): the higher of the two proposals, a side that proposes none counting as the
+ * default 50 ms.
+ */
+export function negotiateTa(localProposalMs?: number, remoteProposalMs?: number): number {
+  return Math.max(localProposalMs ?? DEFAULT_TA_MS, remoteProposalMs ?? DEFAULT_TA_MS);
+}
+
+/** How the check RTO is computed. */
+export type RtoFormula = 'rfc8445' | 'linear';
+
+/**
+ * RTO of a new check transaction (RFC 8445 §14.3): `MAX(500ms, Ta * N * (Num-Waiting + Num-In-Progress))`, N being
+ * the total number of checks to perform. Taken literally that grows with the square of the pair count (25 pairs at
+ * Ta 50 ms: 31 s before the first retransmission), so the default `'linear'` formula drops N (the RFC 5245 form,
+ * allowed by "Agents MAY calculate the RTO value using other mechanisms"); `'rfc8445'` applies the text as written.
+ * Both keep the 500 ms floor, which is a MUST.
+ */
+export function checkRtoMs(
+  taMs: number,
+  waiting: number,
+  inProgress: number,
+  totalChecks: number,
+  formula: RtoFormula = 'linear',
+): number {
+  const n = formula === 'rfc8445' ? Math.max(1, totalChecks) : 1;
+  return Math.max(MIN_CHECK_RTO_MS, taMs * n * (waiting + inProgress));
+}
+
+/** A check the scheduler chose. */
+export interface ScheduledCheck {
+  readonly pair: CandidatePair;
+  readonly triggered: boolean;
+}
+
+/**
+ * Picks the next check when Ta fires (RFC 8445 §6.1.4.2), starting at checklist `cursor` and moving on to the next
+ * Running checklist whenever one has nothing to check (step 4). Returns the check and the cursor to use next time
+ * (the checklist after the one that produced the check), or undefined when no checklist has anything to check.
+ * Mutates pair states only for step 2 (unfreezing); the caller moves the chosen pair to In-Progress.
+ */
+export function pickNextCheck(
+  checklists: readonly Checklist[],
+  cursor: number,
+): { readonly check: ScheduledCheck; readonly cursor: number } | undefined {
+  const n = checklists.length;
+  for (let k = 0; k < n; k++) {
+    const idx = (cursor + k) % n;
+    const cl = checklists[idx]!;
+    if (cl.state !== 'running') continue;
+    // Step 1: the triggered-check queue first.
+    const trig = cl.shiftTriggered();
+    if (trig) return { check: { pair: trig, triggered: true }, cursor: (idx + 1) % n };
+    // Step 2: no Waiting pair: unfreeze a Frozen pair for each foundation with nothing Waiting/In-Progress anywhere.
+    if (!cl.firstWaiting()) unfreezeIdleFoundations(cl, checklists);
+    // Step 3: the highest-priority Waiting pair.
+    const w = cl.firstWaiting();
+    if (w) return { check: { pair: w, triggered: false }, cursor: (idx + 1) % n };
+  }
+  return undefined;
+}
+
+/**
+ * True when `pickNextCheck` would return a check: some Running checklist has a triggered pair, a Waiting pair, or a
+ * Frozen pair whose foundation has nothing Waiting or In-Progress anywhere (so step 2 would unfreeze it).
+ */
+export function hasPendingCheck(checklists: readonly Checklist[]): boolean {
+  let frozen = false;
+  for (const cl of checklists) {
+    if (cl.state !== 'running') continue;
+    if (cl.triggered.length > 0 || cl.firstWaiting()) return true;
+    if (!frozen && cl.pairs.some((p) => p.state === 'frozen')) frozen = true;
+  }
+  if (!frozen) return false;
+  const busy = busyFoundations(checklists);
+  return checklists.some((cl) => cl.state === 'running' && cl.pairs.some((p) => p.state === 'frozen' && !busy.has(p.foundation)));
+}
+
+/** True when the next pick would come from a triggered-check queue (used to ask the global pacer for priority). */
+export function nextIsTriggered(checklists: readonly Checklist[]): boolean {
+  return checklists.some((cl) => cl.state === 'running' && cl.triggered.length > 0);
+}
+
+/**
+ * Foundations with a Waiting or In-Progress pair in a Running checklist (RFC 8445 §6.1.4.2 step 2). Checklists that
+ * are Completed or Failed no longer schedule checks, so their leftovers must not keep a foundation frozen forever.
+ */
+function busyFoundations(all: readonly Checklist[]): Set<string> {
+  const busy = new Set<string>();
+  for (const cl of all) {
+    if (cl.state !== 'running') continue;
+    for (const p of cl.pairs) if (p.state === 'waiting' || p.state === 'in-progress') busy.add(p.foundation);
+  }
+  return busy;
+}
+
+function unfreezeIdleFoundations(cl: Checklist, all: readonly Checklist[]): void {
+  const busy = busyFoundations(all);
+  // Highest priority first, so the pair unfrozen for a foundation is its best one.
+  for (const p of cl.pairs) {
+    if (p.state !== 'frozen' || busy.has(p.foundation)) continue;
+    busy.add(p.foundation);
+    p.state = 'waiting';
+  }
+}

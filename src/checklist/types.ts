@@ -1,0 +1,133 @@
+/**
+ * Public value types of the agent core: states, events, options, parameters and stats.
+ * @module
+ */
+import type { Candidate, LocalCandidate } from '../candidates/candidate.js';
+import type { IceRole, TransportAddress } from '../types.js';
+import type { RtoFormula } from './scheduler.js';
+import type { GlobalPacer } from './pacer.js';
+import type { PairState } from './pair.js';
+import type { RandomSource } from '../types.js';
+
+export type { RemoteCandidate } from './checklist.js';
+
+/** Agent states, as in the W3C RTCIceTransport (`RTCIceTransportState`). */
+export type AgentState = 'new' | 'checking' | 'connected' | 'completed' | 'disconnected' | 'failed' | 'closed';
+
+/** Nomination procedure of a controlling agent. */
+export type NominationMode = 'regular' | 'aggressive';
+
+/** A read-only snapshot of a candidate pair. */
+export interface PairInfo {
+  readonly id: string;
+  readonly stream: number;
+  readonly component: number;
+  readonly local: LocalCandidate;
+  readonly remote: Candidate;
+  readonly priority: bigint;
+  readonly state: PairState;
+  readonly nominated: boolean;
+}
+
+/** Events of `AgentCore` (discriminated on `type`). */
+export type AgentEvent =
+  | { readonly type: 'state'; readonly state: AgentState }
+  | { readonly type: 'selected-pair'; readonly stream: number; readonly component: number; readonly pair: PairInfo }
+  | {
+      readonly type: 'data';
+      readonly stream: number;
+      readonly component: number;
+      readonly data: Uint8Array;
+      readonly from: TransportAddress;
+      readonly local: TransportAddress;
+    }
+  | { readonly type: 'pair-state'; readonly stream: number; readonly component: number; readonly pairId: string; readonly state: PairState }
+  | { readonly type: 'prflx-remote'; readonly stream: number; readonly candidate: Candidate }
+  | { readonly type: 'prflx-local'; readonly stream: number; readonly candidate: LocalCandidate }
+  | { readonly type: 'role-change'; readonly role: IceRole }
+  | { readonly type: 'consent-lost'; readonly stream: number; readonly component: number; readonly pair: PairInfo };
+
+/** Options of `AgentCore`. */
+export interface AgentCoreOptions {
+  readonly random: RandomSource;
+  /** Initial role (default `'controlling'`; a lite agent is always controlled). */
+  readonly role?: IceRole;
+  /** Act as an ICE-lite agent (RFC 8445 §2.5): answer checks, send none, host candidates only. */
+  readonly lite?: boolean;
+  /** Nomination used when controlling (default `'regular'`; `'aggressive'` only for RFC 5245 peers). */
+  readonly nomination?: NominationMode;
+  /** Local Ta proposal in ms (RFC 8445 §14.2). Unset: the default 50 ms, not signalled. */
+  readonly pacingMs?: number;
+  /**
+   * The process-wide pacer (RFC 8445 §14.2 5 ms rule). Default: `GlobalPacer.shared()`, one per process;
+   * `false` disables global pacing for this agent. Agents sharing a pacer must share the time origin of `now`.
+   */
+  readonly pacer?: GlobalPacer | false;
+  /** Maximum candidate pairs per checklist (default 100, RFC 8445 §6.1.2.5). */
+  readonly checklistLimit?: number;
+  /** Maximum remote candidates per stream, peer-reflexive ones included (default 100). */
+  readonly remoteCandidateLimit?: number;
+  /** Consent check period (RFC 7675, default 5000 ms, randomised ±20%). 0 disables consent freshness. */
+  readonly consentIntervalMs?: number;
+  /** Consent expiry (RFC 7675, default 30000 ms). */
+  readonly consentTimeoutMs?: number;
+  /** Silence on the selected pair after which the state is `disconnected` (default 10000 ms). */
+  readonly disconnectedTimeoutMs?: number;
+  /** Keepalive period Tr (RFC 8445 §11, default 15000 ms, at least 15000). */
+  readonly keepaliveIntervalMs?: number;
+  /** RFC 8863 PAC timer: minimum time from the start of checks before declaring failure (default 39500 ms). */
+  readonly failureGraceMs?: number;
+  /**
+   * Controlling, regular nomination: nominate the best valid pair of a component once no higher-priority pair of
+   * that component is still pending, or this long after the component's first valid pair (default 1000 ms).
+   */
+  readonly nominationTimeoutMs?: number;
+  /** Check RTO formula (RFC 8445 §14.3; default `'linear'`, see `checkRtoMs`). */
+  readonly rtoFormula?: RtoFormula;
+  /** Local credentials (generated when absent). */
+  readonly ufrag?: string;
+  readonly pwd?: string;
+  /** 64-bit tie-breaker (random when absent). */
+  readonly tieBreaker?: bigint;
+}
+
+/** ICE parameters of one side (what SDP `a=ice-ufrag`, `a=ice-pwd`, `a=ice-lite`, `a=ice-options`, `a=ice-pacing` carry). */
+export interface IceParameters {
+  readonly ufrag: string;
+  readonly pwd: string;
+  readonly lite?: boolean;
+  /** Proposed Ta in ms (RFC 8839 `a=ice-pacing`). */
+  readonly pacingMs?: number;
+  readonly options?: readonly string[];
+}
+
+/** Local parameters as returned by `getLocalParameters`. */
+export interface LocalIceParameters {
+  readonly ufrag: string;
+  readonly pwd: string;
+  readonly lite: boolean;
+  readonly options: readonly string[];
+  readonly pacingMs?: number;
+}
+
+/** Per-pair statistics. */
+export interface PairStats extends PairInfo {
+  readonly valid: boolean;
+  readonly requestsSent: number;
+  readonly requestsReceived: number;
+  readonly responsesSent: number;
+  readonly responsesReceived: number;
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+  readonly currentRoundTripTime: number | undefined;
+}
+
+/** Agent statistics. */
+export interface AgentStats {
+  readonly pairs: readonly PairStats[];
+  /** Input dropped, counted by reason. */
+  readonly dropped: Readonly<Record<string, number>>;
+  /** Ta in use (ms). */
+  readonly taMs: number;
+  readonly checksSent: number;
+}

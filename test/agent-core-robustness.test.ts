@@ -1,0 +1,170 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { AgentCore } from '../src/agent-core.js';
+import { InvalidStateError } from '../src/errors.js';
+import { Driver, connectPair, host, seededRandom, signalled } from './checklist/harness.js';
+
+const done = (...a: AgentCore[]) => () => a.every((x) => x.state === 'completed');
+
+describe('bad network input never throws (drop and count)', () => {
+  it('random datagrams and mutated checks are dropped or answered, never thrown', () => {
+    const d = new Driver();
+    const { l, r } = connectPair(d);
+    d.run(5000, done(l, r));
+    const sample = d.sent.filter((s) => s.kind === 'request' || s.kind === 'success').map((s) => s.datagram.data);
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ minLength: 0, maxLength: 120 }),
+          fc.tuple(fc.constantFrom(...sample), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 })).map(([m, flips]) => {
+            const out = Uint8Array.from(m);
+            for (const [i, v] of flips) out[i % out.length] = v;
+            return out;
+          }),
+          fc.uint8Array({ minLength: 0, maxLength: 80 }).map((tail) => {
+            // A STUN header (Binding request, right cookie) followed by random attributes.
+            const out = new Uint8Array(20 + ((tail.length + 3) & ~3));
+            out.set([0, 1, (out.length - 20) >> 8, (out.length - 20) & 0xff, 0x21, 0x12, 0xa4, 0x42]);
+            out.set(tail, 20);
+            return out;
+          }),
+        ),
+        (data) => {
+          expect(() => {
+            r.handleReceive(d.now, { local: { address: '10.0.0.2', port: 6000 }, remote: { address: '10.0.0.1', port: 5000 }, data });
+            r.handleTimeout(d.now);
+            while (r.pollTransmit());
+            while (r.pollEvent());
+          }).not.toThrow();
+        },
+      ),
+      { numRuns: 500 },
+    );
+    expect(r.state).toBe('completed');
+  });
+});
+
+describe('limits and API misuse', () => {
+  it('enforces the remote-candidate limit and ignores candidates after end-of-candidates', () => {
+    const a = new AgentCore({ random: seededRandom(1), pacer: false, remoteCandidateLimit: 3 });
+    a.addStream(1);
+    a.addLocalCandidate(0, host('10.0.0.1', 1));
+    a.setRemoteParameters(0, { ufrag: 'abcd', pwd: 'x'.repeat(22) });
+    for (let i = 0; i < 5; i++) a.addRemoteCandidate(0, signalled(host(`10.0.1.${i + 1}`, 9)));
+    expect(a.getChecklist(0).pairs).toHaveLength(3);
+    expect(a.getStats().dropped['remote-limit']).toBe(2);
+    const b = new AgentCore({ random: seededRandom(2), pacer: false, checklistLimit: 2 });
+    b.addStream(1);
+    b.addLocalCandidate(0, host('10.0.0.1', 1));
+    b.setRemoteParameters(0, { ufrag: 'abcd', pwd: 'x'.repeat(22) });
+    for (let i = 0; i < 4; i++) b.addRemoteCandidate(0, signalled(host(`10.0.1.${i + 1}`, 9, 1, 65535 - i)));
+    expect(b.getChecklist(0).pairs.map((p) => p.remote.address)).toEqual(['10.0.1.1', '10.0.1.2']);
+    b.endOfRemoteCandidates(0);
+    b.addRemoteCandidate(0, signalled(host('10.0.1.9', 9)));
+    expect(b.getStats().dropped['remote-after-end']).toBe(1);
+  });
+
+  it('validates options and indices; close() stops everything and send() then throws', () => {
+    expect(() => new AgentCore({ random: seededRandom(1), consentIntervalMs: 1000 })).toThrow(RangeError);
+    expect(() => new AgentCore({ random: seededRandom(1), keepaliveIntervalMs: 1000 })).toThrow(RangeError);
+    expect(() => new AgentCore({ random: seededRandom(1), pwd: 'short' })).toThrow(RangeError);
+    const d = new Driver();
+    const { l, r } = connectPair(d);
+    expect(() => l.addRemoteCandidate(7, signalled(host('10.0.0.9', 1)))).toThrow(RangeError);
+    d.run(5000, done(l, r));
+    l.close();
+    d.drain();
+    expect(l.state).toBe('closed');
+    expect(l.pollTimeout()).toBeUndefined();
+    expect(() => l.send(d.now, 0, 1, new Uint8Array(1))).toThrow(InvalidStateError);
+    expect(() => l.restart()).toThrow(InvalidStateError);
+    const before = d.sent.length;
+    d.run(d.now + 60_000);
+    expect(d.sent.filter((s, i) => i >= before && s.agent === 'L')).toHaveLength(0);
+  });
+
+  it('exposes per-pair stats', () => {
+    const d = new Driver();
+    const { l, r } = connectPair(d);
+    d.run(5000, done(l, r));
+    l.send(d.now, 0, 1, new Uint8Array(100));
+    d.run(d.now + 50);
+    const sel = l.getSelectedPair(0, 1)!;
+    const st = l.getStats().pairs.find((p) => p.id === sel.id)!;
+    expect(st.nominated).toBe(true);
+    expect(st.requestsSent).toBeGreaterThanOrEqual(2);
+    expect(st.responsesReceived).toBeGreaterThanOrEqual(2);
+    expect(st.requestsReceived).toBeGreaterThanOrEqual(1);
+    expect(st.bytesSent).toBe(100);
+    expect(st.currentRoundTripTime).toBe(20);
+    expect(r.getStats().pairs.find((p) => p.nominated)!.bytesReceived).toBe(100);
+  });
+});
+
+describe('controlled side: USE-CANDIDATE before the pair succeeded (RFC 8445 §7.3.1.5)', () => {
+  it('nominates when the triggered check succeeds', () => {
+    const d = new Driver({ delayMs: 10 });
+    const l = d.add('L', { role: 'controlling', nomination: 'aggressive' }, [{ address: '10.0.0.1', port: 5000 }]);
+    const r = d.add('R', { role: 'controlled' }, [{ address: '10.0.0.2', port: 6000 }]);
+    l.addStream(1);
+    r.addStream(1);
+    const rc = host('10.0.0.2', 6000);
+    l.addLocalCandidate(0, host('10.0.0.1', 5000));
+    r.addLocalCandidate(0, rc);
+    l.setRemoteParameters(0, r.getLocalParameters());
+    r.setRemoteParameters(0, l.getLocalParameters());
+    l.addRemoteCandidate(0, signalled(rc)); // R never learns L's candidate by signalling
+    d.run(5000, done(l, r));
+    const rReq = d.requestsOf('R');
+    // R's first check is the triggered one, sent when L's nominating check arrived (t = 10)...
+    expect(rReq[0]!.t).toBe(10);
+    // ...and the pair is nominated (selected) only when that check succeeded (t = 30).
+    expect(r.state).toBe('completed');
+    const sel = d.eventsOf('R', 'selected-pair');
+    expect(sel).toHaveLength(1);
+    expect(sel[0]!.pair.remote.type).toBe('prflx');
+  });
+});
+
+describe('unknown comprehension-required attributes (RFC 8489 §6.3.1.1)', () => {
+  it('an authenticated request with one gets 420 listing it, integrity-protected', async () => {
+    const { Attr, attr, getAttribute } = await import('../src/stun/attributes.js');
+    const { encodeStunMessage, decodeStunMessage, verifyIntegrity } = await import('../src/stun/message.js');
+    const { shortTermKey } = await import('../src/stun/integrity.js');
+    const a = new AgentCore({ random: seededRandom(5), pacer: false, role: 'controlled' });
+    a.addStream(1);
+    a.addLocalCandidate(0, host('10.0.0.2', 6000));
+    const lp = a.getLocalParameters();
+    const id = new Uint8Array(12).fill(9);
+    const data = encodeStunMessage(
+      {
+        method: 0x001,
+        cls: 'request',
+        transactionId: id,
+        attributes: [attr(Attr.USERNAME, `${lp.ufrag}:peer`, id), attr(Attr.PRIORITY, 5, id), attr(Attr.ICE_CONTROLLING, 1n, id), { type: 0x0030, value: new Uint8Array(4) }],
+      },
+      { integrityKey: shortTermKey(lp.pwd), fingerprint: true },
+    );
+    expect(a.handleReceive(0, { local: { address: '10.0.0.2', port: 6000 }, remote: { address: '10.0.0.9', port: 1 }, data })).toBe(true);
+    const out = decodeStunMessage(a.pollTransmit()!.data);
+    expect(getAttribute(out, Attr.ERROR_CODE)?.code).toBe(420);
+    expect(getAttribute(out, Attr.UNKNOWN_ATTRIBUTES)).toEqual([0x0030]);
+    expect(verifyIntegrity(out, shortTermKey(lp.pwd))).toBe('ok');
+  });
+});
+
+describe('receiving data (RFC 8445 §12.2)', () => {
+  it('takes data from any signalled candidate on a local base, refuses unknown sources', () => {
+    const d = new Driver();
+    const { l, r } = connectPair(d, { endOfCandidates: false });
+    d.run(5000, done(l, r));
+    // A second, never-paired remote candidate of L (component 1) is signalled to R.
+    r.addRemoteCandidate(0, signalled(host('10.0.0.77', 5000)));
+    while (r.pollEvent());
+    const base = { address: '10.0.0.2', port: 6000 };
+    expect(r.handleReceive(d.now, { local: base, remote: { address: '10.0.0.77', port: 5000 }, data: Uint8Array.of(0x80, 1, 2) })).toBe(true);
+    expect(r.pollEvent()).toMatchObject({ type: 'data', stream: 0, component: 1 });
+    expect(r.handleReceive(d.now, { local: base, remote: { address: '10.66.6.6', port: 1 }, data: Uint8Array.of(0x80, 1, 2) })).toBe(false);
+    expect(r.getStats().dropped['data-unknown-path']).toBe(1);
+  });
+});

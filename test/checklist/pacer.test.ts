@@ -1,0 +1,118 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { GlobalPacer } from '../../src/checklist/pacer.js';
+
+describe('GlobalPacer', () => {
+  it('grants at most one slot per interval', () => {
+    const p = new GlobalPacer({ intervalMs: 5 });
+    const a = p.register();
+    const b = p.register();
+    expect(a.request(0, 'ordinary')).toBe(true);
+    expect(b.request(1, 'ordinary')).toBe(false);
+    expect(b.nextSlot()).toBe(5);
+    expect(b.request(5, 'ordinary')).toBe(true);
+    expect(p.minSpacingMs).toBe(5);
+  });
+
+  it('serves waiting clients round robin and triggered requests first', () => {
+    const p = new GlobalPacer({ intervalMs: 5 });
+    const [a, b, c] = [p.register(), p.register(), p.register()];
+    expect(a.request(0, 'ordinary')).toBe(true);
+    expect(a.request(1, 'ordinary')).toBe(false); // a is back in line
+    expect(b.request(2, 'ordinary')).toBe(false);
+    expect(c.request(3, 'triggered')).toBe(false);
+    // At 5 the triggered client c goes first even though a and b asked earlier.
+    expect(a.request(5, 'ordinary')).toBe(false);
+    expect(c.request(5, 'triggered')).toBe(true);
+    expect(a.nextSlot()).toBe(10);
+    expect(b.nextSlot()).toBe(15);
+    expect(b.request(10, 'ordinary')).toBe(false);
+    expect(a.request(10, 'ordinary')).toBe(true);
+    expect(b.request(15, 'ordinary')).toBe(true);
+  });
+
+  it('rotates a head that does not claim its slot', () => {
+    const p = new GlobalPacer({ intervalMs: 5 });
+    const [a, b] = [p.register(), p.register()];
+    expect(a.request(0, 'ordinary')).toBe(true);
+    expect(a.request(1, 'ordinary')).toBe(false);
+    expect(b.request(2, 'ordinary')).toBe(false);
+    expect(b.nextSlot()).toBe(10);
+    expect(b.request(10, 'ordinary')).toBe(true); // a never came back at 5
+  });
+
+  it('drops a client that keeps missing its slot (an agent dropped without close())', () => {
+    const p = new GlobalPacer({ intervalMs: 5 });
+    const [ghost, b] = [p.register(), p.register()];
+    ghost.request(0, 'ordinary');
+    ghost.request(1, 'ordinary'); // waits, then never comes back
+    let t = 2;
+    let grants = 0;
+    for (let i = 0; i < 10; i++) {
+      for (;;) {
+        if (b.request(t, 'ordinary')) break;
+        t = b.nextSlot()!;
+      }
+      grants++;
+      t += 1;
+    }
+    expect(grants).toBe(10);
+    expect(p.waiting).toBe(0);
+  });
+
+  it('disabled: always grants; withdraw leaves the line; a fresh timeline resets it', () => {
+    const off = new GlobalPacer({ enabled: false });
+    const x = off.register();
+    expect(x.request(0, 'ordinary') && x.request(0, 'ordinary')).toBe(true);
+    const p = new GlobalPacer();
+    const [a, b] = [p.register(), p.register()];
+    a.request(100, 'ordinary');
+    b.request(101, 'ordinary');
+    b.withdraw();
+    expect(p.waiting).toBe(0);
+    expect(b.request(0, 'ordinary')).toBe(true); // time went backwards: another virtual clock
+  });
+
+  it('property: any request pattern obeying nextSlot never yields two grants closer than the interval', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 4 }), fc.integer({ min: 0, max: 7 }), fc.boolean()), { minLength: 1, maxLength: 200 }), (ops) => {
+        const p = new GlobalPacer({ intervalMs: 5 });
+        const clients = Array.from({ length: 5 }, () => p.register());
+        let now = 0;
+        const grants: number[] = [];
+        for (const [who, dt, trig] of ops) {
+          now += dt;
+          if (clients[who]!.request(now, trig ? 'triggered' : 'ordinary')) grants.push(now);
+        }
+        for (let i = 1; i < grants.length; i++) expect(grants[i]! - grants[i - 1]!).toBeGreaterThanOrEqual(5);
+      }),
+    );
+  });
+});
+
+describe('AgentCore default pacer', () => {
+  it('agents created without a pacer share the process-wide one (5 ms between their checks)', async () => {
+    const { AgentCore } = await import('../../src/agent-core.js');
+    const { host, seededRandom, signalled } = await import('./harness.js');
+    const agents = [1, 2].map((i) => {
+      const a = new AgentCore({ random: seededRandom(i) });
+      a.addStream(1);
+      a.addLocalCandidate(0, host(`10.0.0.${i}`, 5000));
+      a.setRemoteParameters(0, { ufrag: 'peer', pwd: 'p'.repeat(22) });
+      a.addRemoteCandidate(0, signalled(host(`10.9.0.${i}`, 9)));
+      return a;
+    });
+    expect(GlobalPacer.shared()).toBe(GlobalPacer.shared());
+    const sentAt: number[] = [];
+    for (let now = 0; now <= 20; now++) {
+      for (const a of agents) {
+        const t = a.pollTimeout();
+        if (t !== undefined && t <= now) a.handleTimeout(now);
+        for (let d = a.pollTransmit(); d; d = a.pollTransmit()) sentAt.push(now);
+      }
+    }
+    expect(sentAt).toHaveLength(2);
+    expect(sentAt[1]! - sentAt[0]!).toBeGreaterThanOrEqual(5);
+    for (const a of agents) a.close();
+  });
+});
