@@ -383,9 +383,13 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
       const old = s.remotes[same]!;
       if (old.type !== 'prflx' || candidate.type === 'prflx') return;
       // RFC 8838 §11 rule 4.A: the signalled candidate replaces the peer-reflexive one; existing pairs keep their
-      // state but take the signalled priority.
+      // state (and foundation) but now name the signalled candidate and take its priority.
       s.remotes[same] = candidate;
-      for (const p of s.checklist.pairs) if (p.remote === old) p.priority = this.#priorityOf(p.local.priority, candidate.priority);
+      for (const p of s.checklist.pairs) {
+        if (p.remote !== old) continue;
+        p.remote = candidate;
+        p.priority = this.#priorityOf(p.local.priority, candidate.priority);
+      }
       s.checklist.resort();
       return;
     }

@@ -52,7 +52,11 @@ export class CandidatePair {
   readonly stream: number;
   readonly component: number;
   readonly local: LocalCandidate;
-  readonly remote: Candidate;
+  /**
+   * The remote candidate. Mutable for one reason: RFC 8838 §11 rule 4.A replaces a peer-reflexive remote with the
+   * candidate the peer signals later for the same address, and the pair must then report the signalled one.
+   */
+  remote: Candidate;
   /** RFC 8445 §6.1.2.6: the pair foundation, local and remote foundations joined. */
   readonly foundation: string;
   priority: bigint;

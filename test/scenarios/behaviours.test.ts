@@ -528,3 +528,16 @@ describe('behaviours over the virtual network', () => {
     expect(wall).toBeLessThan(1_000);
   });
 });
+
+describe('RFC 8838 §11 rule 4.A: a signalled candidate replaces the peer-reflexive one', () => {
+  it('the selected pair names the signalled srflx candidate, not the prflx learnt first', () => {
+    const sc = scenario({ seed: 'prflx-repro', b: { nat: 'full-cone' } });
+    sc.start();
+    expect(sc.runUntilConnected()).toBe(true);
+    const remoteOfA = sc.selected(sc.a)!.remote;
+    const signalled = sc.b.gathered[0]!.find((c) => c.address === remoteOfA.address && c.port === remoteOfA.port);
+    expect(signalled).toBeDefined();
+    expect(remoteOfA.type).toBe(signalled!.type);
+    expect(remoteOfA.priority).toBe(signalled!.priority);
+  });
+});
