@@ -915,7 +915,7 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     if (tx.kind === 'consent') {
       if (symmetric && m.cls === 'success' && !pair.consentLost) {
         pair.lastConsentAt = now;
-        pair.counters.currentRoundTripTime = now - tx.sentAt;
+        pair.counters.currentRoundTripTime = (now - tx.sentAt) / 1000; // seconds, as RTCIceCandidatePairStats
       } else if (symmetric && m.cls === 'error' && errorCodeOf(m) === ErrorCode.Forbidden) {
         this.#loseConsent(pair); // RFC 7675 §5.2: immediate revocation
       }
@@ -968,7 +968,7 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
 
   #checkSucceeded(now: number, s: Stream, tx: CheckTx, mapped: TransportAddress): void {
     const pair = tx.pair;
-    pair.counters.currentRoundTripTime = now - tx.sentAt;
+    pair.counters.currentRoundTripTime = (now - tx.sentAt) / 1000; // seconds, as RTCIceCandidatePairStats
     // RFC 8445 §7.2.5.3.1: the mapped address may be a new (peer-reflexive) local candidate.
     let local = s.locals.find((c) => c.component === pair.component && c.address === mapped.address && c.port === mapped.port);
     if (!local) {

@@ -28,7 +28,7 @@ import {
 import { MdnsResponder } from './candidates/mdns.js';
 import type { AgentCoreOptions, AgentEvent, IceParameters } from './checklist/types.js';
 import { InvalidStateError } from './errors.js';
-import { canonicalIp } from './ip.js';
+import { canonicalIp, parseIp } from './ip.js';
 import type { SansIoMachine } from './machine.js';
 import { encodeKeepalive } from './checklist/checks.js';
 import { looksLikeStun } from './stun/message.js';
@@ -146,7 +146,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
 
   /** Starts gathering on every stream (host candidates at once, then server-reflexive and relayed). */
   gather(now: number): void {
-    if (this.#gatherers.length > 0) throw new InvalidStateError('gather() was already called');
+    if (this.#gatheringState !== 'new') throw new InvalidStateError('gather() was already called');
     const streams = this.#options.streams ?? [1];
     for (let s = 0; s < streams.length; s++) {
       // Allocation ids are unique per gatherer only, so each stream gets its own allocator and id space.
@@ -194,7 +194,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     const name = candidate.address.toLowerCase();
     const known = this.#mdns.lookup(now, name);
     if (known !== undefined) {
-      this.core.addRemoteCandidate(stream, { ...candidate, address: known });
+      this.core.addRemoteCandidate(stream, { ...candidate, address: known, mdnsName: candidate.address });
     } else {
       const waiting = this.#unresolved.get(name) ?? [];
       waiting.push({ stream, candidate });
@@ -271,15 +271,18 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
 
   handleReceive(now: number, datagram: Datagram): boolean {
     let taken = false;
-    if (this.#mdns && key(datagram.local) === this.#mdnsKey) {
+    if (this.#mdns && (key(datagram.local) === this.#mdnsKey || this.#toMdnsGroup(datagram.local))) {
       taken = this.#mdns.handleReceive(now, datagram);
     } else {
-      const remote = key(datagram.remote);
-      const local = key(datagram.local);
-      for (const a of this.#allocations.values()) {
-        if (key(a.client.server) === remote && key(a.client.local) === local) {
-          taken = a.client.handleReceive(now, datagram);
-          if (taken) break;
+      // Keys only when there are allocations: canonicalising two addresses per datagram is the data path's cost.
+      if (this.#allocations.size > 0) {
+        const remote = key(datagram.remote);
+        const local = key(datagram.local);
+        for (const a of this.#allocations.values()) {
+          if (key(a.client.server) === remote && key(a.client.local) === local) {
+            taken = a.client.handleReceive(now, datagram);
+            if (taken) break;
+          }
         }
       }
       if (!taken) taken = this.#gatherers.some((g) => g.handleReceive(now, datagram));
@@ -340,11 +343,22 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
 
   /** Sends from a base, wrapping through TURN when the base is a relayed address. */
   #sendRaw(now: number, d: Datagram): void {
-    const relay = this.#byRelayed.get(key(d.local));
+    const relay = this.#byRelayed.size > 0 ? this.#byRelayed.get(key(d.local)) : undefined;
     if (relay) relay.client.send(now, d.remote, d.data);
     else this.#transmits.push(d);
   }
 
+
+  /**
+   * Multicast queries and announcements reach the mDNS socket addressed to the group (RFC 6762 §5), not to the
+   * socket's own address: they are the responder's too.
+   */
+  #toMdnsGroup(local: TransportAddress): boolean {
+    const m = this.#options.mdns;
+    if (!m || local.port !== m.local.port) return false;
+    const b = parseIp(local.address);
+    return b !== undefined && (b.length === 4 ? (b[0]! & 0xf0) === 0xe0 : b[0] === 0xff);
+  }
 
   #allocate(now: number, stream: number, request: RelayAllocationRequest): void {
     const server = request.server;
@@ -388,16 +402,29 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
           const waiting = this.#unresolved.get(e.name) ?? [];
           this.#unresolved.delete(e.name);
           for (const w of waiting) {
-            if (e.type === 'resolved') this.core.addRemoteCandidate(w.stream, { ...w.candidate, address: e.address });
+            if (e.type === 'resolved') this.core.addRemoteCandidate(w.stream, { ...w.candidate, address: e.address, mdnsName: w.candidate.address });
             else this.#events.push({ type: 'remote-candidate-dropped', stream: w.stream, candidate: w.candidate, reason: `mdns-${e.reason}` });
           }
         }
       }
       for (let d = this.core.pollTransmit(); d; d = this.core.pollTransmit(), moved = true) this.#sendRaw(now, d);
       for (let e = this.core.pollEvent(); e; e = this.core.pollEvent(), moved = true) this.#events.push(e);
-      if (!moved) return;
+      if (!moved) {
+        this.#releaseGatherers();
+        return;
+      }
     }
     throw new Error('AgentMachine: internal pump did not settle');
+  }
+
+  /**
+   * Once every gatherer has completed it holds nothing the agent still needs: its candidates went to the core, late
+   * server answers would be dropped either way, and allocations it gave up on were cancelled. Letting go of them saves
+   * a few KB per idle agent (thousands of agents per process) and their polling on every datagram.
+   */
+  #releaseGatherers(): void {
+    if (this.#gatheringState !== 'complete' || this.#gatherers.length === 0) return;
+    if (this.#gatherers.every((g) => g.state === 'complete')) this.#gatherers.length = 0;
   }
 
   #onGathererEvent(now: number, stream: number, e: GathererEvent): void {

@@ -119,6 +119,7 @@ export interface PairStats extends PairInfo {
   readonly responsesReceived: number;
   readonly bytesSent: number;
   readonly bytesReceived: number;
+  /** Round-trip time of the latest check or consent transaction, in seconds (as RTCIceCandidatePairStats). */
   readonly currentRoundTripTime: number | undefined;
 }
 

@@ -130,6 +130,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   #endOfRemote = false;
   /** We restarted and wait for the peer's new parameters. */
   #restarting = false;
+  /** A drain of the commands given in this synchronous run is queued (see #command). */
+  #flushQueued = false;
 
   constructor(options: IceAgentOptions = {}) {
     super();
@@ -289,7 +291,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
           (address) => {
             if (this.#closing) return;
             if (address === undefined) this.#warn(`remote mDNS candidate ${c.address} did not resolve`);
-            else this.#command((m) => m.core.addRemoteCandidate(0, { ...c, address }));
+            else this.#command((m) => m.core.addRemoteCandidate(0, { ...c, address, mdnsName: c.address }));
           },
           () => undefined,
         )
@@ -331,7 +333,14 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const d = this.#driver;
     if (!m || !d || this.#closing) return false;
     const ok = m.send(d.now(), 0, component, data);
-    d.kick(m);
+    const selected = this.#selected.get(component);
+    if (ok && selected !== undefined && selected.local.type !== 'relay') {
+      // Data fast path: on a non-relayed selected pair the core only queued this datagram; sending data never moves
+      // a deadline earlier, so the driver's full drain and timer re-arm can be skipped.
+      this.#flush(m, d);
+    } else {
+      d.kick(m);
+    }
     return ok;
   }
 
@@ -393,20 +402,75 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       return;
     }
     f(m);
-    runDue(m, d);
-    d.kick(m);
+    // Commands given in one synchronous run (parameters, then every candidate, then end-of-candidates) are drained
+    // once, in a microtask: one handleTimeout and one timer re-arm instead of one per command, and still before the
+    // event loop moves on, so the first check leaves without waiting for a timer.
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(this.#flushCommands);
+    }
   }
+
+  readonly #flushCommands = (): void => {
+    this.#flushQueued = false;
+    const m = this.#machine;
+    const d = this.#driver;
+    if (!m || !d || d.closed) return;
+    try {
+      runDue(m, d);
+    } catch (error) {
+      warnCallbackError(error, 'machine');
+    }
+    d.kick(m);
+  };
 
   #receive(datagram: Datagram): void {
     const d = this.#driver;
     const m = this.#machine;
-    if (!d || !m) return;
+    if (!d || !m || d.closed) return;
+    const b0 = datagram.data[0] ?? 0;
+    if (b0 > 3 && (b0 < 64 || b0 > 79)) {
+      // Data fast path (RFC 7983): neither STUN (0..3) nor TURN ChannelData (64..79), so no TURN client or check
+      // state is involved; the core turns it into a `data` event without touching any deadline.
+      try {
+        m.handleReceive(d.now(), datagram);
+      } catch (error) {
+        warnCallbackError(error, 'machine');
+      }
+      this.#flush(m, d);
+      return;
+    }
     d.receive(datagram);
     // A STUN message (RFC 7983: first byte 0..3) may have queued a triggered check: send it now. Application data
     // never does, so the data path skips the extra pollTimeout().
     if ((datagram.data[0] ?? 4) < 4 && !d.closed) {
       runDue(m, d);
       d.kick(m);
+    }
+  }
+
+  /**
+   * Drains the machine's transmits and events directly (the data fast paths), with the driver's error isolation:
+   * a throwing listener is reported, never unwound into the machine. No timer re-arm: callers only use it after
+   * inputs that cannot move a deadline earlier; an event listener's own commands kick the driver as usual.
+   */
+  #flush(m: AgentMachine, d: MachineDriver): void {
+    const endpoint = this.#endpoint!;
+    for (let t = m.pollTransmit(); t !== undefined; t = m.pollTransmit()) {
+      try {
+        endpoint.send(t);
+      } catch (error) {
+        warnCallbackError(error, 'send');
+      }
+    }
+    for (let e = m.pollEvent(); e !== undefined; e = m.pollEvent()) {
+      try {
+        this.#onEvent(e);
+      } catch (error) {
+        if (this.listenerCount('error') > 0) super.emit('error', error);
+        else warnCallbackError(error, 'event');
+      }
+      if (d.closed) return;
     }
   }
 
