@@ -18,5 +18,7 @@ export default defineConfig({
     hookTimeout: 20_000,
     // Real-socket and coturn tests bind ports; keep files parallel but bounded for a 2-core machine.
     maxWorkers: 2,
+    // Under CI a JSON report is written too, so .ci/run can print the plain "N passed, N failed" closing line.
+    ...(process.env.CI ? { reporters: ['default', 'json'], outputFile: { json: 'test-results.json' } } : {}),
   },
 });
