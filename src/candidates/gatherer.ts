@@ -20,6 +20,7 @@ import type { CandidateType, LocalCandidate } from './candidate.js';
 import { FoundationRegistry } from './foundation.js';
 import { candidatePriority, DEFAULT_TYPE_PREFERENCES, localPreferences, uniquePriority, validateTypePreferences, type TypePreferences } from './priority.js';
 import { isRedundantWith } from './redundancy.js';
+import type { PacerClient } from '../checklist/pacer.js';
 
 /** Default bound on the whole gathering phase. */
 export const DEFAULT_GATHER_TIMEOUT_MS = 5000;
@@ -115,6 +116,11 @@ export interface GathererOptions {
   readonly software?: string;
   /** Announce host candidates (default true; false for a relay-only policy: bases are then used only to reach servers). */
   readonly gatherHost?: boolean;
+  /**
+   * The process-wide pacer's handle (RFC 8445 §14.2: all STUN/TURN transactions of all agents of a process at
+   * least 5 ms apart). Each new Binding or Allocate waits for a slot as well as for its own Ta.
+   */
+  readonly pacer?: PacerClient;
 }
 
 /** Gathering state (as in `RTCIceGatheringState`). */
@@ -178,6 +184,7 @@ export class Gatherer implements SansIoMachine<GathererEvent> {
   readonly #mdns: MdnsRegistrar | undefined;
   readonly #software: string | undefined;
   readonly #gatherHost: boolean;
+  readonly #pacer: PacerClient | undefined;
   readonly #localPrefs: Map<string, number>;
   readonly #table = new TransactionTable<BindingContext>();
   readonly #relays = new Map<string, PendingRelay>();
@@ -211,6 +218,7 @@ export class Gatherer implements SansIoMachine<GathererEvent> {
     this.#mdns = options.mdns;
     this.#software = options.software;
     this.#gatherHost = options.gatherHost ?? true;
+    this.#pacer = options.pacer;
     for (const b of this.#bases) {
       if (ipFamily(b.address.address) === 0) throw new RangeError(`base ${b.address.address} is not an IP address`);
     }
@@ -260,6 +268,7 @@ export class Gatherer implements SansIoMachine<GathererEvent> {
     if (this.#closed) return;
     this.#closed = true;
     this.#jobs.length = 0;
+    this.#pacer?.withdraw();
     this.#table.cancelWhere(() => true);
     while (this.#table.pollTransmit() !== undefined);
     for (const id of this.#relays.keys()) this.#allocator?.cancel?.(now, id);
@@ -369,7 +378,7 @@ export class Gatherer implements SansIoMachine<GathererEvent> {
   pollTimeout(): number | undefined {
     if (this.#closed || this.#state !== 'gathering') return undefined;
     let t = this.#table.pollTimeout() ?? Infinity;
-    if (this.#jobs.length > 0) t = Math.min(t, this.#nextJobAt);
+    if (this.#jobs.length > 0) t = Math.min(t, Math.max(this.#nextJobAt, this.#pacer?.nextSlot() ?? -Infinity));
     if (this.#deadline !== undefined) t = Math.min(t, this.#deadline);
     return t === Infinity ? undefined : t;
   }
@@ -384,6 +393,7 @@ export class Gatherer implements SansIoMachine<GathererEvent> {
   /** Starts queued transactions whose Ta slot has come (one per Ta). */
   #runJobs(now: number): void {
     while (this.#jobs.length > 0 && now >= this.#nextJobAt) {
+      if (this.#pacer && !this.#pacer.request(now, 'ordinary')) return;
       const job = this.#jobs.shift()!;
       if (job.kind === 'binding') {
         this.#startBinding(now, job.context);
@@ -398,6 +408,7 @@ export class Gatherer implements SansIoMachine<GathererEvent> {
   #checkComplete(): void {
     if (this.#state !== 'gathering' || this.#jobs.length > 0 || this.#table.size > 0 || this.#relays.size > 0) return;
     this.#deadline = undefined;
+    this.#pacer?.withdraw();
     this.#events.push({ type: 'end-of-candidates' });
     this.#setState('complete');
   }
