@@ -11,13 +11,14 @@
  * deterministic tests is in `icewire/testing`. There are no default STUN or TURN servers.
  * @module
  */
-export { IceAgent, signalledForm, type IceAgentEvents, type IceAgentOptions, type IceCandidatePair, type IceGatheringState } from './node/ice-agent.js';
+export { IceAgent, type IceAgentEvents, type IceAgentOptions, type IceCandidatePair, type IceGatheringState } from './node/ice-agent.js';
 export { IceSdpSession, type IceSdpSessionEvents, type IceSdpSessionOptions } from './node/sdp-session.js';
 export { startStunServer } from './node/stun-server.js';
 export { GlobalPacer } from './checklist/pacer.js';
 export type { AgentState, AgentStats, IceParameters, LocalIceParameters, NominationMode, PairInfo, PairStats } from './checklist/types.js';
 export type { Candidate, CandidateType, LocalCandidate, TcpType } from './candidates/candidate.js';
 export { formatCandidate, parseCandidate, tryParseCandidate } from './candidates/grammar.js';
+export { signalledCandidate } from './candidates/signal.js';
 export * from './sip-offer-answer/index.js';
 export type { IceServerConfig } from './turnclient/uri.js';
 export * from './errors.js';

@@ -9,14 +9,15 @@ import type { Candidate, LocalCandidate } from './candidate.js';
  * address when the address is hidden (draft-ietf-mmusic-mdns-ice-candidates §3.1.1 step 6). Agent-internal fields
  * (base, socket, relay server) are left out.
  */
-export function signalledCandidate(c: LocalCandidate): Candidate {
+export function signalledCandidate(c: Candidate | LocalCandidate): Candidate {
+  const mdnsName = (c as Partial<LocalCandidate>).mdnsName;
   return {
     foundation: c.foundation,
     component: c.component,
     transport: c.transport,
     ...(c.transportText !== undefined ? { transportText: c.transportText } : {}),
     priority: c.priority,
-    address: c.mdnsName ?? c.address,
+    address: mdnsName ?? c.address,
     port: c.port,
     type: c.type,
     ...(c.relatedAddress !== undefined ? { relatedAddress: c.relatedAddress } : {}),

@@ -8,6 +8,7 @@
  * would be the default, the same `0.0.0.0`/9 placeholder is used.
  * @module
  */
+import { signalledCandidate } from '../candidates/signal.js';
 import type { Candidate, CandidateType, LocalCandidate } from '../candidates/candidate.js';
 import { candidateAddressKind } from '../candidates/grammar.js';
 import { canonicalIp } from '../ip.js';
@@ -49,22 +50,7 @@ function family(address: string): 0 | 4 | 6 {
  * host candidate is signalled with its `.local` name instead of its address.
  */
 export function toSignalledCandidate(c: Candidate | LocalCandidate): Candidate {
-  const l = c as Partial<LocalCandidate> & Candidate;
-  const out: Candidate = {
-    foundation: c.foundation,
-    component: c.component,
-    transport: c.transport,
-    ...(c.transportText !== undefined ? { transportText: c.transportText } : {}),
-    priority: c.priority,
-    address: l.mdnsName ?? c.address,
-    port: c.port,
-    type: c.type,
-    ...(c.relatedAddress !== undefined ? { relatedAddress: c.relatedAddress } : {}),
-    ...(c.relatedPort !== undefined ? { relatedPort: c.relatedPort } : {}),
-    ...(c.tcpType !== undefined ? { tcpType: c.tcpType } : {}),
-    ...(c.extensions !== undefined ? { extensions: c.extensions } : {}),
-  };
-  return out;
+  return signalledCandidate(c);
 }
 
 /**
