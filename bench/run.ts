@@ -7,7 +7,10 @@
  * import and one entry to `BENCHES` below.
  * @module
  */
+import * as connect from './connect.bench.js';
+import * as datapath from './datapath.bench.js';
 import * as pacing from './pacing.bench.js';
+import * as scale from './scale.bench.js';
 import * as stunCodec from './stun-codec.bench.js';
 import * as turnRelay from './turn-relay.bench.js';
 
@@ -29,7 +32,7 @@ export interface BenchModule {
 }
 
 /** Registered benches, run in this order. */
-export const BENCHES: readonly BenchModule[] = [stunCodec, pacing, turnRelay];
+export const BENCHES: readonly BenchModule[] = [stunCodec, pacing, turnRelay, connect, datapath, scale];
 
 function format(r: BenchResult): string {
   const v = r.unit === 'x' ? r.value.toFixed(2) : Math.round(r.value).toLocaleString('en-US');

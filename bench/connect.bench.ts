@@ -1,0 +1,248 @@
+/**
+ * Time to connected on loopback with real sockets, the two agents in two processes: this process runs the
+ * controlling `IceAgent`, a child (`dist/bench/connect-peer.js`) the controlled one; parameters and candidates go over
+ * the child's stdin/stdout as JSON lines.
+ *
+ * Measured per run: from the moment BOTH agents have each other's parameters and candidates
+ * (`max(tParamsA, tParamsB)`) until BOTH are `connected` (`max(tConnectedA, tConnectedB)`). Each side stamps its own
+ * events with `performance.timeOrigin + performance.now()`, comparable across the two processes.
+ *
+ * Variants (median and p90 of 50 runs each, after warm-up runs):
+ * - `one host`: one host candidate each side, default Ta;
+ * - `4 dead + pacing 5`: each side first gets four unreachable remote candidates (127.0.0.1 ports bound and closed
+ *   again, so nothing listens) of higher priority than the working one, and both propose `a=ice-pacing:5`, so the
+ *   working pair is checked only after four Ta = 5 ms slots.
+ * Each run starts from an idle process: the previous run's agents are closed and the bench waits 10 ms (twice the
+ * 5 ms process-wide pacing interval) so the first check of a run is not held back by the last check of the previous
+ * run.
+ * For scale: pion/ice needs about 0.7 ms for the first variant, libnice/aioice/werift 21-28 ms. The goals (0.5 ms
+ * and 25 ms) are printed beside the numbers; nothing gates on them.
+ * @module
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { Candidate } from '../src/candidates/candidate.js';
+import type { IceParameters } from '../src/checklist/types.js';
+import { IceAgent } from '../src/node/ice-agent.js';
+import type { BenchResult } from './run.js';
+
+/** Bench name used by `npm run bench -- <name>`. */
+export const name = 'connect';
+
+const RUNS = 50;
+const WARMUP = 5;
+/** Pause before each measured run: twice the 5 ms global pacing interval. */
+const PACER_IDLE_MS = 10;
+
+/** Wall-clock time in ms since the epoch, sub-millisecond, comparable across processes of one host. */
+export function epochNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** Binds `n` UDP ports on 127.0.0.1 and closes them again: addresses where nothing listens. */
+export async function deadPorts(n: number): Promise<number[]> {
+  const sockets = await Promise.all(
+    Array.from({ length: n }, () => {
+      const s = createSocket('udp4');
+      return new Promise<ReturnType<typeof createSocket>>((r) => s.bind(0, '127.0.0.1', () => r(s)));
+    }),
+  );
+  const ports = sockets.map((s) => s.address().port);
+  await Promise.all(sockets.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  return ports;
+}
+
+/** Unreachable host candidates of higher priority than any real one (distinct foundations: none starts frozen). */
+export function decoyCandidates(ports: readonly number[]): Candidate[] {
+  return ports.map((port, i) => ({
+    foundation: `d${i + 1}`,
+    component: 1,
+    transport: 'udp',
+    priority: 2 ** 31 - 1 - i,
+    address: '127.0.0.1',
+    port,
+    type: 'host',
+  }));
+}
+
+interface Ready {
+  readonly type: 'ready';
+  readonly params: IceParameters;
+  readonly candidates: readonly Candidate[];
+  readonly decoys: readonly number[];
+}
+interface Connected {
+  readonly type: 'connected';
+  readonly tParams: number;
+  readonly tConnected: number;
+}
+type Reply = Ready | Connected | { readonly type: 'closed' } | { readonly type: 'echo'; readonly port: number };
+
+/** The child process and a typed wait on its next reply. */
+class Peer {
+  readonly #child: ChildProcessWithoutNullStreams;
+  readonly #queue: Reply[] = [];
+  readonly #waiters: ((r: Reply) => void)[] = [];
+
+  constructor() {
+    const script = fileURLToPath(new URL('./connect-peer.js', import.meta.url));
+    this.#child = spawn(process.execPath, [script], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.#child.stderr.on('data', (b: Buffer) => process.stderr.write(`[connect-peer] ${b.toString()}`));
+    createInterface({ input: this.#child.stdout }).on('line', (line) => {
+      const r = JSON.parse(line) as Reply;
+      const w = this.#waiters.shift();
+      if (w) w(r);
+      else this.#queue.push(r);
+    });
+  }
+
+  send(cmd: object): void {
+    this.#child.stdin.write(`${JSON.stringify(cmd)}\n`);
+  }
+
+  next<T extends Reply['type']>(type: T, ms = 10_000): Promise<Extract<Reply, { type: T }>> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`connect-peer: no '${type}' within ${ms} ms`)), ms);
+      const take = (r: Reply) => {
+        clearTimeout(t);
+        if (r.type !== type) reject(new Error(`connect-peer: expected '${type}', got '${r.type}'`));
+        else resolve(r as Extract<Reply, { type: T }>);
+      };
+      const queued = this.#queue.shift();
+      if (queued) take(queued);
+      else this.#waiters.push(take);
+    });
+  }
+
+  async exit(): Promise<void> {
+    const gone = new Promise<void>((r) => this.#child.once('exit', () => r()));
+    this.send({ type: 'exit' });
+    const t = setTimeout(() => this.#child.kill('SIGKILL'), 3000);
+    await gone;
+    clearTimeout(t);
+  }
+}
+
+interface Variant {
+  readonly label: string;
+  readonly decoys: number;
+  readonly pacingMs?: number;
+}
+
+/** One connection: returns the time to both-connected in ms. */
+async function once(peer: Peer, v: Variant): Promise<number> {
+  peer.send({ type: 'start', decoys: v.decoys, ...(v.pacingMs !== undefined ? { pacingMs: v.pacingMs } : {}) });
+  const a = new IceAgent({
+    includeLoopback: true,
+    addressFilter: (x) => x === '127.0.0.1',
+    role: 'controlling',
+    ...(v.pacingMs !== undefined ? { pacingMs: v.pacingMs } : {}),
+  });
+  try {
+    const [ready] = await Promise.all([peer.next('ready'), a.gather()]);
+    const mine = await deadPorts(v.decoys);
+    let tConnectedA: number | undefined;
+    const upA = new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('parent agent did not connect')), 10_000);
+      a.on('statechange', (s) => {
+        if ((s === 'connected' || s === 'completed') && tConnectedA === undefined) {
+          tConnectedA = epochNow();
+          clearTimeout(t);
+          resolve();
+        }
+      });
+    });
+    // Let the process-wide pacer (RFC 8445 §14.2, 5 ms between any two new checks of this process) go idle after
+    // the previous run, so that each run measures a connection from an idle process, not the pacing of the last one.
+    await new Promise((r) => setTimeout(r, PACER_IDLE_MS));
+    const upB = peer.next('connected');
+    peer.send({ type: 'remote', params: a.getLocalParameters(), candidates: [...decoyCandidates(mine), ...a.getLocalCandidates()] });
+    const tParamsA = epochNow();
+    a.setRemoteParameters(ready.params);
+    for (const c of [...decoyCandidates(ready.decoys), ...ready.candidates]) a.addRemoteCandidate(c);
+    a.endOfRemoteCandidates();
+    const [, b] = await Promise.all([upA, upB]);
+    if (process.env["CONNECT_TRACE"]) process.stderr.write(`pA ${(tParamsA % 1e5).toFixed(3)} pB ${(b.tParams % 1e5).toFixed(3)} cA ${(tConnectedA! % 1e5).toFixed(3)} cB ${(b.tConnected % 1e5).toFixed(3)}\n`);
+    return Math.max(tConnectedA!, b.tConnected) - Math.max(tParamsA, b.tParams);
+  } finally {
+    await a.close();
+    peer.send({ type: 'close' });
+    await peer.next('closed');
+  }
+}
+
+/**
+ * Median round trip of a 40-byte datagram to a plain UDP echo in the child: the cross-process floor. With `gapMs`
+ * both processes sleep that long before each ping, as they do before each connection (waking an idle process costs
+ * more than answering a busy one).
+ */
+async function echoRttMs(peer: Peer, n: number, gapMs: number): Promise<number> {
+  peer.send({ type: 'echo-start' });
+  const { port } = await peer.next('echo');
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  const rtts: number[] = [];
+  try {
+    const payload = Buffer.alloc(40, 1);
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error('echo lost')), 1000);
+        s.once('message', () => {
+          clearTimeout(t);
+          resolve();
+        });
+        s.send(payload, port, '127.0.0.1');
+      });
+      rtts.push(performance.now() - t0);
+      if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
+      else if (i % 10 === 9) await new Promise((r) => setTimeout(r, 1));
+    }
+  } finally {
+    await new Promise<void>((r) => s.close(() => r()));
+    peer.send({ type: 'echo-stop' });
+    await peer.next('closed');
+  }
+  rtts.sort((x, y) => x - y);
+  return quantile(rtts, 0.5);
+}
+
+function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * (sorted.length - 1) + 0.5))]!;
+}
+
+/** Runs both variants; values in µs (the runner rounds to integers). */
+export async function run(): Promise<BenchResult[]> {
+  const peer = new Peer();
+  const out: BenchResult[] = [];
+  try {
+    const busy = await echoRttMs(peer, 200, 0);
+    const rtt = await echoRttMs(peer, 50, PACER_IDLE_MS);
+    out.push(
+      { name: 'floor: UDP round trip to child, busy', value: busy * 1000, unit: 'µs', note: 'node:dgram echo, back-to-back pings, median' },
+      { name: 'floor: UDP round trip to child, idle', value: rtt * 1000, unit: 'µs', note: `same, ${PACER_IDLE_MS} ms idle before each ping (as before each run), median` },
+    );
+    const variants: readonly (Variant & { goalMs: number })[] = [
+      { label: 'one host', decoys: 0, goalMs: 0.5 },
+      { label: '4 dead + pacing 5', decoys: 4, pacingMs: 5, goalMs: 25 },
+    ];
+    for (const v of variants) {
+      for (let i = 0; i < WARMUP; i++) await once(peer, v);
+      const times: number[] = [];
+      for (let i = 0; i < RUNS; i++) times.push(await once(peer, v));
+      times.sort((x, y) => x - y);
+      const median = quantile(times, 0.5);
+      const p90 = quantile(times, 0.9);
+      out.push(
+        { name: `${v.label}: median, both connected`, value: median * 1000, unit: 'µs', note: `goal ≤ ${v.goalMs} ms: ${(median / v.goalMs).toFixed(2)}x the goal, ${(median / rtt).toFixed(1)}x the idle round trip` },
+        { name: `${v.label}: p90`, value: p90 * 1000, unit: 'µs', note: `min ${(times[0]! * 1000).toFixed(0)} µs, max ${(times[times.length - 1]! * 1000).toFixed(0)} µs, ${RUNS} runs, 2 processes` },
+      );
+    }
+  } finally {
+    await peer.exit();
+  }
+  return out;
+}
