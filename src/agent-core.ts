@@ -351,6 +351,9 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
       s.remote = remote;
       return;
     }
+    // Requests that arrived before these parameters (RFC 8445 §7.3: answered, then processed once the parameters are
+    // known) survive the rebuild of a restart: the peer's first checks of the new session are often among them.
+    const early = s.pending;
     if (s.remote) this.#rebuild(s);
     s.local = this.#creds;
     s.restarting = false;
@@ -359,9 +362,10 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     // RFC 8445 §6.1.1: facing a lite peer, a full agent MUST be controlling.
     if (remote.lite && !this.#lite && this.#role === 'controlled') this.#switchRole('controlling');
     if (!this.#lite) for (const l of s.locals) for (const r of s.remotes) this.#formPair(s, l, r);
-    const pending = s.pending;
     s.pending = [];
-    for (const p of pending) if (p.rfrag === remote.ufrag) this.#afterAcceptedRequest(s, p.local, p.from, p.priority, p.useCandidate);
+    for (const p of early) {
+      if (p.rfrag === remote.ufrag && s.locals.includes(p.local)) this.#afterAcceptedRequest(s, p.local, p.from, p.priority, p.useCandidate);
+    }
     if (this.#pacDeadline === undefined) this.#pacDeadline = null;
     this.#dirty = true;
   }
