@@ -93,8 +93,19 @@ export function ipFamily(text: string): 0 | 4 | 6 {
   return b === undefined ? 0 : b.length === 4 ? 4 : 6;
 }
 
+// Per-packet paths (socket demux, relay lookup) canonicalise the same few addresses over and over; parsing costs
+// about as much as the rest of the data path, so results are memoised in a small table that is simply reset when
+// it grows (a peer cannot make it grow without bound).
+const canonicalCache = new Map<string, string>();
+const CANONICAL_CACHE_MAX = 1024;
+
 /** Canonical text of an IP literal (e.g. `::FFFF:0:1` → `::ffff:0:1`); non-IP text is returned unchanged. */
 export function canonicalIp(text: string): string {
+  const hit = canonicalCache.get(text);
+  if (hit !== undefined) return hit;
   const b = parseIp(text);
-  return b === undefined ? text : formatIp(b);
+  const out = b === undefined ? text : formatIp(b);
+  if (canonicalCache.size >= CANONICAL_CACHE_MAX) canonicalCache.clear();
+  canonicalCache.set(text, out);
+  return out;
 }
