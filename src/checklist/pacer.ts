@@ -25,6 +25,12 @@ export interface GlobalPacerOptions {
   readonly intervalMs?: number;
   /** When false every request is granted at once (default true). */
   readonly enabled?: boolean;
+  /**
+   * How late the head of the line may come for its slot before it is rotated to the back (default 20 ms, at least
+   * one interval). Real timers fire a few ms late under load; rotating after a single 5 ms interval turned that
+   * lateness into unfairness (measured in bench/pacing-realtime.bench.ts).
+   */
+  readonly headGraceMs?: number;
 }
 
 /** Which class a request belongs to. */
@@ -34,8 +40,15 @@ interface Waiter {
   readonly client: PacerClient;
   kind: PacerRequestKind;
   since: number;
+  /**
+   * When this waiter reached the head of the line (undefined while it is not). A head's grace runs from then, not
+   * from when it joined: a waiter that reaches the front through others' grants gets its full chance.
+   */
+  headAt: number | undefined;
   /** Slots let pass in a row without asking again; a client that keeps missing them is dropped from the line. */
   misses: number;
+  /** Time of this client's latest request: its next slot is never before it plus one interval (no busy wake-ups). */
+  lastAsk: number;
 }
 
 /** A waiter rotated this many times in a row without asking again has gone away (e.g. dropped without close()). */
@@ -45,6 +58,8 @@ const MAX_MISSES = 3;
 export class GlobalPacer {
   /** Minimum spacing between grants, ms. */
   readonly intervalMs: number;
+  /** See {@link GlobalPacerOptions.headGraceMs}. */
+  readonly headGraceMs: number;
   enabled: boolean;
   #lastGrant = -Infinity;
   #nextId = 0;
@@ -52,11 +67,14 @@ export class GlobalPacer {
   readonly #ordinary: Waiter[] = [];
   #grants = 0;
   #minSpacing = Infinity;
+  /** Times the pacer started over because a request came from an earlier time than the last grant. */
+  resets = 0;
 
   constructor(options: GlobalPacerOptions = {}) {
     const interval = options.intervalMs ?? 5;
     if (!(interval >= 0) || !Number.isFinite(interval)) throw new RangeError('intervalMs must be a finite number >= 0');
     this.intervalMs = interval;
+    this.headGraceMs = Math.max(interval, options.headGraceMs ?? 20);
     this.enabled = options.enabled ?? true;
   }
 
@@ -98,28 +116,40 @@ export class GlobalPacer {
     // Grants are recorded at the `now` of the request, so with one time origin `now` never goes below the last
     // grant. If it does, the caller is on another timeline (e.g. a fresh virtual clock): start over rather than stall.
     if (now < this.#lastGrant) {
+      this.resets++;
       this.#lastGrant = -Infinity;
       this.#triggered.length = 0;
       this.#ordinary.length = 0;
     }
+    this.#markHead(now);
     this.#enqueue(client, now, kind);
+    this.#markHead(now);
     const slot = this.#lastGrant + this.intervalMs;
     if (now < slot) return false;
     // Rotate heads that let their slot pass by more than one interval.
     for (let guard = this.waiting; guard > 0; guard--) {
       const head = this.#head();
       if (!head || head.client === client) break;
-      const open = Math.max(slot, head.since);
-      if (now < open + this.intervalMs) break;
+      const open = Math.max(slot, head.headAt ?? now);
+      if (now < open + this.headGraceMs) break;
       const q = head.kind === 'triggered' ? this.#triggered : this.#ordinary;
       q.shift();
       head.since = now;
+      head.headAt = undefined;
       if (++head.misses < MAX_MISSES) q.push(head);
+      this.#markHead(now);
     }
     if (this.#head()?.client !== client) return false;
     this._withdraw(client);
     this.#record(now);
+    this.#markHead(now);
     return true;
+  }
+
+  /** The current head reached the front no later than `now`. */
+  #markHead(now: number): void {
+    const h = this.#head();
+    if (h && h.headAt === undefined) h.headAt = now;
   }
 
   #record(now: number): void {
@@ -136,20 +166,26 @@ export class GlobalPacer {
     const t = this.#triggered.findIndex((w) => w.client === client);
     if (t >= 0) {
       this.#triggered[t]!.misses = 0;
+      this.#triggered[t]!.lastAsk = now;
       return;
     }
     const o = this.#ordinary.findIndex((w) => w.client === client);
     if (o >= 0) {
       this.#ordinary[o]!.misses = 0;
+      this.#ordinary[o]!.lastAsk = now;
       if (kind === 'ordinary') return;
       // Upgraded to a triggered check: it joins the triggered class.
+      if (this.#triggered.length === 0 && this.#ordinary[0]) this.#ordinary[0].headAt = undefined;
       const [w] = this.#ordinary.splice(o, 1);
       w!.kind = 'triggered';
       w!.since = now;
+      w!.headAt = undefined;
       this.#triggered.push(w!);
       return;
     }
-    (kind === 'triggered' ? this.#triggered : this.#ordinary).push({ client, kind, since: now, misses: 0 });
+    // A triggered request arriving at an empty triggered class takes the front from the ordinary head.
+    if (kind === 'triggered' && this.#triggered.length === 0 && this.#ordinary[0]) this.#ordinary[0].headAt = undefined;
+    (kind === 'triggered' ? this.#triggered : this.#ordinary).push({ client, kind, since: now, misses: 0, lastAsk: now, headAt: undefined });
   }
 
   /** @internal */
@@ -164,16 +200,21 @@ export class GlobalPacer {
   _nextSlot(client: PacerClient): number | undefined {
     if (!this.enabled) return undefined;
     let pos = this.#triggered.findIndex((w) => w.client === client);
+    let waiter = pos >= 0 ? this.#triggered[pos] : undefined;
     if (pos < 0) {
       const o = this.#ordinary.findIndex((w) => w.client === client);
       if (o < 0) return undefined;
       pos = this.#triggered.length + o;
+      waiter = this.#ordinary[o];
     }
-    // The head's slot opens at `open`; if it does not claim it within one interval it is rotated away, so position
-    // `pos` is served at `open + pos * interval` at the latest. Always later than a denied request's `now`.
-    const open = Math.max(this.#lastGrant + this.intervalMs, this.#head()!.since);
-    return open + pos * this.intervalMs;
+    // The head's slot opens at `open`; each position behind it is served one interval later if everyone is on time.
+    // A late head holds the line for up to `headGraceMs`, so this is an estimate: a client that asks too early is
+    // refused and asks again, but never sooner than one interval after its previous request.
+    const open = Math.max(this.#lastGrant + this.intervalMs, this.#head()!.headAt ?? -Infinity);
+    const estimate = open + pos * this.intervalMs;
+    return estimate > waiter!.lastAsk ? estimate : waiter!.lastAsk + this.intervalMs;
   }
+
 }
 
 /** One agent's handle on the `GlobalPacer`. */

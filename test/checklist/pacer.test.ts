@@ -31,8 +31,43 @@ describe('GlobalPacer', () => {
     expect(b.request(15, 'ordinary')).toBe(true);
   });
 
-  it('rotates a head that does not claim its slot', () => {
+  it('keeps a late head in place for headGraceMs, then rotates it (timers fire late; lateness must not cost fairness)', () => {
+    const p = new GlobalPacer({ intervalMs: 5 }); // default grace 20 ms
+    const [a, b] = [p.register(), p.register()];
+    expect(a.request(0, 'ordinary')).toBe(true);
+    expect(a.request(1, 'ordinary')).toBe(false); // a waits for the slot at 5
+    expect(b.request(2, 'ordinary')).toBe(false);
+    expect(b.request(10, 'ordinary')).toBe(false); // a is late, but within its grace: b must not jump the line
+    expect(b.nextSlot()).toBeGreaterThan(10); // and b is not told to spin
+    expect(a.request(18, 'ordinary')).toBe(true); // a came 13 ms late and still gets its turn
+    expect(b.request(23, 'ordinary')).toBe(true);
+    // A head that never comes back is rotated once its grace (5 + 20 ms) has passed.
+    const [c, d] = [p.register(), p.register()];
+    expect(c.request(24, 'ordinary')).toBe(false);
+    expect(d.request(25, 'ordinary')).toBe(false);
+    expect(d.request(40, 'ordinary')).toBe(false);
+    expect(d.request(48, 'ordinary')).toBe(true);
+  });
+
+  it('a late asker rotates at most the one head that had its chance, not the whole line', () => {
+    // Regression: with real timers a waiter that reached the front through others' grants was rotated at once,
+    // because its grace was counted from when it joined; one late request then jumped the whole line.
     const p = new GlobalPacer({ intervalMs: 5 });
+    const [x, a, b, c, d] = [p.register(), p.register(), p.register(), p.register(), p.register()];
+    expect(x.request(0, 'ordinary')).toBe(true);
+    expect(a.request(1, 'ordinary')).toBe(false);
+    expect(b.request(2, 'ordinary')).toBe(false);
+    expect(c.request(3, 'ordinary')).toBe(false);
+    expect(d.request(4, 'ordinary')).toBe(false);
+    expect(d.request(100, 'ordinary')).toBe(false); // a is rotated; b becomes head now and gets its grace
+    expect(b.request(101, 'ordinary')).toBe(true);
+    expect(c.request(106, 'ordinary')).toBe(true);
+    expect(d.request(111, 'ordinary')).toBe(true);
+    expect(a.request(116, 'ordinary')).toBe(true); // a, rotated to the back, is served after the others
+  });
+
+  it('rotates a head that does not claim its slot', () => {
+    const p = new GlobalPacer({ intervalMs: 5, headGraceMs: 5 });
     const [a, b] = [p.register(), p.register()];
     expect(a.request(0, 'ordinary')).toBe(true);
     expect(a.request(1, 'ordinary')).toBe(false);
@@ -42,7 +77,7 @@ describe('GlobalPacer', () => {
   });
 
   it('drops a client that keeps missing its slot (an agent dropped without close())', () => {
-    const p = new GlobalPacer({ intervalMs: 5 });
+    const p = new GlobalPacer({ intervalMs: 5, headGraceMs: 5 });
     const [ghost, b] = [p.register(), p.register()];
     ghost.request(0, 'ordinary');
     ghost.request(1, 'ordinary'); // waits, then never comes back
