@@ -6,11 +6,11 @@ import { seededRandom } from './scripted.js';
 
 describe('turn: / turns: URIs (RFC 7065 §3.1)', () => {
   it.each([
-    ['turn:example.org', { secure: false, host: 'example.org', explicitPort: undefined, port: 3478, transport: 'udp', isIpLiteral: false }],
-    ['turn:example.org?transport=tcp', { secure: false, host: 'example.org', port: 3478, transport: 'tcp' }],
-    ['TURN:Example.ORG:1234?Transport=UDP', { host: 'example.org', explicitPort: 1234, port: 1234, transport: 'udp' }],
-    ['turns:example.org', { secure: true, port: 5349, transport: 'tls' }],
-    ['turns:example.org:443?transport=tcp', { secure: true, port: 443, transport: 'tls' }],
+    ['turn:turn.example', { secure: false, host: 'turn.example', explicitPort: undefined, port: 3478, transport: 'udp', isIpLiteral: false }],
+    ['turn:turn.example?transport=tcp', { secure: false, host: 'turn.example', port: 3478, transport: 'tcp' }],
+    ['TURN:Turn.EXAMPLE:1234?Transport=UDP', { host: 'turn.example', explicitPort: 1234, port: 1234, transport: 'udp' }],
+    ['turns:turn.example', { secure: true, port: 5349, transport: 'tls' }],
+    ['turns:turn.example:443?transport=tcp', { secure: true, port: 443, transport: 'tls' }],
     ['turn:192.0.2.1:3479', { host: '192.0.2.1', isIpLiteral: true, port: 3479 }],
     ['turn:[2001:DB8::1]:3478?transport=tcp', { host: '2001:db8::1', isIpLiteral: true, transport: 'tcp' }],
     ['turns:[::1]', { host: '::1', port: 5349, transport: 'tls' }],
@@ -20,13 +20,13 @@ describe('turn: / turns: URIs (RFC 7065 §3.1)', () => {
 
   it.each([
     'turn:',
-    'turn://example.org',
-    'stun:example.org',
-    'turn:example.org:0',
-    'turn:example.org:70000',
-    'turn:example.org?transport=sctp',
-    'turns:example.org?transport=udp', // DTLS: not supported
-    'turn:example.org?foo=bar',
+    'turn://turn.example',
+    'stun:turn.example',
+    'turn:turn.example:0',
+    'turn:turn.example:70000',
+    'turn:turn.example?transport=sctp',
+    'turns:turn.example?transport=udp', // DTLS: not supported
+    'turn:turn.example?foo=bar',
     'turn:[example]:1',
     'turn:2001:db8::1',
     'turn:256.1.1.1',
@@ -41,7 +41,7 @@ describe('turn: / turns: URIs (RFC 7065 §3.1)', () => {
   });
 
   it('formats back', () => {
-    for (const t of ['turn:example.org', 'turn:example.org:1?transport=tcp', 'turns:[2001:db8::1]:5349', 'turn:192.0.2.1']) {
+    for (const t of ['turn:turn.example', 'turn:turn.example:1?transport=tcp', 'turns:[2001:db8::1]:5349', 'turn:192.0.2.1']) {
       expect(formatTurnUri(parseTurnUri(t))).toBe(t);
     }
   });
@@ -64,12 +64,12 @@ describe('turn: / turns: URIs (RFC 7065 §3.1)', () => {
 
 describe('RFC 5928 resolution', () => {
   it('chooses SRV names by scheme and transport, and skips SRV for literals and explicit ports', () => {
-    expect(srvName(parseTurnUri('turn:example.org'))).toBe('_turn._udp.example.org');
-    expect(srvName(parseTurnUri('turn:example.org?transport=tcp'))).toBe('_turn._tcp.example.org');
-    expect(srvName(parseTurnUri('turns:example.org'))).toBe('_turns._tcp.example.org');
+    expect(srvName(parseTurnUri('turn:turn.example'))).toBe('_turn._udp.turn.example');
+    expect(srvName(parseTurnUri('turn:turn.example?transport=tcp'))).toBe('_turn._tcp.turn.example');
+    expect(srvName(parseTurnUri('turns:turn.example'))).toBe('_turns._tcp.turn.example');
     expect(resolutionPlan(parseTurnUri('turn:192.0.2.1'))).toEqual({ kind: 'literal', address: '192.0.2.1', port: 3478 });
-    expect(resolutionPlan(parseTurnUri('turn:example.org:9999'))).toEqual({ kind: 'host', host: 'example.org', port: 9999 });
-    expect(resolutionPlan(parseTurnUri('turns:example.org'))).toEqual({ kind: 'srv', name: '_turns._tcp.example.org', host: 'example.org', fallbackPort: 5349 });
+    expect(resolutionPlan(parseTurnUri('turn:turn.example:9999'))).toEqual({ kind: 'host', host: 'turn.example', port: 9999 });
+    expect(resolutionPlan(parseTurnUri('turns:turn.example'))).toEqual({ kind: 'srv', name: '_turns._tcp.turn.example', host: 'turn.example', fallbackPort: 5349 });
   });
 
   it('orders SRV records by priority, then weighted-randomly within a priority (RFC 2782)', () => {
