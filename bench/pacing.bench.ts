@@ -16,6 +16,7 @@ import { AgentCore } from '../src/agent-core.js';
 import { GlobalPacer } from '../src/checklist/pacer.js';
 import type { RandomSource } from '../src/types.js';
 import type { BenchResult } from './run.js';
+import { SeededRandom } from '../src/testing/random.js';
 
 /** Bench name used by `npm run bench -- <name>`. */
 export const name = 'pacing';
@@ -25,19 +26,7 @@ const TA_MS = 50;
 const PACER_MS = 5;
 
 function seeded(seed: number): RandomSource {
-  let a = seed >>> 0;
-  return {
-    bytes(n) {
-      const out = new Uint8Array(n);
-      for (let i = 0; i < n; i++) {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), a | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        out[i] = (t ^ (t >>> 14)) & 0xff;
-      }
-      return out;
-    },
-  };
+  return new SeededRandom(seed);
 }
 
 function quantile(sorted: readonly number[], q: number): number {

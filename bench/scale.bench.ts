@@ -24,6 +24,7 @@ import type { Candidate } from '../src/candidates/candidate.js';
 import { GlobalPacer } from '../src/checklist/pacer.js';
 import type { Datagram, RandomSource, TransportAddress } from '../src/types.js';
 import type { BenchResult } from './run.js';
+import { SeededRandom } from '../src/testing/random.js';
 
 /** Bench name used by `npm run bench -- <name>`. */
 export const name = 'scale';
@@ -34,19 +35,7 @@ const RATE_PAIRS = 1_000;
 
 /** Fast deterministic randomness (the bench measures the agent, not the CSPRNG). */
 export function seededRandom(seed: number): RandomSource {
-  let a = seed >>> 0;
-  return {
-    bytes(n) {
-      const out = new Uint8Array(n);
-      for (let i = 0; i < n; i++) {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), a | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        out[i] = (t ^ (t >>> 14)) & 0xff;
-      }
-      return out;
-    },
-  };
+  return new SeededRandom(seed);
 }
 
 /** A distinct 127/8 address per agent (never sent anywhere: the network here is a Map). */

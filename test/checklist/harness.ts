@@ -8,18 +8,11 @@ import type { AgentCoreOptions, AgentEvent } from '../../src/checklist/types.js'
 import { looksLikeStun, tryDecodeStunMessage } from '../../src/stun/message.js';
 import type { Datagram, RandomSource, TransportAddress } from '../../src/types.js';
 import { formatAddress } from '../../src/types.js';
+import { SeededRandom } from '../../src/testing/random.js';
 
 /** Deterministic RandomSource (mulberry32). */
 export function seededRandom(seed: number): RandomSource {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) & 0xff;
-  };
-  return { bytes: (n) => Uint8Array.from({ length: n }, next) };
+  return new SeededRandom(seed);
 }
 
 const TYPE_PREF: Record<CandidateType, number> = { host: 126, prflx: 110, srflx: 100, relay: 0 };

@@ -6,6 +6,7 @@ import { expect } from 'vitest';
 import { Attr, attr, decodeStunMessage, encodeStunMessage, longTermKey, PasswordAlgorithm, type DecodedStunMessage, type StunAttribute } from '../../src/stun/index.js';
 import { TurnClient, type TurnClientEvent, type TurnClientOptions } from '../../src/turnclient/index.js';
 import type { Datagram, RandomSource, TransportAddress } from '../../src/types.js';
+import { SeededRandom } from '../../src/testing/random.js';
 
 export const SERVER: TransportAddress = { address: '192.0.2.1', port: 3478 };
 export const LOCAL: TransportAddress = { address: '10.0.0.2', port: 50000 };
@@ -17,17 +18,7 @@ export const KEY = longTermKey('user', REALM, 'pass');
 
 /** Deterministic RandomSource: a counter, so transaction IDs differ and runs replay. */
 export function seededRandom(seed = 1): RandomSource {
-  let n = seed;
-  return {
-    bytes(len: number) {
-      const out = new Uint8Array(len);
-      for (let i = 0; i < len; i++) {
-        n = (n * 1103515245 + 12345) >>> 0;
-        out[i] = n >>> 24;
-      }
-      return out;
-    },
-  };
+  return new SeededRandom(seed);
 }
 
 export function makeClient(overrides: Partial<TurnClientOptions> = {}): TurnClient {
