@@ -26,6 +26,7 @@ import {
   type RelayServerConfig,
 } from './candidates/gatherer.js';
 import { MdnsResponder } from './candidates/mdns.js';
+import { GlobalPacer } from './checklist/pacer.js';
 import type { AgentCoreOptions, AgentEvent, IceParameters } from './checklist/types.js';
 import { InvalidStateError } from './errors.js';
 import { canonicalIp, parseIp } from './ip.js';
@@ -49,7 +50,10 @@ export interface AgentMachineOptions extends AgentCoreOptions {
   readonly bases: readonly StreamBase[];
   /** STUN servers, resolved. There are no defaults: icewire never contacts a server it was not given. */
   readonly stunServers?: readonly TransportAddress[];
-  /** TURN servers, resolved. UDP transport to the server (TCP/TLS allocations are run by the Node edge). */
+  /**
+   * TURN servers, resolved. Over UDP the allocation shares the host socket; over TCP/TLS the machine asks the edge
+   * for a connection (`turn-connect`) and runs the allocation on it (the relayed address is UDP either way).
+   */
   readonly turnServers?: readonly RelayServerConfig[];
   /** Bound on gathering (ms, default 5000): a dead server delays `complete` by at most this. */
   readonly gatherTimeoutMs?: number;
@@ -82,7 +86,32 @@ export type AgentMachineEvent =
   | { readonly type: 'server-failed'; readonly kind: 'stun' | 'turn'; readonly server: TransportAddress; readonly reason: string }
   | { readonly type: 'remote-candidate-dropped'; readonly stream: number; readonly candidate: Candidate; readonly reason: string }
   /** A component running without ICE latched on to the source of what came back (symmetric RTP / COMEDIA). */
-  | { readonly type: 'latched'; readonly stream: number; readonly component: number; readonly remote: TransportAddress };
+  | { readonly type: 'latched'; readonly stream: number; readonly component: number; readonly remote: TransportAddress }
+  | TurnStreamEvent;
+
+/**
+ * Requests to the IO edge for TURN over TCP/TLS (RFC 8656 §3.1): the allocation lives on a stream connection the
+ * machine cannot open itself.
+ *
+ * - `turn-connect`: open a TCP (or TLS-over-TCP) connection to `server` from `base`'s IP, then call
+ *   {@link AgentMachine.turnConnected} with the connection's local address, or
+ *   {@link AgentMachine.turnConnectionFailed}. Frame the bytes it receives with `StreamFramer` and hand each frame
+ *   in as a datagram `{ local: <stream local>, remote: server, data, transport }`; write every transmit whose
+ *   `transport` is `'tcp'`/`'tls'` to the stream it names (`local` + `remote`). After a 300 Try Alternate the same
+ *   `id` is asked again with the new server (`domain`: ALTERNATE-DOMAIN, for the TLS certificate check); the edge
+ *   replaces the old connection.
+ * - `turn-disconnect`: the allocation is released, failed or abandoned; close its connection.
+ */
+export type TurnStreamEvent =
+  | {
+      readonly type: 'turn-connect';
+      readonly id: string;
+      readonly server: TransportAddress;
+      readonly transport: 'tcp' | 'tls';
+      readonly base: TransportAddress;
+      readonly domain?: string;
+    }
+  | { readonly type: 'turn-disconnect'; readonly id: string };
 
 /** RFC 6263 §4.6 style keepalive period for components running without ICE (RFC 8445 §11 uses 15 s too). */
 export const NO_ICE_KEEPALIVE_MS = 15_000;
@@ -113,6 +142,8 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   readonly #options: AgentMachineOptions;
   readonly #gatherers: Gatherer[] = [];
   readonly #allocations = new Map<string, Allocation>();
+  /** TCP/TLS allocations by allocation id, from `turn-connect` until released; `connected` once the edge connected. */
+  readonly #turnStreams = new Map<string, { readonly stream: number; readonly request: RelayAllocationRequest; connected: boolean }>();
   /** Relayed address → allocation, for outbound wrapping. */
   readonly #byRelayed = new Map<string, Allocation>();
   readonly #mdns: MdnsResponder | undefined;
@@ -164,6 +195,8 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
         ...(this.#mdns ? { mdns: this.#mdns } : this.#options.mdnsRegistrar ? { mdns: this.#options.mdnsRegistrar } : {}),
         ...(this.#options.software !== undefined ? { software: this.#options.software } : {}),
         ...(this.#options.iceTransportPolicy === 'relay' ? { gatherHost: false } : {}),
+        // RFC 8445 §14.2: gathering transactions share the process-wide 5 ms budget with the checks.
+        ...(this.#options.pacer === false ? {} : { pacer: (this.#options.pacer ?? GlobalPacer.shared()).register() }),
       });
       this.#gatherers.push(g);
     }
@@ -232,7 +265,8 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
 
   /** Sends application data on the selected (or a valid) pair of a component. */
   send(now: number, stream: number, component: number, data: Uint8Array): boolean {
-    const path = this.#noIce.get(`${stream}:${component}`);
+    // Guarded: building the key string on every datagram is measurable on the data path.
+    const path = this.#noIce.size > 0 ? this.#noIce.get(`${stream}:${component}`) : undefined;
     if (path && !this.#closed) {
       this.#sendRaw(now, { local: path.local, remote: path.remote, data });
       path.keepaliveAt = now + NO_ICE_KEEPALIVE_MS;
@@ -256,6 +290,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     this.core.close();
     for (const g of this.#gatherers) g.close(now);
     for (const a of this.#allocations.values()) a.client.close(now);
+    for (const [id, t] of [...this.#turnStreams]) if (!t.connected) this.#cancelAllocation(now, id);
     this.#mdns?.close(now);
     this.#pump(now);
   }
@@ -270,6 +305,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   }
 
   handleReceive(now: number, datagram: Datagram): boolean {
+    if (datagram.transport !== undefined && datagram.transport !== 'udp') return this.#receiveStream(now, datagram);
     let taken = false;
     if (this.#mdns && (key(datagram.local) === this.#mdnsKey || this.#toMdnsGroup(datagram.local))) {
       taken = this.#mdns.handleReceive(now, datagram);
@@ -344,8 +380,10 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   /** Sends from a base, wrapping through TURN when the base is a relayed address. */
   #sendRaw(now: number, d: Datagram): void {
     const relay = this.#byRelayed.size > 0 ? this.#byRelayed.get(key(d.local)) : undefined;
-    if (relay) relay.client.send(now, d.remote, d.data);
-    else this.#transmits.push(d);
+    // A relayed pair can outlive its allocation (a TURN connection that closed): drop, as a dead socket would.
+    if (relay) {
+      if (relay.client.state === 'allocated') relay.client.send(now, d.remote, d.data);
+    } else this.#transmits.push(d);
   }
 
 
@@ -360,12 +398,17 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     return b !== undefined && (b.length === 4 ? (b[0]! & 0xf0) === 0xe0 : b[0] === 0xff);
   }
 
-  #allocate(now: number, stream: number, request: RelayAllocationRequest): void {
+  /** `connected`: for TCP/TLS, the local address of the connection the edge opened (see `turnConnected`). */
+  #allocate(now: number, stream: number, request: RelayAllocationRequest, connected?: TransportAddress): void {
     const server = request.server;
+    if ((server.transport === 'tcp' || server.transport === 'tls') && connected === undefined) {
+      this.#requestConnection(stream, request, server.transport);
+      return;
+    }
     const client = new TurnClient({
       server: server.server,
       transport: server.transport === 'tcp' || server.transport === 'tls' ? server.transport : 'udp',
-      local: request.base,
+      local: connected ?? request.base,
       username: server.username ?? '',
       password: server.credential ?? '',
       random: this.#options.random,
@@ -377,6 +420,11 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   }
 
   #cancelAllocation(now: number, id: string): void {
+    if (this.#turnStreams.get(id)?.connected === false) {
+      this.#turnStreams.delete(id);
+      this.#events.push({ type: 'turn-disconnect', id });
+      return;
+    }
     const a = this.#allocations.get(id);
     if (!a) return;
     a.reported = true; // a late success is released, not reported
@@ -452,6 +500,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   }
 
   #onTurnEvent(now: number, a: Allocation, e: TurnClientEvent): void {
+    if (a.client.transport !== 'udp') this.#onStreamTurnEvent(now, a, e);
     switch (e.type) {
       case 'allocated': {
         a.relayed = e.relayed;
@@ -488,6 +537,103 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
       default:
         return;
     }
+  }
+
+  // ---- TURN over TCP/TLS (RFC 8656 §3.1): the edge owns the connection, the machine the allocation ----------
+
+  /**
+   * The edge connected the stream a `turn-connect` asked for; `local` is the connection's local address. Starts the
+   * Allocate on it (or, after a redirect, retries it there). Returns false when the machine no longer wants this
+   * connection (cancelled, closed, unknown id): the edge should close it.
+   */
+  turnConnected(now: number, id: string, local: TransportAddress): boolean {
+    const t = this.#turnStreams.get(id);
+    if (this.#closed || t === undefined) return false;
+    if (!t.connected) {
+      t.connected = true;
+      this.#allocate(now, t.stream, t.request, local);
+      this.#pump(now);
+      return true;
+    }
+    const a = this.#allocations.get(id);
+    if (a?.client.state !== 'redirecting') return false;
+    a.client.redirectConnected(now, local);
+    this.#pump(now);
+    return true;
+  }
+
+  /** The connection a `turn-connect` asked for could not be opened (refused, TLS failure, time-out). */
+  turnConnectionFailed(now: number, id: string, reason: string): void {
+    const t = this.#turnStreams.get(id);
+    if (t === undefined) return;
+    if (!t.connected) {
+      this.#turnStreams.delete(id);
+      this.#gatherers[t.stream]?.relayResult(now, t.request.id, { ok: false, reason });
+      this.#pump(now);
+      return;
+    }
+    const a = this.#allocations.get(id);
+    if (a?.client.state === 'redirecting') {
+      // TurnClient.connectionClosed() waits in 'redirecting' for a reconnect; the reconnect itself failed, so end it.
+      if (!a.reported) {
+        a.reported = true;
+        this.#gatherers[a.stream]?.relayResult(now, a.id, { ok: false, reason: `after redirect: ${reason}` });
+      }
+      a.client.close(now);
+      this.#pump(now);
+      return;
+    }
+    this.turnConnectionClosed(now, id);
+  }
+
+  /** The stream of a TCP/TLS allocation closed: its 5-tuple, and so the allocation, is gone (RFC 8656 §3.2). */
+  turnConnectionClosed(now: number, id: string): void {
+    const a = this.#allocations.get(id);
+    if (a !== undefined) {
+      a.client.connectionClosed(now);
+      this.#pump(now);
+    } else if (this.#turnStreams.get(id)?.connected === false) {
+      this.turnConnectionFailed(now, id, 'connection closed');
+    }
+  }
+
+  #requestConnection(stream: number, request: RelayAllocationRequest, transport: 'tcp' | 'tls'): void {
+    const id = `${stream}:${request.id}`;
+    this.#turnStreams.set(id, { stream, request, connected: false });
+    this.#events.push({ type: 'turn-connect', id, server: request.server.server, transport, base: request.base });
+  }
+
+  /** Frames from TURN connections: only their allocations may take them. */
+  #receiveStream(now: number, datagram: Datagram): boolean {
+    let taken = false;
+    for (const a of this.#allocations.values()) {
+      if (a.client.transport === datagram.transport && a.client.handleReceive(now, datagram)) {
+        taken = true;
+        break;
+      }
+    }
+    this.#pump(now);
+    return taken;
+  }
+
+  /** What a TCP/TLS allocation's events mean for its connection (runs before the common handling). */
+  #onStreamTurnEvent(now: number, a: Allocation, e: TurnClientEvent): void {
+    const id = `${a.stream}:${a.id}`;
+    const t = this.#turnStreams.get(id);
+    if (t === undefined) return;
+    if (e.type === 'redirect') {
+      // RFC 8656 §7.4 / RFC 8489 §10: 300 Try Alternate; over a stream that means a new connection.
+      const transport = a.client.transport === 'tls' ? 'tls' : 'tcp';
+      this.#events.push({ type: 'turn-connect', id, server: e.server, transport, base: t.request.base, ...(e.domain !== undefined ? { domain: e.domain } : {}) });
+    } else if (e.type === 'closed' || (e.type === 'error' && e.fatal)) {
+      this.#turnStreams.delete(id);
+      this.#events.push({ type: 'turn-disconnect', id });
+      // A reported allocation that dies (its connection closed, 437 on refresh) gets no other report.
+      if (e.type === 'error' && a.reported && a.relayed.length > 0 && !this.#closed) {
+        this.#events.push({ type: 'server-failed', kind: 'turn', server: a.client.server, reason: `allocation lost: ${e.error.message}` });
+      }
+    }
+    void now;
   }
 
   #setGatheringState(state: GatheringState): void {

@@ -5,7 +5,7 @@
  * @module
  */
 export type { SansIoMachine } from './machine.js';
-export { AgentMachine, type AgentMachineEvent, type AgentMachineOptions, type StreamBase } from './agent-machine.js';
+export { AgentMachine, type AgentMachineEvent, type AgentMachineOptions, type StreamBase, type TurnStreamEvent } from './agent-machine.js';
 export { AgentCore } from './agent-core.js';
 export type * from './checklist/types.js';
 export { GlobalPacer, type GlobalPacerOptions } from './checklist/pacer.js';

@@ -7,8 +7,9 @@
 import { EventEmitter } from 'eventemitter3';
 import { AgentMachine, type AgentMachineEvent, type StreamBase } from '../agent-machine.js';
 import type { Candidate, LocalCandidate } from '../candidates/candidate.js';
-import type { RelayServerConfig } from '../candidates/gatherer.js';
+import { DEFAULT_GATHER_TIMEOUT_MS, type RelayServerConfig } from '../candidates/gatherer.js';
 import { formatCandidate, parseCandidate } from '../candidates/grammar.js';
+import { signalledCandidate } from '../candidates/signal.js';
 import type { HostSelectionOptions } from '../candidates/host.js';
 import type { AgentState, AgentStats, IceParameters, LocalIceParameters, NominationMode, PairInfo } from '../checklist/types.js';
 import type { GlobalPacer } from '../checklist/pacer.js';
@@ -22,6 +23,7 @@ import { MdnsSocket, type MdnsSocketOptions } from './mdns-socket.js';
 import { cryptoRandom } from './random.js';
 import { nodeTurnResolver, resolveTurnServers, type TurnDnsResolver } from './turn-resolve.js';
 import { UdpEndpoint, type PortRange } from './udp-endpoint.js';
+import { TurnStreams, type TurnTlsOptions } from './turn-streams.js';
 
 /** Gathering state, as in RTCIceGatheringState. */
 export type IceGatheringState = 'new' | 'gathering' | 'complete';
@@ -32,7 +34,10 @@ export interface IceAgentOptions extends HostSelectionOptions {
   readonly components?: number;
   /** Initial role. Default `'controlling'` (the offerer's role); a lite agent is always controlled. */
   readonly role?: IceRole;
-  /** STUN and TURN servers in RTCIceServer shape (`stun:`, `turn:`, `turns:` URLs). UDP TURN only for now. */
+  /**
+   * STUN and TURN servers in RTCIceServer shape (`stun:`, `turn:`, `turns:` URLs). TURN is reached over UDP, TCP
+   * (`turn:host?transport=tcp`) or TLS over TCP (`turns:host`); the relayed address is UDP in every case.
+   */
   readonly iceServers?: readonly IceServerConfig[];
   /** Bind host sockets in this port range. */
   readonly portRange?: PortRange;
@@ -43,6 +48,12 @@ export interface IceAgentOptions extends HostSelectionOptions {
    * `iceServers`; host sockets are still bound, to reach it). Default `'all'`.
    */
   readonly iceTransportPolicy?: 'all' | 'relay';
+  /**
+   * TLS settings for `turns:` servers: `ca` to trust (e.g. a self-signed certificate), `rejectUnauthorized`
+   * (default true), `servername` to verify instead of the host name of the URL (an IP literal is checked against the
+   * certificate's IP addresses). TCP and TLS connections to TURN servers give up after `gatherTimeoutMs`.
+   */
+  readonly turnTls?: TurnTlsOptions;
   /** Act as an ICE-lite agent (answers checks, sends none). */
   readonly lite?: boolean;
   /** Nomination when controlling. Default `'regular'`; `'aggressive'` for RFC 5245 peers. */
@@ -112,6 +123,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   #machine: AgentMachine | undefined;
   #driver: MachineDriver | undefined;
   #endpoint: UdpEndpoint | undefined;
+  /** Connections to TURN servers over TCP/TLS (only when one is configured). */
+  #turnStreams: TurnStreams | undefined;
   #mdns: MdnsSocket | undefined;
   #state: AgentState = 'new';
   #gatheringState: IceGatheringState = 'new';
@@ -181,16 +194,17 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       else for (const a of await resolver.lookup(s.host).catch(() => [] as string[])) stunServers.push({ address: a, port: s.port });
     }
     const turnServers: RelayServerConfig[] = [];
+    /** Host names of TCP/TLS TURN servers by `address|port`, for the TLS certificate check. */
+    const turnNames = new Map<string, string>();
     for (const t of turn) {
-      if (t.uri.transport !== 'udp') {
-        this.#warn(`TURN over ${t.uri.transport} is not yet used for relayed candidates; skipping ${t.uri.host}`);
-        continue;
-      }
       const resolved = await resolveTurnServers(t.uri, resolver, this.#random);
       const first = resolved[0];
-      if (first) turnServers.push({ server: { address: first.address, port: first.port }, transport: 'udp', username: t.username, credential: t.password });
-      else this.#warn(`TURN server ${t.uri.host} did not resolve`);
+      if (first) {
+        turnServers.push({ server: { address: first.address, port: first.port }, transport: t.uri.transport, username: t.username, credential: t.password });
+        if (t.uri.transport !== 'udp') turnNames.set(`${first.address}|${first.port}`, first.hostname);
+      } else this.#warn(`TURN server ${t.uri.host} did not resolve`);
     }
+    if (turnServers.some((t) => t.transport !== 'udp')) this.#turnStreams = this.#openTurnStreams(turnNames);
     if (o.iceTransportPolicy === 'relay' && turnServers.length === 0) {
       this.#warn('iceTransportPolicy "relay" without a usable TURN server: no candidate will be gathered');
     }
@@ -227,7 +241,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     this.#machine = machine;
     const endpoint = this.#endpoint;
     this.#driver = new MachineDriver({
-      send: (d) => endpoint.send(d),
+      send: (d) => this.#sendOut(endpoint, d),
       onCallbackError: (error, source) => {
         if (source === 'event' && this.listenerCount('error') > 0) super.emit('error', error);
         else warnCallbackError(error, source);
@@ -388,9 +402,46 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       for (let i = 0; i < 20 && !m.released; i++) await new Promise((r) => setTimeout(r, 10));
       d.close();
     }
+    // After the deallocations had their chance: their Refresh and its answer travel on these connections.
+    await this.#turnStreams?.close();
     await this.#mdns?.close();
     await this.#endpoint?.close();
     this.#setState('closed');
+  }
+
+  /** UDP datagrams leave by the host sockets; TURN-over-TCP/TLS transmits by their connection. */
+  #sendOut(endpoint: UdpEndpoint, d: Datagram): void {
+    if (d.transport === undefined || d.transport === 'udp') endpoint.send(d);
+    else this.#turnStreams?.send(d);
+  }
+
+  /** The edge of TURN over TCP/TLS: connections opened on the machine's request, their outcomes fed back to it. */
+  #openTurnStreams(names: ReadonlyMap<string, string>): TurnStreams {
+    const o = this.#options;
+    const run = (f: (m: AgentMachine, now: number) => void): void => {
+      const m = this.#machine;
+      const d = this.#driver;
+      if (!m || !d || d.closed) return;
+      try {
+        f(m, d.now());
+      } catch (error) {
+        warnCallbackError(error, 'machine');
+      }
+      d.kick(m);
+    };
+    return new TurnStreams({
+      ...(o.turnTls ? { tls: o.turnTls } : {}),
+      connectTimeoutMs: o.gatherTimeoutMs ?? DEFAULT_GATHER_TIMEOUT_MS,
+      serverName: (server) => names.get(`${server.address}|${server.port}`),
+      onDatagram: (datagram) => this.#receive(datagram),
+      onConnected: (id, local) => {
+        let wanted = false;
+        run((m, now) => (wanted = m.turnConnected(now, id, local)));
+        return wanted;
+      },
+      onConnectFailed: (id, reason) => run((m, now) => m.turnConnectionFailed(now, id, reason)),
+      onClosed: (id) => run((m, now) => m.turnConnectionClosed(now, id)),
+    });
   }
 
   #command(f: (m: AgentMachine) => void): void {
@@ -458,7 +509,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const endpoint = this.#endpoint!;
     for (let t = m.pollTransmit(); t !== undefined; t = m.pollTransmit()) {
       try {
-        endpoint.send(t);
+        this.#sendOut(endpoint, t);
       } catch (error) {
         warnCallbackError(error, 'send');
       }
@@ -505,7 +556,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     switch (e.type) {
       case 'candidate': {
         const c = e.candidate;
-        const signalled: Candidate = signalledForm(c);
+        const signalled: Candidate = signalledCandidate(c);
         this.#localCandidates.push(signalled);
         this.#safeEmit('candidate', signalled);
         return;
@@ -528,6 +579,10 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
         return;
       case 'server-failed':
         this.#warn(`${e.kind.toUpperCase()} server ${e.server.address}:${e.server.port} failed: ${e.reason}`);
+        return;
+      case 'turn-connect':
+      case 'turn-disconnect':
+        this.#turnStreams?.handleEvent(e);
         return;
       case 'latched':
         this.#warn(`component ${e.component} latched on to ${e.remote.address}:${e.remote.port}`);
@@ -553,23 +608,6 @@ function runDue(m: AgentMachine, d: MachineDriver): void {
   if (t !== undefined && t <= now) m.handleTimeout(now);
 }
 
-/** The form of a local candidate that goes on the wire: the mDNS name replaces a hidden address. */
-export function signalledForm(c: LocalCandidate): Candidate {
-  const out: Candidate = {
-    foundation: c.foundation,
-    component: c.component,
-    transport: c.transport,
-    priority: c.priority,
-    address: c.mdnsName ?? c.address,
-    port: c.port,
-    type: c.type,
-    ...(c.relatedAddress !== undefined ? { relatedAddress: c.relatedAddress } : {}),
-    ...(c.relatedPort !== undefined ? { relatedPort: c.relatedPort } : {}),
-    ...(c.tcpType !== undefined ? { tcpType: c.tcpType } : {}),
-    ...(c.extensions !== undefined ? { extensions: c.extensions } : {}),
-  };
-  return out;
-}
 
 function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
   const out: Partial<Pick<T, K>> = {};

@@ -193,12 +193,51 @@ class TurnDriver {
   }
 }
 
-async function connectStream(
-  transport: TurnTransport,
+/** TLS settings for a connection to a TURN server (`turns:`). */
+export interface TurnTlsOptions {
+  /** Trusted CA certificates (PEM), e.g. a self-signed test certificate. Default: Node's bundled CAs. */
+  readonly ca?: string | Buffer | readonly (string | Buffer)[];
+  /** Verify the server certificate (default true). */
+  readonly rejectUnauthorized?: boolean;
+  /** SNI and the name the certificate must carry (default: the server address, checked against its IP SANs). */
+  readonly servername?: string;
+}
+
+/** Options of {@link connectTurnStream}. */
+export interface TurnStreamConnectOptions extends TurnTlsOptions {
+  /** Local IP to connect from (default: chosen by the OS). */
+  readonly localAddress?: string;
+  /** Give up when not connected (TCP, and the TLS handshake) within this many ms. Default: no bound of our own. */
+  readonly connectTimeoutMs?: number;
+  /** Aborts the attempt. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Opens a TCP or TLS-over-TCP connection to a TURN server (RFC 8656 §3.1) and resolves with the socket and its
+ * local address once it is ready (after the TLS handshake for `'tls'`). Rejects with a `TurnError`
+ * (`connection-closed`) on failure, time-out or abort, and only after the socket is fully closed, so a failed
+ * attempt leaves no handle behind.
+ */
+export async function connectTurnStream(
+  transport: 'tcp' | 'tls',
   server: TransportAddress,
-  options: TurnAllocationOptions,
+  options: TurnStreamConnectOptions = {},
 ): Promise<{ stream: TcpSocket; local: TransportAddress }> {
   return await new Promise((resolve, reject) => {
+    const fail = (why: string, cause?: unknown): void => {
+      const error = new TurnError(0, 'connection-closed', `cannot connect to TURN server ${server.address}:${server.port}: ${why}`, cause === undefined ? undefined : { cause });
+      cleanup();
+      if (closeSeen) reject(error);
+      else {
+        stream.once('close', () => reject(error));
+        stream.destroy();
+      }
+    };
+    if (options.signal?.aborted) {
+      reject(new TurnError(0, 'connection-closed', `connection to TURN server ${server.address}:${server.port} aborted`));
+      return;
+    }
     const base = { host: server.address, port: server.port, ...(options.localAddress ? { localAddress: options.localAddress } : {}) };
     const stream: TcpSocket =
       transport === 'tls'
@@ -211,13 +250,41 @@ async function connectStream(
           })
         : netConnect(base);
     stream.setNoDelay(true);
+    let closeSeen = false;
+    stream.once('close', () => (closeSeen = true));
     const ready = transport === 'tls' ? 'secureConnect' : 'connect';
-    const onError = (e: Error) => reject(new TurnError(0, 'connection-closed', `cannot connect to TURN server ${server.address}:${server.port}: ${e.message}`, { cause: e }));
-    stream.once('error', onError);
-    stream.once(ready, () => {
+    const onError = (e: Error): void => fail(e.message, e);
+    const onAbort = (): void => fail('aborted');
+    const timer =
+      options.connectTimeoutMs !== undefined ? setTimeout(() => fail(`no connection within ${options.connectTimeoutMs} ms`), options.connectTimeoutMs) : undefined;
+    const cleanup = (): void => {
+      if (timer !== undefined) clearTimeout(timer);
       stream.off('error', onError);
+      stream.off(ready, onReady);
+      options.signal?.removeEventListener('abort', onAbort);
+      // Errors after the failure (or after resolve, before the caller attaches its own handler) must not throw.
+      stream.on('error', () => {});
+    };
+    const onReady = (): void => {
+      cleanup();
       resolve({ stream, local: { address: stream.localAddress!, port: stream.localPort! } });
-    });
+    };
+    stream.once('error', onError);
+    stream.once(ready, onReady);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+async function connectStream(
+  transport: TurnTransport,
+  server: TransportAddress,
+  options: TurnAllocationOptions,
+): Promise<{ stream: TcpSocket; local: TransportAddress }> {
+  return await connectTurnStream(transport === 'tls' ? 'tls' : 'tcp', server, {
+    ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}),
+    ...(options.ca !== undefined ? { ca: options.ca } : {}),
+    ...(options.rejectUnauthorized !== undefined ? { rejectUnauthorized: options.rejectUnauthorized } : {}),
+    ...(options.servername !== undefined ? { servername: options.servername } : {}),
   });
 }
 
