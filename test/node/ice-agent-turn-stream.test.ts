@@ -7,48 +7,19 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { IceAgent, type IceAgentOptions } from '../../src/node/ice-agent.js';
+import { connected, loopback, nextData, signal } from './agent-helpers.js';
 import { coturnVersion, startCoturn, type Coturn } from '../helpers/coturn.js';
 
-const loopback = { includeLoopback: true, addressFilter: (a: string) => a === '127.0.0.1' } as const;
-const isUp = (s: string) => s === 'connected' || s === 'completed';
 
 /** TCP and TLS handles alive in this process (what a leaked TURN connection would show up as). */
 const streamHandles = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap' || r === 'TLSWrap' || r === 'TCPWrap').length;
 
-function connected(x: IceAgent, ms: number): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    if (isUp(x.state)) return resolve();
-    const t = setTimeout(() => reject(new Error(`not connected within ${ms} ms (state ${x.state})`)), ms);
-    const on = (s: string) => {
-      if (isUp(s) || s === 'failed' || s === 'closed') {
-        clearTimeout(t);
-        x.off('statechange', on);
-        if (isUp(s)) resolve();
-        else reject(new Error(`agent went ${s}`));
-      }
-    };
-    x.on('statechange', on);
-  });
-}
 
-function nextData(x: IceAgent, ms = 3000): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('no data')), ms);
-    x.once('data', (d) => {
-      clearTimeout(t);
-      resolve(d.toString());
-    });
-  });
-}
 
+// Gathering already done by the caller here: signal and wait.
 async function connectPair(a: IceAgent, b: IceAgent, ms: number): Promise<void> {
   const both = Promise.all([connected(a, ms), connected(b, ms)]);
-  a.setRemoteParameters(b.getLocalParameters());
-  b.setRemoteParameters(a.getLocalParameters());
-  for (const c of b.getLocalCandidates()) a.addRemoteCandidate(c);
-  for (const c of a.getLocalCandidates()) b.addRemoteCandidate(c);
-  a.endOfRemoteCandidates();
-  b.endOfRemoteCandidates();
+  signal(a, b);
   await both;
 }
 

@@ -5,27 +5,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { sharedScheduler } from '../../src/node/driver.js';
 import { IceAgent, type IceAgentOptions } from '../../src/node/ice-agent.js';
+import { connectPair, isUp, loopback } from './agent-helpers.js';
 
-const loopback = { includeLoopback: true, addressFilter: (a: string) => a === '127.0.0.1' } as const;
 
-const isUp = (s: string) => s === 'connected' || s === 'completed';
-
-/** Resolves when `x` is connected or completed; rejects on failure or after `ms`. */
-function connected(x: IceAgent, ms = 5000): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    if (isUp(x.state)) return resolve();
-    const t = setTimeout(() => reject(new Error(`not connected within ${ms} ms (state ${x.state})`)), ms);
-    const on = (s: string) => {
-      if (isUp(s) || s === 'failed' || s === 'closed') {
-        clearTimeout(t);
-        x.off('statechange', on);
-        if (isUp(s)) resolve();
-        else reject(new Error(`agent went ${s}`));
-      }
-    };
-    x.on('statechange', on);
-  });
-}
 
 /** Resolves with the next event `name` of `x` that satisfies `pred`, or rejects after `ms`. */
 function next<T extends unknown[]>(x: IceAgent, name: 'selectedcandidatepairchange' | 'data', pred: (...a: T) => boolean, ms = 5000): Promise<T> {
@@ -44,22 +26,7 @@ function next<T extends unknown[]>(x: IceAgent, name: 'selectedcandidatepairchan
   });
 }
 
-/** Exchanges parameters and every gathered candidate both ways (full signalling, then end-of-candidates). */
-function signal(a: IceAgent, b: IceAgent): void {
-  a.setRemoteParameters(b.getLocalParameters());
-  b.setRemoteParameters(a.getLocalParameters());
-  for (const c of b.getLocalCandidates()) a.addRemoteCandidate(c);
-  for (const c of a.getLocalCandidates()) b.addRemoteCandidate(c);
-  a.endOfRemoteCandidates();
-  b.endOfRemoteCandidates();
-}
 
-async function connectPair(a: IceAgent, b: IceAgent): Promise<void> {
-  await Promise.all([a.gather(), b.gather()]);
-  const both = Promise.all([connected(a), connected(b)]);
-  signal(a, b);
-  await both;
-}
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

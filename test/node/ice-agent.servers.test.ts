@@ -6,49 +6,13 @@
 import { createSocket } from 'node:dgram';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { IceAgent, type IceAgentOptions } from '../../src/node/ice-agent.js';
+import { connectPair, loopback, nextData as firstData } from './agent-helpers.js';
 import { startStunServer } from '../../src/node/stun-server.js';
 import { coturnVersion, startCoturn, type Coturn } from '../helpers/coturn.js';
 
-const loopback = { includeLoopback: true, addressFilter: (a: string) => a === '127.0.0.1' } as const;
-const isUp = (s: string) => s === 'connected' || s === 'completed';
 
-function connected(x: IceAgent, ms = 5000): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    if (isUp(x.state)) return resolve();
-    const t = setTimeout(() => reject(new Error(`not connected within ${ms} ms (state ${x.state})`)), ms);
-    const on = (s: string) => {
-      if (isUp(s) || s === 'failed' || s === 'closed') {
-        clearTimeout(t);
-        x.off('statechange', on);
-        if (isUp(s)) resolve();
-        else reject(new Error(`agent went ${s}`));
-      }
-    };
-    x.on('statechange', on);
-  });
-}
 
-function firstData(x: IceAgent, ms = 3000): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('no data')), ms);
-    x.once('data', (d) => {
-      clearTimeout(t);
-      resolve(d.toString());
-    });
-  });
-}
 
-async function connectPair(a: IceAgent, b: IceAgent, ms = 5000): Promise<void> {
-  await Promise.all([a.gather(), b.gather()]);
-  const both = Promise.all([connected(a, ms), connected(b, ms)]);
-  a.setRemoteParameters(b.getLocalParameters());
-  b.setRemoteParameters(a.getLocalParameters());
-  for (const c of b.getLocalCandidates()) a.addRemoteCandidate(c);
-  for (const c of a.getLocalCandidates()) b.addRemoteCandidate(c);
-  a.endOfRemoteCandidates();
-  b.endOfRemoteCandidates();
-  await both;
-}
 
 /** A UDP port free right now (bound then released), for the private mDNS group port. */
 async function freeUdpPort(): Promise<number> {
