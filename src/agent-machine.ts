@@ -150,6 +150,8 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   readonly #mdnsKey: string | undefined;
   /** Remote `.local` candidates waiting for resolution, by name. */
   readonly #unresolved = new Map<string, { stream: number; candidate: Candidate }[]>();
+  /** Streams whose end-of-candidates waits for `.local` names still resolving. */
+  readonly #endPending = new Set<number>();
   readonly #transmits: Datagram[] = [];
   readonly #events: AgentMachineEvent[] = [];
   #gatheringState: GatheringState = 'new';
@@ -239,9 +241,15 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
 
   /** No more remote candidates will come for this stream (RFC 8838 end-of-candidates). */
   endOfRemoteCandidates(stream: number): void {
-    // RFC 8838 §8: candidates still resolving are not yet known to the core; end-of-candidates only matters for
-    // failure, and the core waits for its PAC timer anyway.
-    this.core.endOfRemoteCandidates(stream);
+    // The core drops candidates that come after end-of-candidates, so while `.local` names of this stream are still
+    // resolving, the end is passed on only once the last of them resolved or failed.
+    if (this.#resolvingIn(stream)) this.#endPending.add(stream);
+    else this.core.endOfRemoteCandidates(stream);
+  }
+
+  #resolvingIn(stream: number): boolean {
+    for (const list of this.#unresolved.values()) if (list.some((w) => w.stream === stream)) return true;
+    return false;
   }
 
   /**
@@ -452,6 +460,11 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
           for (const w of waiting) {
             if (e.type === 'resolved') this.core.addRemoteCandidate(w.stream, { ...w.candidate, address: e.address, mdnsName: w.candidate.address });
             else this.#events.push({ type: 'remote-candidate-dropped', stream: w.stream, candidate: w.candidate, reason: `mdns-${e.reason}` });
+          }
+          for (const st of [...this.#endPending]) {
+            if (this.#resolvingIn(st)) continue;
+            this.#endPending.delete(st);
+            this.core.endOfRemoteCandidates(st);
           }
         }
       }
