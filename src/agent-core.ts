@@ -13,7 +13,8 @@
  *   higher-priority pair of that component is pending, or `nominationTimeoutMs` after its first valid pair.
  * - Failure (§7.2.5.4 + RFC 8838 §8 + RFC 8863): a checklist fails only after the peer's end-of-candidates and the
  *   PAC timer; local end-of-gathering is not tracked (the caller adds candidates as they are signalled).
- * - A failed nomination fails the checklist, as §7.2.5.3.4 requires; the agent state is then `failed`.
+ * - A failed nomination fails the checklist, as §7.2.5.3.4 requires (the agent state is then `failed`), but not
+ *   before the PAC timer ran out (RFC 8863 §4); until then another nomination may still succeed.
  * - The checklist limit applies per checklist (`checklistLimit`), not split across the checklist set.
  * - States follow RTCIceTransportState: `connected` = every component has a valid pair, `completed` = every
  *   checklist Completed; `disconnected` after `disconnectedTimeoutMs` without a consent answer on a selected pair;
@@ -122,6 +123,11 @@ interface Stream {
   pending: PendingRequest[];
   restarting: boolean;
   prflxCount: number;
+  /**
+   * Per component: the valid pair that carried data before any selection (RFC 8445 §12.1). RFC 8445 §11 keepalives
+   * and RFC 7675 §5.1 consent ("whenever the endpoint sends application data on that pair") run on it too.
+   */
+  dataPairs: (CandidatePair | undefined)[];
 }
 
 interface CheckTx {
@@ -149,6 +155,19 @@ interface ConsentTx {
 }
 
 type Tx = CheckTx | ConsentTx;
+
+/** A 5-tuple (UDP implied) and the pair data on it belongs to: the receive path's one-entry cache. */
+interface DataRoute {
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly pair: CandidatePair;
+}
+
+function dataRoute(d: Datagram, pair: CandidatePair): DataRoute {
+  return { localAddress: d.local.address, localPort: d.local.port, remoteAddress: d.remote.address, remotePort: d.remote.port, pair };
+}
 
 function addrOf(c: Candidate): TransportAddress {
   return { address: c.address, port: c.port };
@@ -214,6 +233,8 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
   #closed = false;
   /** Receive-path cache: `base|remote` -> pair (entries whose pair is gone are ignored). */
   readonly #dataRoutes = new Map<string, CandidatePair>();
+  /** The route of the last data datagram, compared field by field: no key string per datagram on the data path. */
+  #lastRoute: DataRoute | undefined;
   /** Work was requested by a command: `pollTimeout` asks for an immediate `handleTimeout`. */
   #dirty = false;
 
@@ -305,13 +326,16 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
       pending: [],
       restarting: false,
       prflxCount: 0,
+      dataPairs: [],
     });
     return index;
   }
 
   /** Local ICE parameters (agent-wide; after `restart()` the new ones). */
   getLocalParameters(_stream?: number): LocalIceParameters {
-    const base = { ufrag: this.#creds.ufrag, pwd: this.#creds.pwd, lite: this.#lite, options: ['ice2', 'trickle'] };
+    // RFC 8445 §10: 'ice2' says the agent "will not use the aggressive nomination procedure defined in RFC 5245".
+    const options = this.#nomination === 'aggressive' ? ['trickle'] : ['ice2', 'trickle'];
+    const base = { ufrag: this.#creds.ufrag, pwd: this.#creds.pwd, lite: this.#lite, options };
     return this.#localPacing === undefined ? base : { ...base, pacingMs: this.#localPacing };
   }
 
@@ -447,6 +471,11 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     }
     const pair = this.#sendingPair(s, component, now);
     if (!pair) return false;
+    if (pair !== s.selected[component] && pair !== s.previous[component] && pair !== s.dataPairs[component]) {
+      s.dataPairs[component] = pair;
+      // RFC 7675 §5.1: first refresh one interval after the check that gave consent.
+      if (this.#consentEnabled && !this.#consentNext.has(pair)) this.#consentNext.set(pair, pair.lastConsentAt + this.#consentJitter());
+    }
     this.#transmits.push({ local: pair.local.base, remote: addrOf(pair.remote), data });
     pair.lastSentAt = now;
     pair.counters.bytesSent += data.length;
@@ -517,8 +546,9 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     if (!this.#lite) {
       this.#runChecks(now);
       this.#maybeNominate(now);
-      this.#runConsent(now);
     }
+    // RFC 8445 §11: "All endpoints MUST send keepalives", a lite agent too (it has no consent checks, RFC 7675 §5.1).
+    this.#runConsent(now);
     this.#update(now);
   }
 
@@ -565,6 +595,8 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
         }
         if (!this.#consentEnabled) at(p.lastSentAt + this.#keepaliveMs);
       }
+    } else {
+      for (const p of this.#activePairs()) at(p.lastSentAt + this.#keepaliveMs); // RFC 8445 §11
     }
     if (typeof this.#pacDeadline === 'number' && this.#pacDeadline > this.#now && this.#state !== 'connected' && this.#state !== 'completed') {
       at(this.#pacDeadline);
@@ -714,12 +746,14 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     for (const p of this.#consentNext.keys()) if (p.stream === s.index && !keep.has(p)) this.#consentNext.delete(p);
     s.checklist = new Checklist(s.index, s.components, this.#checklistLimit);
     this.#dataRoutes.clear();
+    this.#lastRoute = undefined;
     s.selected = [];
     s.firstValidAt = [];
     s.remotes = [];
     s.endOfRemote = false;
     s.pending = [];
     s.prflxCount = 0;
+    s.dataPairs = [];
     // Peer-reflexive local candidates belong to the old session.
     s.locals = s.locals.filter((c) => c.type !== 'prflx');
     this.#pacDeadline = null;
@@ -866,8 +900,11 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     if (s.checklist.state === 'failed' && pair.state === 'waiting') s.checklist.state = 'running';
     // RFC 8445 §7.3.1.5: the controlled agent honours USE-CANDIDATE.
     if (useCandidate && this.#role === 'controlled') {
-      if (pair.state === 'succeeded' && pair.validPair) {
-        pair.validPair.nominated = true;
+      // A Succeeded pair is valid through its own check, or is itself the valid pair another check produced
+      // (RFC 8445 §7.2.5.3.2 case 2): either way that valid pair is the one nominated.
+      const valid = pair.validPair ?? (pair.valid ? pair : undefined);
+      if (pair.state === 'succeeded' && valid) {
+        valid.nominated = true;
         this.#updateSelection(s, component);
       } else {
         pair.nominateOnSuccess = true;
@@ -897,6 +934,7 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     s.checklist.addValid(pair);
     pair.nominated = true;
     pair.lastConsentAt = now;
+    pair.lastSentAt = now; // the response to this request is the last packet sent on the pair (RFC 8445 §11)
     this.#updateSelection(s, local.component);
   }
 
@@ -963,10 +1001,14 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     this.#setPairState(pair, 'failed');
     s.checklist.dequeue(pair);
     if (nominationFailed) {
-      // RFC 8445 §7.2.5.3.4 / §7.3.1.5: remove from the valid list, pair and checklist Failed.
+      // RFC 8445 §7.2.5.3.4 / §7.3.1.5: remove from the valid list, pair and checklist Failed. RFC 8863 §4 updates
+      // the last part: while the PAC timer runs the checklist MUST NOT go from Running to Failed (a new nomination
+      // may still succeed); afterwards the usual failure rules apply (§7.2.5.4 in `#update`).
       if (pair.validPair) s.checklist.removeValid(pair.validPair);
       pair.nominating = false;
-      s.checklist.state = 'failed';
+      pair.nominateOnSuccess = false;
+      const pacOver = typeof this.#pacDeadline === 'number' && this.#now >= this.#pacDeadline;
+      if (pacOver) s.checklist.state = 'failed';
     }
   }
 
@@ -1043,7 +1085,8 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
       if (s.checklist.state !== 'running' || !s.remote) continue;
       for (let c = 1; c <= this.#componentCount(s); c++) {
         if (this.#componentNominating(s, c)) continue;
-        const best = s.checklist.bestValid(c);
+        // RFC 7675 §5.1: a pair whose consent expired (data carried before selection) is not used again.
+        const best = s.checklist.valid.find((v) => v.component === c && !v.consentLost);
         const cp = best?.checkPair;
         if (!best || !cp) continue;
         const pendingAbove = s.checklist.pairs.some(
@@ -1208,7 +1251,8 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     const out: CandidatePair[] = [];
     for (const s of this.#streams) {
       for (let c = 1; c <= s.components; c++) {
-        const p = s.selected[c] ?? s.previous[c];
+        const d = s.dataPairs[c];
+        const p = s.selected[c] ?? s.previous[c] ?? (d?.valid && s.checklist.state !== 'failed' ? d : undefined);
         if (p) out.push(p);
       }
     }
@@ -1275,20 +1319,41 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
   // ---- data -------------------------------------------------------------------------------------------------
 
   #sendingPair(s: Stream, component: number, now: number): CandidatePair | undefined {
-    const fresh = (p: CandidatePair): boolean => !p.consentLost && (!this.#consentEnabled || now - p.lastConsentAt < this.#consentTimeoutMs);
-    const active = s.selected[component] ?? s.previous[component];
-    if (active) return fresh(active) ? active : undefined;
+    // RFC 8445 §12.1: the previous selected pair stands in only while the new checklist is Running.
+    const active = s.selected[component] ?? (s.checklist.state === 'failed' ? undefined : s.previous[component]);
+    if (active) return this.#fresh(active, now) ? active : undefined;
     if (s.checklist.state === 'failed') return undefined;
     // RFC 8445 §12.1: before selection, any valid pair may carry data.
-    for (const v of s.checklist.valid) if (v.component === component && fresh(v)) return v;
+    for (const v of s.checklist.valid) if (v.component === component && this.#fresh(v, now)) return v;
     return undefined;
   }
 
+  /** The pair may carry data: consent not lost nor expired (RFC 7675 §5.1). A method, not a closure per send. */
+  #fresh(p: CandidatePair, now: number): boolean {
+    return !p.consentLost && (!this.#consentEnabled || now - p.lastConsentAt < this.#consentTimeoutMs);
+  }
+
   #receiveData(d: Datagram): boolean {
+    // Fastest path: the same 5-tuple as the previous datagram (the usual case for media on one component).
+    const lr = this.#lastRoute;
+    if (
+      lr !== undefined &&
+      lr.remotePort === d.remote.port &&
+      lr.remoteAddress === d.remote.address &&
+      lr.localPort === d.local.port &&
+      lr.localAddress === d.local.address &&
+      this.#pairs.has(lr.pair.id)
+    ) {
+      const p = lr.pair;
+      p.counters.bytesReceived += d.data.length;
+      this.#events.push({ type: 'data', stream: p.stream, component: p.component, data: d.data, from: d.remote, local: d.local });
+      return true;
+    }
     // Fast path: media keeps arriving on the same few 5-tuples (one per component).
     const routeKey = `${d.local.address}|${d.local.port}|${d.remote.address}|${d.remote.port}`;
     const last = this.#dataRoutes.get(routeKey);
     if (last && this.#pairs.has(last.id)) {
+      this.#lastRoute = dataRoute(d, last);
       last.counters.bytesReceived += d.data.length;
       this.#events.push({ type: 'data', stream: last.stream, component: last.component, data: d.data, from: d.remote, local: d.local });
       return true;
@@ -1299,6 +1364,7 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
       if (p) {
         if (this.#dataRoutes.size >= 64) this.#dataRoutes.clear();
         this.#dataRoutes.set(routeKey, p);
+        this.#lastRoute = dataRoute(d, p);
         p.counters.bytesReceived += d.data.length;
         this.#events.push({ type: 'data', stream: s.index, component: p.component, data: d.data, from: d.remote, local: d.local });
         return true;
@@ -1344,7 +1410,8 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     for (const s of this.#streams) {
       if (s.remote) anyRemote = true;
       // RFC 8445 §8.1.2, §12.1: a Failed checklist produces no selected pairs, so the stream may not carry data.
-      if (s.checklist.state === 'failed' && s.previous.every((p) => p === undefined)) anyFailed = true;
+      // (A previous selected pair kept over a restart stands in only while the new checklist is Running, §12.1.)
+      if (s.checklist.state === 'failed') anyFailed = true;
       for (let c = 1; c <= this.#componentCount(s); c++) {
         const active = s.selected[c] ?? s.previous[c];
         if (active?.consentLost) lost = true;
