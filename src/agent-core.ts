@@ -609,7 +609,8 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
 
   /** Nomination in force: facing a lite peer a full agent nominates regularly (RFC 8445 §6.1.1, §8.2). */
   get #mode(): NominationMode {
-    return this.#streams.some((s) => s.remote?.lite) ? 'regular' : this.#nomination;
+    // RFC 8445 §10: a peer that signals ice2 must not face aggressive nomination (RFC 5245 §14 for unknown options).
+    return this.#streams.some((s) => s.remote?.lite || s.remote?.options.includes('ice2')) ? 'regular' : this.#nomination;
   }
 
   get #aggressiveControlling(): boolean {

@@ -297,9 +297,27 @@ describe('peer-reflexive discovery (RFC 8445 §7.2.5.3.1, §7.3.1.3)', () => {
 describe('aggressive nomination (RFC 5245 peers)', () => {
   it('every check carries USE-CANDIDATE and both agents end on the same pair', () => {
     const d = new Driver();
-    const { l, r } = connectPair(d, { l: { nomination: 'aggressive' }, lBases: [{ address: '10.0.0.1', port: 5000 }, { address: '10.0.0.3', port: 5000 }] });
+    // Both sides RFC 5245-style: neither signals ice2 (an ice2 peer must not face aggressive nomination).
+    const { l, r } = connectPair(d, {
+      l: { nomination: 'aggressive' },
+      r: { nomination: 'aggressive' },
+      lBases: [{ address: '10.0.0.1', port: 5000 }, { address: '10.0.0.3', port: 5000 }],
+    });
     d.run(5000, done(l, r));
     expect(firstRequests(d, 'L').every((s) => s.useCandidate)).toBe(true);
+    expect(l.getSelectedPair(0, 1)!.local.address).toBe(r.getSelectedPair(0, 1)!.remote.address);
+  });
+
+  it('falls back to regular nomination when the peer signals ice2 (RFC 8445 §10, RFC 5245 §14)', () => {
+    const d = new Driver();
+    const { l, r } = connectPair(d, { l: { nomination: 'aggressive' }, lBases: [{ address: '10.0.0.1', port: 5000 }, { address: '10.0.0.3', port: 5000 }] });
+    expect(r.getLocalParameters().options).toContain('ice2');
+    d.run(5000, done(l, r));
+    const first = firstRequests(d, 'L');
+    expect(first.length).toBeGreaterThan(1);
+    // Regular: ordinary checks first, then exactly one nomination request with USE-CANDIDATE.
+    expect(first[0]!.useCandidate).toBe(false);
+    expect(first.filter((s) => s.useCandidate)).toHaveLength(1);
     expect(l.getSelectedPair(0, 1)!.local.address).toBe(r.getSelectedPair(0, 1)!.remote.address);
   });
 });
