@@ -16,6 +16,7 @@ import {
   type IceTransportPlan,
   type RemoteDescriptionResult,
 } from '../sip-offer-answer/offer-answer.js';
+import { readIceDescription } from '../sip-offer-answer/ice-attributes.js';
 import type { TrickleMode } from '../sip-offer-answer/sdpfrag.js';
 import type { IceRole } from '../types.js';
 import { IceAgent, type IceAgentOptions, type IceCandidatePair } from './ice-agent.js';
@@ -29,7 +30,10 @@ export interface IceSdpSessionOptions extends Omit<IceAgentOptions, 'role' | 'uf
    * events to send in SIP INFO requests (RFC 8840).
    */
   readonly trickle?: TrickleMode;
-  /** Components for transports whose `m=` line has no rtcp-mux (default 2: RTP and RTCP); with rtcp-mux 1. */
+  /**
+   * Components of the RTP transports this session offers without rtcp-mux (default 2: RTP and RTCP). Sections with
+   * rtcp-mux, and non-RTP sections (e.g. `UDP/DTLS/SCTP`), always have 1.
+   */
   readonly rtcpComponents?: 1 | 2;
 }
 
@@ -107,6 +111,7 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
   async setRemoteDescription(sdp: string, type: 'offer' | 'answer'): Promise<RemoteDescriptionResult> {
     this.#assertOpen();
     const result = this.#oa.setRemoteDescription(sdp, type);
+    for (const w of result.warnings) this.#warn(w);
     this.#role ??= result.role;
     if (type === 'answer') this.#feedRemote();
     return result;
@@ -165,9 +170,12 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
       return this.#oa.transports().filter((t) => t.mode !== 'rejected').map((t) => ({ index: t.transportIndex, components: this.#componentsFor(t) }));
     }
     // Offer: one transport per m= section of the application's SDP (BUNDLE groups are the app's choice; without
-    // BUNDLE each section needs its own agent). rtcp-mux sections need one component.
-    const sections = appSdp.split(/\r?\n(?=m=)/).slice(1);
-    return sections.map((m, index) => ({ index, components: /\r?\na=rtcp-mux\b/.test(`\n${m}`) ? 1 : (this.#options.rtcpComponents ?? 2) }));
+    // BUNDLE each section needs its own agent). Sections with rtcp-mux (or rtcp-mux-only), and sections that do not
+    // carry RTP (a data channel's UDP/DTLS/SCTP), need one component, as OfferAnswer.transports() counts them.
+    return readIceDescription(appSdp).media.map((m) => ({
+      index: m.index,
+      components: m.rtcpMux || !/RTP/i.test(m.protocol) ? 1 : (this.#options.rtcpComponents ?? 2),
+    }));
   }
 
   #componentsFor(t: IceTransportPlan): number {

@@ -4,13 +4,12 @@
  * body.
  *
  * Reading scans the text line by line so that every error names its 1-based line number and the line's text
- * (`SdpError`); candidate lines go through the shared grammar of `src/candidates/grammar.ts`. Writing parses the
- * application's SDP with `sdp-transform`, replaces the ICE attributes, the `c=` address, the `m=` port and
- * `a=rtcp`, and writes it back with `sdp-transform` (which orders lines by its grammar: ICE attributes come after the
- * application's own attributes).
+ * (`SdpError`); candidate lines go through the shared grammar of `src/candidates/grammar.ts`. Writing edits the
+ * application's SDP line by line: its own lines stay verbatim and in place; the ICE attributes are replaced (and
+ * written after the application's attributes of their level), and the `c=` address, the `m=` port and `a=rtcp` are
+ * set from the description.
  * @module
  */
-import * as sdpTransform from 'sdp-transform';
 import type { Candidate } from '../candidates/candidate.js';
 import { candidateAddressKind, formatCandidate, parseCandidate } from '../candidates/grammar.js';
 import { CandidateParseError, SdpError } from '../errors.js';
@@ -382,7 +381,8 @@ export function readIceDescription(sdp: string): IceDescription {
         break;
       case 'group': {
         if (cur) break;
-        const parts = (arg ?? '').trim().split(/ +/).filter((t) => t !== '');
+        // Mids never contain whitespace (the a=mid check below): split on any, so a stray tab cannot join a mid.
+        const parts = (arg ?? '').trim().split(/\s+/).filter((t) => t !== '');
         if (parts[0]?.toUpperCase() === 'BUNDLE') bundleGroups.push(parts.slice(1));
         break;
       }
@@ -539,17 +539,6 @@ const ICE_ATTRIBUTE_NAMES = new Set([
   'end-of-candidates',
 ]);
 
-type Invalid = { value: string };
-type Loose = Record<string, unknown> & { invalid?: Invalid[] };
-
-function stripIce(o: Loose): Invalid[] {
-  for (const k of ['icelite', 'iceUfrag', 'icePwd', 'iceOptions', 'endOfCandidates', 'remoteCandidates', 'candidates']) {
-    delete o[k];
-  }
-  const kept = (o.invalid ?? []).filter((e) => !ICE_ATTRIBUTE_NAMES.has(splitAttribute(String(e.value))[0]));
-  return kept;
-}
-
 function ipVer(address: string): number {
   return address.includes(':') ? 6 : 4;
 }
@@ -558,114 +547,190 @@ function checkToken(ok: boolean, what: string): void {
   if (!ok) throw new SdpError(0, '', `cannot write ${what}`);
 }
 
+/** A value that goes on one line: no CR or LF may slip in (it would inject lines). */
+function oneLine(v: string, what: string): string {
+  checkToken(!/[\r\n]/.test(v), what);
+  return v;
+}
+
+function isIceLine(l: SdpLine): boolean {
+  return l.type === 'a' && ICE_ATTRIBUTE_NAMES.has(splitAttribute(l.value)[0]);
+}
+
+/** The reader's test for a BUNDLE group line (`a=group:` then `BUNDLE` as the first token, any spacing). */
+function isBundleGroup(l: SdpLine): boolean {
+  if (l.type !== 'a') return false;
+  const [name, arg] = splitAttribute(l.value);
+  return name === 'group' && (arg ?? '').trim().split(/\s+/)[0]?.toUpperCase() === 'BUNDLE';
+}
+
+function attrName(l: SdpLine): string | undefined {
+  return l.type === 'a' ? splitAttribute(l.value)[0] : undefined;
+}
+
+/** `c=` for `address`: the base's own line when it already names that address (keeps `/ttl`, case), else a new one. */
+function connectionLine(address: string, original: SdpLine | undefined): string {
+  if (original) {
+    const c = C_LINE.exec(original.value);
+    if (c && c[2]!.split('/')[0] === address) return original.text;
+  }
+  checkToken(/^\S+$/.test(address), `c= address "${address}"`);
+  return `c=IN IP${ipVer(address)} ${address}`;
+}
+
+function candidateLines(m: IceMediaDescription): string[] {
+  const out: string[] = [];
+  if (m.mediaLevel.ufrag !== undefined) {
+    checkToken(isValidUfrag(m.mediaLevel.ufrag), `ice-ufrag "${m.mediaLevel.ufrag}"`);
+    out.push(`a=ice-ufrag:${m.mediaLevel.ufrag}`);
+  }
+  if (m.mediaLevel.pwd !== undefined) {
+    checkToken(isValidPwd(m.mediaLevel.pwd), 'ice-pwd');
+    out.push(`a=ice-pwd:${m.mediaLevel.pwd}`);
+  }
+  if (m.mediaLevel.options !== undefined && m.mediaLevel.options.length > 0) {
+    m.mediaLevel.options.forEach((o) => checkToken(isValidIceOption(o), `ice-option "${o}"`));
+    out.push(`a=ice-options:${m.mediaLevel.options.join(' ')}`);
+  }
+  if (m.iceMismatch) out.push('a=ice-mismatch');
+  for (const c of m.candidates) out.push(`a=${oneLine(formatCandidate(c), 'candidate')}`);
+  if (m.remoteCandidates !== undefined && m.remoteCandidates.length > 0) {
+    const refs = m.remoteCandidates.map((r) => `${r.component} ${r.address} ${r.port}`).join(' ');
+    out.push(`a=remote-candidates:${oneLine(refs, 'remote-candidates')}`);
+  }
+  if (m.endOfCandidates) out.push('a=end-of-candidates');
+  return out;
+}
+
 /**
- * Writes `desc` into an SDP body. With `baseSdp` (the application's SDP: codecs, directions, DTLS attributes...),
- * the base is parsed with `sdp-transform`, its ICE attributes are replaced by those of `desc`, and its `c=`, `m=`
- * port, `a=rtcp`, `a=mid`, `a=rtcp-mux` and BUNDLE groups are set from `desc`; `desc.media` must match the base's
- * `m=` lines one to one. Without a base, a minimal SDP is built from `desc` alone. Throws `SdpError` (line 0) for a
- * description the grammar cannot carry, and `CandidateParseError` from the candidate formatter.
+ * Writes `desc` into an SDP body (CRLF line ends). With `baseSdp` (the application's SDP: codecs, directions, DTLS
+ * attributes...), every line of the base is kept verbatim and in place except those `desc` owns: the ICE attributes
+ * (replaced by those of `desc`, written after the application's attributes of their level), `c=` (rewritten only
+ * when the address changes), the `m=` line, `a=rtcp`, `a=mid`, `a=rtcp-mux`, `a=bundle-only` and `a=group:BUNDLE`
+ * (set from `desc`, in place when the base had them). `desc.media` must match the base's `m=` lines one to one.
+ * Without a base, a minimal SDP is built from `desc` alone. Throws `SdpError` (line 0) for a description the
+ * grammar cannot carry, `SdpError` for a base line that is not `x=...`, and `CandidateParseError` from the
+ * candidate formatter.
  */
 export function writeIceDescription(desc: IceDescription, baseSdp?: string): string {
-  let session: sdpTransform.SessionDescription;
-  // sdp-transform reads `a=rtcp-mux-only` (RFC 8858) as `a=rtcp-mux`: remember where it was to write it back.
-  const muxOnly: boolean[] = [];
-  if (baseSdp !== undefined) {
-    for (const l of splitSdpLines(baseSdp)) {
-      if (l.type === 'm') muxOnly.push(false);
-      else if (l.text.trim() === 'a=rtcp-mux-only' && muxOnly.length > 0) muxOnly[muxOnly.length - 1] = true;
-    }
-    session = sdpTransform.parse(baseSdp);
-    if (session.media.length !== desc.media.length) {
-      throw new SdpError(0, '', `base SDP has ${session.media.length} m= lines, the description ${desc.media.length}`);
-    }
-  } else {
-    session = {
-      version: 0,
-      origin: { username: '-', sessionId: '0', sessionVersion: 0, netType: 'IN', ipVer: 4, address: '127.0.0.1' },
-      name: '-',
-      timing: { start: 0, stop: 0 },
-      media: desc.media.map((m) => ({ type: m.kind, port: m.port, protocol: m.protocol, payloads: m.formats, rtp: [], fmtp: [] })),
-    };
+  const base =
+    baseSdp ??
+    ['v=0', 'o=- 0 0 IN IP4 127.0.0.1', 's=-', 't=0 0', ...desc.media.map((m) => `m=${m.kind} ${m.port} ${m.protocol}${m.formats !== '' ? ` ${m.formats}` : ''}`), ''].join('\r\n');
+  const lines = splitSdpLines(base);
+  const firstM = lines.findIndex((l) => l.type === 'm');
+  const sessionLines = firstM < 0 ? lines : lines.slice(0, firstM);
+  const sections: SdpLine[][] = [];
+  for (const l of firstM < 0 ? [] : lines.slice(firstM)) {
+    if (l.type === 'm') sections.push([l]);
+    else sections[sections.length - 1]!.push(l);
   }
-  const s = session as unknown as Loose;
-  // BUNDLE groups come from `desc`; sdp-transform leaves a group without tags in `invalid`, drop it there too.
-  const sInvalid = stripIce(s).filter((e) => !/^group:bundle(\s|$)/i.test(String(e.value)));
-  const sIce: Invalid[] = [];
-  if (desc.lite) sIce.push({ value: 'ice-lite' });
+  if (sections.length !== desc.media.length) {
+    throw new SdpError(0, '', `base SDP has ${sections.length} m= lines, the description ${desc.media.length}`);
+  }
+
+  // Session level.
+  const sIce: string[] = [];
+  if (desc.lite) sIce.push('a=ice-lite');
   if (desc.ufrag !== undefined) {
     checkToken(isValidUfrag(desc.ufrag), `ice-ufrag "${desc.ufrag}"`);
-    sIce.push({ value: `ice-ufrag:${desc.ufrag}` });
+    sIce.push(`a=ice-ufrag:${desc.ufrag}`);
   }
   if (desc.pwd !== undefined) {
     checkToken(isValidPwd(desc.pwd), 'ice-pwd');
-    sIce.push({ value: `ice-pwd:${desc.pwd}` });
+    sIce.push(`a=ice-pwd:${desc.pwd}`);
   }
   if (desc.options.length > 0) {
     desc.options.forEach((o) => checkToken(isValidIceOption(o), `ice-option "${o}"`));
-    sIce.push({ value: `ice-options:${desc.options.join(' ')}` });
+    sIce.push(`a=ice-options:${desc.options.join(' ')}`);
   }
   if (desc.pacingMs !== undefined) {
     checkToken(Number.isInteger(desc.pacingMs) && desc.pacingMs >= 0 && desc.pacingMs <= 9_999_999_999, `ice-pacing ${desc.pacingMs}`);
-    sIce.push({ value: `ice-pacing:${desc.pacingMs}` });
+    sIce.push(`a=ice-pacing:${desc.pacingMs}`);
   }
-  if (desc.endOfCandidates) sIce.push({ value: 'end-of-candidates' });
-  s.invalid = [...sIce, ...sInvalid];
-  if (s.invalid.length === 0) delete s.invalid;
-  if (desc.connection !== undefined) s.connection = { version: ipVer(desc.connection), ip: desc.connection };
-  else delete s.connection;
-  const otherGroups = ((s.groups as { type: string; mids: string }[] | undefined) ?? []).filter((g) => g.type.toUpperCase() !== 'BUNDLE');
-  const groups = [...desc.bundleGroups.map((g) => ({ type: 'BUNDLE', mids: g.join(' ') })), ...otherGroups];
-  if (groups.length > 0) s.groups = groups;
-  else delete s.groups;
-
-  desc.media.forEach((m, i) => {
-    const t = session.media[i] as unknown as Loose;
-    const mInvalid = stripIce(t);
-    const ice: Invalid[] = [];
-    if (m.mediaLevel.ufrag !== undefined) {
-      checkToken(isValidUfrag(m.mediaLevel.ufrag), `ice-ufrag "${m.mediaLevel.ufrag}"`);
-      ice.push({ value: `ice-ufrag:${m.mediaLevel.ufrag}` });
-    }
-    if (m.mediaLevel.pwd !== undefined) {
-      checkToken(isValidPwd(m.mediaLevel.pwd), 'ice-pwd');
-      ice.push({ value: `ice-pwd:${m.mediaLevel.pwd}` });
-    }
-    if (m.mediaLevel.options !== undefined && m.mediaLevel.options.length > 0) {
-      m.mediaLevel.options.forEach((o) => checkToken(isValidIceOption(o), `ice-option "${o}"`));
-      ice.push({ value: `ice-options:${m.mediaLevel.options.join(' ')}` });
-    }
-    if (m.iceMismatch) ice.push({ value: 'ice-mismatch' });
-    for (const c of m.candidates) ice.push({ value: formatCandidate(c) });
-    if (m.remoteCandidates !== undefined && m.remoteCandidates.length > 0) {
-      ice.push({ value: `remote-candidates:${m.remoteCandidates.map((r) => `${r.component} ${r.address} ${r.port}`).join(' ')}` });
-    }
-    if (m.endOfCandidates) ice.push({ value: 'end-of-candidates' });
-    t.invalid = [...mInvalid, ...ice];
-    if (t.invalid.length === 0) delete t.invalid;
-    checkToken(Number.isInteger(m.port) && m.port >= 0 && m.port <= 65535, `port ${m.port}`);
-    t.port = m.port;
-    // sdp-transform's m= grammar is narrower than RFC 4566 (port counts, token characters): the m= line comes from
-    // `desc`, which the reader filled from the same text.
-    t.type = m.kind;
-    t.protocol = m.protocol;
-    t.payloads = m.formats;
-    if (m.connection !== undefined && m.connection !== desc.connection) {
-      checkToken(/^\S+$/.test(m.connection), `c= address "${m.connection}"`);
-      t.connection = { version: ipVer(m.connection), ip: m.connection };
-    } else delete t.connection;
-    if (m.rtcp !== undefined) {
-      t.rtcp =
-        m.rtcp.address === m.connection
-          ? { port: m.rtcp.port }
-          : { port: m.rtcp.port, netType: 'IN', ipVer: ipVer(m.rtcp.address), address: m.rtcp.address };
-    } else delete t.rtcp;
-    if (m.mid !== undefined) t.mid = m.mid;
-    else delete t.mid;
-    if (m.rtcpMux) t.rtcpMux = 'rtcp-mux';
-    else delete t.rtcpMux;
-    if (muxOnly[i]) t.invalid = [...(t.invalid ?? []), { value: 'rtcp-mux-only' }];
-    if (m.bundleOnly) t.bundleOnly = 'bundle-only';
-    else delete t.bundleOnly;
+  if (desc.endOfCandidates) sIce.push('a=end-of-candidates');
+  const groups = desc.bundleGroups.map((g) => {
+    g.forEach((mid) => checkToken(/^\S+$/.test(mid), `BUNDLE mid "${mid}"`));
+    return `a=group:BUNDLE${g.map((t) => ` ${t}`).join('')}`;
   });
-  return sdpTransform.write(session);
+  const out: string[] = [];
+  let connectionDone = desc.connection === undefined;
+  let groupsDone = groups.length === 0;
+  for (const l of sessionLines) {
+    if (l.type === 'c') {
+      if (!connectionDone) out.push(connectionLine(desc.connection!, l));
+      connectionDone = true;
+      continue;
+    }
+    if (isIceLine(l)) continue;
+    if (isBundleGroup(l)) {
+      if (!groupsDone) out.push(...groups);
+      groupsDone = true;
+      continue;
+    }
+    // RFC 4566 §5 order: c= comes before b=, t=, ...; BUNDLE groups go with the first session attribute.
+    if (!connectionDone && (l.type === 'b' || l.type === 't' || l.type === 'r' || l.type === 'z' || l.type === 'k' || l.type === 'a')) {
+      out.push(connectionLine(desc.connection!, undefined));
+      connectionDone = true;
+    }
+    if (!groupsDone && l.type === 'a') {
+      out.push(...groups);
+      groupsDone = true;
+    }
+    out.push(l.text);
+  }
+  if (!connectionDone) out.push(connectionLine(desc.connection!, undefined));
+  if (!groupsDone) out.push(...groups);
+  out.push(...sIce);
+
+  // Media level.
+  desc.media.forEach((m, i) => {
+    const section = sections[i]!;
+    const mLine = section[0]!;
+    checkToken(Number.isInteger(m.port) && m.port >= 0 && m.port <= 65535, `port ${m.port}`);
+    checkToken(/^\S+$/.test(m.kind) && /^\S+$/.test(m.protocol), `m= line for m-section ${i}`);
+    // Keep a port count (RFC 4566 `<port>/<number of ports>`) the base had, unless the stream is disabled.
+    const count = m.port !== 0 ? (/^\S+ \d+(\/\d+)/.exec(mLine.value)?.[1] ?? '') : '';
+    out.push(`m=${m.kind} ${m.port}${count} ${m.protocol}${m.formats !== '' ? ` ${oneLine(m.formats, 'm= formats')}` : ''}`);
+    const mediaConnection = m.connection !== undefined && m.connection !== desc.connection ? m.connection : undefined;
+    let rtcpLine: string | undefined;
+    if (m.rtcp !== undefined) {
+      checkToken(Number.isInteger(m.rtcp.port) && m.rtcp.port >= 0 && m.rtcp.port <= 65535 && /^\S+$/.test(m.rtcp.address), 'a=rtcp');
+      rtcpLine = m.rtcp.address === m.connection ? `a=rtcp:${m.rtcp.port}` : `a=rtcp:${m.rtcp.port} IN IP${ipVer(m.rtcp.address)} ${m.rtcp.address}`;
+    }
+    if (m.mid !== undefined) checkToken(/^\S+$/.test(m.mid), `mid "${m.mid}"`);
+    // Lines `desc` owns: written where the base had them, the missing ones after the application's attributes.
+    const owned = new Map<string, string | undefined>([
+      ['rtcp', rtcpLine],
+      ['mid', m.mid !== undefined ? `a=mid:${m.mid}` : undefined],
+      ['rtcp-mux', m.rtcpMux ? 'a=rtcp-mux' : undefined],
+      ['bundle-only', m.bundleOnly ? 'a=bundle-only' : undefined],
+    ]);
+    const done = new Set<string>();
+    let connectionWritten = mediaConnection === undefined;
+    for (const l of section.slice(1)) {
+      if (l.type === 'c') {
+        if (!connectionWritten) out.push(connectionLine(mediaConnection!, l));
+        connectionWritten = true;
+        continue;
+      }
+      // RFC 4566 §5 order: m=, i=, c=, b=, k=, a=.
+      if (!connectionWritten && l.type !== 'i') {
+        out.push(connectionLine(mediaConnection!, undefined));
+        connectionWritten = true;
+      }
+      if (isIceLine(l)) continue;
+      const name = attrName(l);
+      if (name !== undefined && owned.has(name)) {
+        const v = owned.get(name);
+        if (v !== undefined && !done.has(name)) out.push(v);
+        done.add(name);
+        continue;
+      }
+      out.push(l.text);
+    }
+    if (!connectionWritten) out.push(connectionLine(mediaConnection!, undefined));
+    for (const [name, v] of owned) if (v !== undefined && !done.has(name)) out.push(v);
+    out.push(...candidateLines(m));
+  });
+  return `${out.join('\r\n')}\r\n`;
 }

@@ -73,7 +73,10 @@ export function detectIceMismatch(desc: IceDescription, index: number): Mismatch
   }
   if (!listed(candidates, 1, dest.rtp, dest.transport)) return { mismatch: true, component: 1, destination: dest.rtp };
   const hasRtcpCandidates = candidates.some((c) => c.component === 2);
-  if (dest.rtcp && !isPlaceholderDestination(dest.rtcp) && (!dest.rtcpImplicit || hasRtcpCandidates)) {
+  // RFC 8839 §4.2.2: RTCP has candidates of its own only when it has a port of its own. Under rtcp-mux RTCP rides on
+  // component 1, and an `a=rtcp` naming the RTP destination (what browsers and SIP.js put there) is no second one.
+  const rtcpMuxed = m.rtcpMux && (!hasRtcpCandidates || (dest.rtcp !== undefined && dest.rtcp.port === dest.rtp.port && sameIp(dest.rtcp.address, dest.rtp.address)));
+  if (dest.rtcp && !rtcpMuxed && !isPlaceholderDestination(dest.rtcp) && (!dest.rtcpImplicit || hasRtcpCandidates)) {
     if (!listed(candidates, 2, dest.rtcp, dest.transport)) return { mismatch: true, component: 2, destination: dest.rtcp };
   }
   return { mismatch: false, reason: 'match' };

@@ -14,6 +14,7 @@
  * @module
  */
 import type { Candidate, LocalCandidate } from '../candidates/candidate.js';
+import { candidateAddressKind } from '../candidates/grammar.js';
 import { InvalidStateError, SdpError } from '../errors.js';
 import type { IceRole, RandomSource, TransportAddress } from '../types.js';
 import { defaultDestination, toSignalledCandidate, transportOfProto, type DefaultDestination } from './default-candidate.js';
@@ -77,7 +78,10 @@ export interface OfferAnswerOptions {
   readonly bundleCandidates?: BundleCandidatePolicy;
   /** Where the local credentials are written. Default `'session'`. */
   readonly credentialsLevel?: 'session' | 'media';
-  /** Family of the default candidate (RFC 8445 §5.2). Default 4. */
+  /**
+   * Family of the default candidate (RFC 8445 §5.2). Default: in an answer, the family of the offer's `c=` for that
+   * stream (an IPv6-only SIP peer without ICE cannot use an IPv4 default); otherwise 4.
+   */
   readonly preferFamily?: 4 | 6;
   /** Source of new credentials for ICE restarts that the session starts by itself (answering a restart). */
   readonly random?: RandomSource;
@@ -145,7 +149,13 @@ export interface RemoteDescriptionResult {
   /** Ta to use: the larger of both proposals, 50 ms standing for an absent one (RFC 8839 §5.5). */
   readonly pacingMs: number;
   readonly streams: readonly RemoteStream[];
+  /**
+   * The ICE view of the description as applied. When an offer changed `ice-options` or `ice-pacing` without a
+   * restart, it carries the values kept from the running ICE session (see `warnings`).
+   */
   readonly description: IceDescription;
+  /** Tolerated deviations of the peer, in words (e.g. ice-options changed without a restart); empty normally. */
+  readonly warnings: readonly string[];
 }
 
 /** A selected (nominated) pair as the offer/answer layer needs it. */
@@ -239,7 +249,7 @@ export class OfferAnswer {
   readonly #trickle: TrickleMode;
   readonly #bundlePolicy: BundleCandidatePolicy;
   readonly #credLevel: 'session' | 'media';
-  readonly #preferFamily: 4 | 6;
+  readonly #preferFamily: 4 | 6 | undefined;
   readonly #random: RandomSource | undefined;
   #local: LocalIceParameters;
   #state: SignalingState = 'stable';
@@ -273,7 +283,7 @@ export class OfferAnswer {
     this.#trickle = options.trickle ?? 'none';
     this.#bundlePolicy = options.bundleCandidates ?? 'bundle-tag';
     this.#credLevel = options.credentialsLevel ?? 'session';
-    this.#preferFamily = options.preferFamily ?? 4;
+    this.#preferFamily = options.preferFamily;
     this.#random = options.random;
   }
 
@@ -516,13 +526,14 @@ export class OfferAnswer {
 
   /**
    * Applies the peer's offer or answer. Throws `SdpError` for bad SDP (with the line) and for an offer that changes
-   * `ice-options`, `ice-pacing` or `ice-lite` without restarting (RFC 8839 §4.4.2.1: the answerer MUST reject it),
-   * and `InvalidStateError` when the type does not fit the state.
+   * `ice-lite` without restarting (RFC 8839 §4.4.2.1), and `InvalidStateError` when the type does not fit the state.
+   * An offer that changes `ice-options` or `ice-pacing` without restarting is accepted: the running session keeps
+   * its values and the result lists a warning (a deviation from §4.4.2.1, see docs/deviations.md).
    */
   setRemoteDescription(sdp: string, type: 'offer' | 'answer'): RemoteDescriptionResult {
     if (type === 'offer' && this.#state !== 'stable') throw new InvalidStateError(`cannot apply a remote offer in state ${this.#state}`);
     if (type === 'answer' && this.#state !== 'have-local-offer') throw new InvalidStateError(`cannot apply a remote answer in state ${this.#state}`);
-    const d = readIceDescription(sdp);
+    let d = readIceDescription(sdp);
     const offer = type === 'answer' ? this.#pendingOffer!.desc : undefined;
     if (offer && offer.media.length !== d.media.length) {
       throw new SdpError(0, '', `the answer has ${d.media.length} m= sections, the offer ${offer.media.length}`);
@@ -549,21 +560,31 @@ export class OfferAnswer {
     // RFC 8839 §4.3.3: an offerer that detects a mismatch in the answer terminates ICE for the whole session.
     if (offererSawMismatch) for (const x of drafts) if (x.mode === 'ice') x.mode = 'none';
 
-    // RFC 8839 §4.4.2.1: without a restart, ice-options, ice-pacing and ice-lite must not change.
+    // RFC 8839 §4.4.2.1: without a restart, ice-options, ice-pacing and ice-lite must not change, and the answerer
+    // MUST reject an offer that changes them. Deviation (docs/deviations.md): real SIP stacks change ice-options in
+    // re-offers that keep ufrag/pwd (pjproject writes `ice-options:trickle` in its initial offer only), so a changed
+    // ice-options or ice-pacing is accepted with a warning and the values of the running ICE session are kept. A
+    // changed ice-lite would change the roles and is still rejected.
+    const warnings: string[] = [];
     if (type === 'offer' && this.#remoteDesc && !restart && descriptionHasIce(d) && hadIce) {
       const p = this.#remoteDesc;
-      const changed =
-        p.lite !== d.lite
-          ? 'ice-lite'
-          : p.pacingMs !== d.pacingMs
-            ? 'ice-pacing'
-            : d.media.some((m) => {
-                  const old = p.media.find((x) => streamKey(x) === streamKey(m));
-                  return old !== undefined && mediaHasIce(old) && mediaHasIce(m) && !sameSet(old.options, m.options);
-                })
-              ? 'ice-options'
-              : undefined;
-      if (changed) throw new SdpError(0, '', `${changed} changed in an offer that does not restart ICE (RFC 8839 §4.4.2.1)`);
+      if (p.lite !== d.lite) throw new SdpError(0, '', 'ice-lite changed in an offer that does not restart ICE (RFC 8839 §4.4.2.1)');
+      if (p.pacingMs !== d.pacingMs) {
+        warnings.push(`ice-pacing changed from ${p.pacingMs ?? 'none'} to ${d.pacingMs ?? 'none'} without an ICE restart (RFC 8839 §4.4.2.1): keeping ${p.pacingMs ?? 'none'}`);
+      }
+      const media = d.media.map((m) => {
+        const old = p.media.find((x) => streamKey(x) === streamKey(m));
+        if (old === undefined || !mediaHasIce(old) || !mediaHasIce(m) || sameSet(old.options, m.options)) return m;
+        warnings.push(
+          `ice-options of m-section ${m.index} changed from "${old.options.join(' ')}" to "${m.options.join(' ')}" without an ICE restart (RFC 8839 §4.4.2.1): keeping "${old.options.join(' ')}"`,
+        );
+        return { ...m, options: old.options };
+      });
+      if (warnings.length > 0) {
+        const { pacingMs: _dropped, ...rest } = d;
+        d = { ...rest, ...(p.pacingMs !== undefined ? { pacingMs: p.pacingMs } : {}), options: sameSet(p.options, d.options) ? d.options : p.options, media };
+        for (const x of drafts) x.m = d.media[x.m.index]!;
+      }
     }
 
     const iceMode: IceMode = drafts.some((x) => x.mode === 'ice') ? 'ice' : 'none';
@@ -654,6 +675,7 @@ export class OfferAnswer {
       pacingMs: this.pacingMs,
       streams,
       description: d,
+      warnings,
     };
     this.#remoteResult = result;
     return result;
@@ -813,13 +835,15 @@ export class OfferAnswer {
       const all = this.localCandidates(ti);
       const sel = this.#selected.get(ti);
       const remoteStream = remote?.streams[ti];
+      const remoteKind = remoteStream?.defaultRtp !== undefined ? candidateAddressKind(remoteStream.defaultRtp.address) : undefined;
+      const preferFamily = this.#preferFamily ?? (remoteKind === 'ipv6' ? 6 : 4);
       let out: { dest: DefaultDestination; candidates: readonly Candidate[]; remoteCands?: RemoteCandidateRef[] };
       const rc = remote?.type === 'offer' ? remoteStream?.remoteCandidates : undefined;
       const rcLocals = rc?.map((r) => all.find((c) => c.component === r.component && c.address === r.address && c.port === r.port));
       if (!restart && rc && rcLocals && rcLocals.every((c) => c !== undefined)) {
         // RFC 8839 §4.4.2: answering a remote-candidates offer: the default destination is those candidates.
         const cands = rcLocals as Candidate[];
-        out = { dest: defaultDestination(cands, { preferFamily: this.#preferFamily, transport: transportOfProto(m.protocol), rtcpMux: m.rtcpMux }), candidates: cands };
+        out = { dest: defaultDestination(cands, { preferFamily, transport: transportOfProto(m.protocol), rtcpMux: m.rtcpMux }), candidates: cands };
       } else if (!restart && sel && sel.has(1) && !lite) {
         // RFC 8839 §4.4.1.2.2: after nomination only the nominated local candidates, and they are the default.
         const comps = [...sel.entries()].sort((a, b) => a[0] - b[0]);
@@ -839,7 +863,7 @@ export class OfferAnswer {
           ...(controllingOffer ? { remoteCands: comps.map(([component, p]) => ({ component, address: p.remote.address, port: p.remote.port })) } : {}),
         };
       } else {
-        out = { dest: defaultDestination(all, { preferFamily: this.#preferFamily, transport: transportOfProto(m.protocol), rtcpMux: m.rtcpMux }), candidates: all };
+        out = { dest: defaultDestination(all, { preferFamily, transport: transportOfProto(m.protocol), rtcpMux: m.rtcpMux }), candidates: all };
       }
       defaults.set(ti, out);
       return out;
@@ -897,6 +921,13 @@ export class OfferAnswer {
       };
     });
     const ice = media.some((m) => m.ufrag !== undefined);
+    // RFC 8839 §4.2.1.2: the c= line associated with an m= section carries its default. When the application wrote
+    // c= at session level only (SIP stacks do, often as 0.0.0.0), that line is the associated one: it takes the first
+    // live section's default, and only sections with another default get a c= of their own. (A 0.0.0.0 left at
+    // session level reads as the RFC 2543 hold to some peers.)
+    const live = media.find((m) => m.port !== 0 && m.connection !== undefined);
+    const inherited = app.connection !== undefined && app.media.every((m) => m.connection === app.connection);
+    const connection = inherited && live ? live.connection : app.connection;
     return {
       ...(ice && sessionCreds ? { ufrag: this.#local.ufrag, pwd: this.#local.pwd } : {}),
       options: ice && sessionCreds ? options : [],
@@ -904,7 +935,7 @@ export class OfferAnswer {
       // RFC 8839 §4.3.1/§4.3.2: a full agent SHOULD send ice-pacing, a lite one MUST NOT.
       ...(ice && !lite ? { pacingMs: this.#local.pacingMs ?? DEFAULT_ICE_PACING_MS } : {}),
       endOfCandidates: false,
-      ...(app.connection !== undefined ? { connection: app.connection } : {}),
+      ...(connection !== undefined ? { connection } : {}),
       bundleGroups: app.bundleGroups,
       media,
     };

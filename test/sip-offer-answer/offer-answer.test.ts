@@ -323,13 +323,20 @@ describe('ICE restart', () => {
     expect(b.setRemoteDescription(moved, 'offer').restart).toBe(false);
   });
 
-  it('rejects an offer that changes ice-options or ice-pacing without a restart (RFC 8839 §4.4.2.1)', () => {
+  it('rejects an offer that changes ice-lite without a restart, tolerates ice-options/ice-pacing changes (RFC 8839 §4.4.2.1, docs/deviations.md)', () => {
     const b = new OfferAnswer({ local: B });
     const first = fixture('sip-ice-offer.sdp');
     b.setRemoteDescription(first, 'offer');
     b.createAnswer(APP_AUDIO);
-    expect(() => b.setRemoteDescription(first.replace('a=ice-pacing:50', 'a=ice-pacing:20'), 'offer')).toThrow(SdpError);
-    expect(() => b.setRemoteDescription(first.replace('a=ice-options:ice2', 'a=ice-options:ice2 trickle'), 'offer')).toThrow(SdpError);
+    expect(() => b.setRemoteDescription(first.replace('a=ice-pacing:50', 'a=ice-lite\r\na=ice-pacing:50'), 'offer')).toThrow(SdpError);
+    const paced = b.setRemoteDescription(first.replace('a=ice-pacing:50', 'a=ice-pacing:20'), 'offer');
+    expect(paced.warnings).toHaveLength(1);
+    expect(paced.remotePacingMs).toBe(50); // the running session keeps its pacing
+    b.createAnswer(APP_AUDIO);
+    const opts = b.setRemoteDescription(first.replace('a=ice-options:ice2', 'a=ice-options:ice2 trickle'), 'offer');
+    expect(opts.warnings).toHaveLength(1);
+    expect(opts.streams[0]!.trickle).toBe(false);
+    b.createAnswer(APP_AUDIO);
     // With new credentials the same changes are a legal restart.
     const restarted = first.replace('a=ice-pacing:50', 'a=ice-pacing:20').replace('pH0n', 'pH0m').replace('q8Rk2mVx7LpB4nZt9WcY3d', 'q8Rk2mVx7LpB4nZt9WcY3e');
     expect(b.setRemoteDescription(restarted, 'offer').restart).toBe(true);
