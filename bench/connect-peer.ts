@@ -6,7 +6,10 @@
  *   gathers, replies `{ "type": "ready", "params", "candidates", "decoys" }` where `decoys` are local ports this
  *   process bound and closed (nothing listens there) for the parent to signal as unreachable candidates.
  * - `{ "type": "remote", "params", "candidates" }` → sets the parent's parameters and candidates; the moment they
- *   are set is `tParams`. Once the agent is connected it replies `{ "type": "connected", "tParams", "tConnected" }`.
+ *   are set is `tParams`. No reply: the pipe stays silent while the two agents connect (a line arriving in the
+ *   parent would be read, parsed and dispatched on the measured path).
+ * - `{ "type": "report" }` → replies `{ "type": "connected", "tParams", "tConnected" }` once the agent is connected
+ *   (at once if it already is).
  *   Times are `performance.timeOrigin + performance.now()` (ms since the epoch, sub-ms resolution) so that the two
  *   processes' timestamps compare.
  * - `{ "type": "close" }` → closes the agent, replies `{ "type": "closed" }`.
@@ -26,6 +29,7 @@ import { deadPorts, epochNow } from './connect.bench.js';
 type Command =
   | { readonly type: 'start'; readonly pacingMs?: number; readonly decoys?: number }
   | { readonly type: 'remote'; readonly params: IceParameters; readonly candidates: readonly Candidate[] }
+  | { readonly type: 'report' }
   | { readonly type: 'close' }
   | { readonly type: 'echo-start' }
   | { readonly type: 'echo-stop' }
@@ -37,6 +41,8 @@ function reply(message: object): void {
 
 async function main(): Promise<void> {
   let agent: IceAgent | undefined;
+  let times: { tParams: number; tConnected: number } | undefined;
+  let reportWanted = false;
   let echo: Socket | undefined;
   const lines = createInterface({ input: process.stdin });
   for await (const line of lines) {
@@ -59,12 +65,13 @@ async function main(): Promise<void> {
         const a = agent!;
         // The moment this side has the peer's parameters (before handing them in: the first check may leave inside).
         const tParams = epochNow();
-        let tConnected: number | undefined;
+        times = undefined;
+        reportWanted = false;
         const onState = (s: string): void => {
-          if ((s === 'connected' || s === 'completed') && tConnected === undefined) {
-            tConnected = epochNow();
+          if ((s === 'connected' || s === 'completed') && times === undefined) {
+            times = { tParams, tConnected: epochNow() };
             a.off('statechange', onState);
-            reply({ type: 'connected', tParams, tConnected });
+            if (reportWanted) reply({ type: 'connected', ...times });
           }
         };
         a.on('statechange', onState);
@@ -73,6 +80,10 @@ async function main(): Promise<void> {
         a.endOfRemoteCandidates();
         break;
       }
+      case 'report':
+        if (times !== undefined) reply({ type: 'connected', ...times });
+        else reportWanted = true;
+        break;
       case 'close':
         await agent?.close();
         agent = undefined;

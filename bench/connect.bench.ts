@@ -8,18 +8,24 @@
  * events with `performance.timeOrigin + performance.now()`, comparable across the two processes.
  *
  * Variants (median and p90 of 50 runs each, after warm-up runs):
- * - `one host`: one host candidate each side, default Ta;
+ * - `one host`: one host candidate each side, default Ta, after 5 warm-up connections (most agent code still runs in
+ *   V8's interpreter and baseline tiers: a process making one of its first connections);
+ * - `one host, steady state`: the same once both processes have made 300 connections (JIT-compiled agent code, as in
+ *   a long-running process that sets up connections all day);
  * - `4 dead + pacing 5`: each side first gets four unreachable remote candidates (127.0.0.1 ports bound and closed
  *   again, so nothing listens) of higher priority than the working one, and both propose `a=ice-pacing:5`, so the
  *   working pair is checked only after four Ta = 5 ms slots.
  * Each run starts from an idle process: the previous run's agents are closed and the bench waits 10 ms (twice the
  * 5 ms process-wide pacing interval) so the first check of a run is not held back by the last check of the previous
- * run.
+ * run. The child reports its times only after this side is connected (`report`): a line arriving over the pipe
+ * while an agent is still connecting would be read and parsed on the measured path.
+ * `CONNECT_PIN=1` pins this process to CPU 0 and the child to CPU 1 (Linux `taskset`), as two peers on two hosts would
+ * run; unpinned, the kernel's synchronous wake-ups tend to run both on one CPU, one after the other.
  * For scale: pion/ice needs about 0.7 ms for the first variant, libnice/aioice/werift 21-28 ms. The goals (0.5 ms
  * and 25 ms) are printed beside the numbers; nothing gates on them.
  * @module
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
@@ -33,9 +39,21 @@ import type { BenchResult } from './run.js';
 export const name = 'connect';
 
 const RUNS = 50;
+/** Warm-up connections before the measured runs of a variant (not measured). */
 const WARMUP = 5;
+/**
+ * Connections both processes have made before the `steady state` variant is measured (the runs of the variant before
+ * it included): the agent code is then JIT-compiled as in a long-running process that sets up connections all day
+ * (a SIP gateway, an SFU). With only {@link WARMUP} connections behind it most of that code still runs in V8's
+ * interpreter and baseline tiers, as in a process making one of its first connections.
+ */
+const STEADY_AFTER = 300;
 /** Pause before each measured run: twice the 5 ms global pacing interval. */
 const PACER_IDLE_MS = 10;
+/** `CONNECT_PIN=1`: pin this process and the child to CPUs 0 and 1 (see {@link Peer}). */
+const PIN = process.env['CONNECT_PIN'] === '1';
+/** Pause after this side is connected before asking the child for its times. */
+const REPORT_DELAY_MS = 5;
 
 /** Wall-clock time in ms since the epoch, sub-millisecond, comparable across processes of one host. */
 export function epochNow(): number {
@@ -89,7 +107,13 @@ class Peer {
 
   constructor() {
     const script = fileURLToPath(new URL('./connect-peer.js', import.meta.url));
-    this.#child = spawn(process.execPath, [script], { stdio: ['pipe', 'pipe', 'pipe'] });
+    // CONNECT_PIN=1 (Linux, needs taskset): this process on CPU 0, the child on CPU 1, as two peers on two hosts.
+    // Unpinned, the kernel's synchronous wake-ups (pipe and loopback UDP) tend to put both on one CPU, so each side's
+    // processing waits for the other's: the result is then the sum of both sides' CPU time, not a round trip.
+    if (PIN) execFileSync('taskset', ['-pc', '0', String(process.pid)], { stdio: 'ignore' });
+    this.#child = PIN
+      ? spawn('taskset', ['-c', '1', process.execPath, script], { stdio: ['pipe', 'pipe', 'pipe'] })
+      : spawn(process.execPath, [script], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.#child.stderr.on('data', (b: Buffer) => process.stderr.write(`[connect-peer] ${b.toString()}`));
     createInterface({ input: this.#child.stdout }).on('line', (line) => {
       const r = JSON.parse(line) as Reply;
@@ -158,13 +182,19 @@ async function once(peer: Peer, v: Variant): Promise<number> {
     // Let the process-wide pacer (RFC 8445 §14.2, 5 ms between any two new checks of this process) go idle after
     // the previous run, so that each run measures a connection from an idle process, not the pacing of the last one.
     await new Promise((r) => setTimeout(r, PACER_IDLE_MS));
-    const upB = peer.next('connected');
     peer.send({ type: 'remote', params: a.getLocalParameters(), candidates: [...decoyCandidates(mine), ...a.getLocalCandidates()] });
     const tParamsA = epochNow();
     a.setRemoteParameters(ready.params);
     for (const c of [...decoyCandidates(ready.decoys), ...ready.candidates]) a.addRemoteCandidate(c);
     a.endOfRemoteCandidates();
-    const [, b] = await Promise.all([upA, upB]);
+    await upA;
+    // Only now ask the child for its times: a reply line landing in this process while it is still connecting would
+    // be read and parsed on the measured path. The pause lets a child that is still connecting finish undisturbed
+    // (its times are stamped in the child, so waiting changes nothing measured).
+    await new Promise((r) => setTimeout(r, REPORT_DELAY_MS));
+    const upB = peer.next('connected');
+    peer.send({ type: 'report' });
+    const b = await upB;
     if (process.env["CONNECT_TRACE"]) process.stderr.write(`pA ${(tParamsA % 1e5).toFixed(3)} pB ${(b.tParams % 1e5).toFixed(3)} cA ${(tConnectedA! % 1e5).toFixed(3)} cB ${(b.tConnected % 1e5).toFixed(3)}\n`);
     return Math.max(tConnectedA!, b.tConnected) - Math.max(tParamsA, b.tParams);
   } finally {
@@ -218,6 +248,7 @@ function quantile(sorted: readonly number[], q: number): number {
 export async function run(): Promise<BenchResult[]> {
   const peer = new Peer();
   const out: BenchResult[] = [];
+  if (PIN) out.push({ name: 'pinned', value: 1, unit: '', note: 'CONNECT_PIN=1: this process on CPU 0, the child on CPU 1' });
   try {
     const busy = await echoRttMs(peer, 200, 0);
     const rtt = await echoRttMs(peer, 50, PACER_IDLE_MS);
@@ -225,12 +256,13 @@ export async function run(): Promise<BenchResult[]> {
       { name: 'floor: UDP round trip to child, busy', value: busy * 1000, unit: 'µs', note: 'node:dgram echo, back-to-back pings, median' },
       { name: 'floor: UDP round trip to child, idle', value: rtt * 1000, unit: 'µs', note: `same, ${PACER_IDLE_MS} ms idle before each ping (as before each run), median` },
     );
-    const variants: readonly (Variant & { goalMs: number })[] = [
-      { label: 'one host', decoys: 0, goalMs: 0.5 },
-      { label: '4 dead + pacing 5', decoys: 4, pacingMs: 5, goalMs: 25 },
+    const variants: readonly (Variant & { goalMs: number; warmup: number })[] = [
+      { label: 'one host', decoys: 0, goalMs: 0.5, warmup: WARMUP },
+      { label: 'one host, steady state', decoys: 0, goalMs: 0.5, warmup: STEADY_AFTER - WARMUP - RUNS },
+      { label: '4 dead + pacing 5', decoys: 4, pacingMs: 5, goalMs: 25, warmup: WARMUP },
     ];
     for (const v of variants) {
-      for (let i = 0; i < WARMUP; i++) await once(peer, v);
+      for (let i = 0; i < v.warmup; i++) await once(peer, v);
       const times: number[] = [];
       for (let i = 0; i < RUNS; i++) times.push(await once(peer, v));
       times.sort((x, y) => x - y);

@@ -329,7 +329,8 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
           }
         }
       }
-      if (!taken) taken = this.#gatherers.some((g) => g.handleReceive(now, datagram));
+      // A loop, not `some()`: no closure per datagram (the gatherers are released once complete).
+      for (let i = 0; !taken && i < this.#gatherers.length; i++) taken = this.#gatherers[i]!.handleReceive(now, datagram);
       if (!taken && this.#noIce.size > 0) taken = this.#receiveWithoutIce(datagram);
       if (!taken) taken = this.core.handleReceive(now, datagram);
     }
@@ -441,6 +442,13 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
 
   /** Moves every part's output into ours, feeding parts into each other, until nothing is left to move. */
   #pump(now: number): void {
+    if (this.#gatherers.length === 0 && this.#allocations.size === 0 && this.#mdns === undefined) {
+      // Only the core is left (gathering done, no TURN, no mDNS responder): nothing feeds back into it, so one pass
+      // moves everything. This is every datagram of a host or server-reflexive session.
+      for (let d = this.core.pollTransmit(); d; d = this.core.pollTransmit()) this.#sendRaw(now, d);
+      for (let e = this.core.pollEvent(); e; e = this.core.pollEvent()) this.#events.push(e);
+      return;
+    }
     for (let guard = 0; guard < 1000; guard++) {
       let moved = false;
       for (let i = 0; i < this.#gatherers.length; i++) {

@@ -491,13 +491,9 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       this.#flush(m, d);
       return;
     }
+    // A STUN message may have queued a triggered check or a nomination: the driver's drain runs a deadline that is
+    // already due inline (MachineDriver's MAX_INLINE_TIMEOUTS), so it leaves in this same turn, not a timer later.
     d.receive(datagram);
-    // A STUN message (RFC 7983: first byte 0..3) may have queued a triggered check: send it now. Application data
-    // never does, so the data path skips the extra pollTimeout().
-    if ((datagram.data[0] ?? 4) < 4 && !d.closed) {
-      runDue(m, d);
-      d.kick(m);
-    }
   }
 
   /**
@@ -607,6 +603,7 @@ function runDue(m: AgentMachine, d: MachineDriver): void {
   const t = m.pollTimeout();
   if (t !== undefined && t <= now) m.handleTimeout(now);
 }
+
 
 
 function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {

@@ -4,7 +4,9 @@
  * bound address equals `datagram.local`.
  * @module
  */
-import { createSocket, type Socket, type SocketType } from 'node:dgram';
+import { createSocket, type Socket, type SocketOptions, type SocketType } from 'node:dgram';
+import { lookup as dnsLookup } from 'node:dns';
+import { isIP } from 'node:net';
 import { IcewireError, InvalidStateError } from '../errors.js';
 import { canonicalIp, ipFamily } from '../ip.js';
 import type { Datagram, RandomSource, TransportAddress } from '../types.js';
@@ -83,6 +85,8 @@ export interface UdpEndpointOptions {
 interface Bound {
   readonly socket: Socket;
   readonly local: TransportAddress;
+  /** The send-completion callback of this socket: one per socket, not a closure per datagram. */
+  readonly onSent: (error: Error | null) => void;
 }
 
 const RETRYABLE_BIND_CODES = new Set(['EADDRINUSE', 'EACCES']);
@@ -103,10 +107,24 @@ function defaultOnError(error: unknown, local: TransportAddress): void {
   });
 }
 
+/**
+ * dgram's address lookup, answering IP literals synchronously. The default (`dns.lookup`) answers a literal on the
+ * next tick, so every `send()` of an unconnected socket left only after the whole current callback had run: a
+ * check's response waited for the agent's bookkeeping after it, and every datagram paid a `process.nextTick`.
+ * Only literals are ever sent to or bound here; anything else still goes through `dns.lookup`.
+ */
+const literalLookup: NonNullable<SocketOptions['lookup']> = (hostname, options, callback) => {
+  const family = isIP(hostname);
+  if (family !== 0) callback(null, hostname, family);
+  else dnsLookup(hostname, options, callback);
+};
+
 /** Binds one socket; on failure the socket is closed so no handle leaks. */
 function bindSocket(type: SocketType, address: string, port: number, ipv6Only: boolean): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = createSocket(type === 'udp6' ? { type, ipv6Only, reuseAddr: false } : { type, reuseAddr: false });
+    const socket = createSocket(
+      type === 'udp6' ? { type, ipv6Only, reuseAddr: false, lookup: literalLookup } : { type, reuseAddr: false, lookup: literalLookup },
+    );
     const onError = (error: Error): void => {
       socket.off('listening', onListening);
       try {
@@ -188,16 +206,10 @@ export class UdpEndpoint {
   readonly #sockets: readonly Bound[];
   readonly #byLocal: ReadonlyMap<string, Bound>;
   readonly #failures: readonly IcewireError[];
-  readonly #onError: (error: unknown, local: TransportAddress) => void;
   #closing: Promise<void> | undefined;
 
-  private constructor(
-    sockets: readonly Bound[],
-    failures: readonly IcewireError[],
-    onError: (error: unknown, local: TransportAddress) => void,
-  ) {
+  private constructor(sockets: readonly Bound[], failures: readonly IcewireError[]) {
     this.#sockets = sockets;
-    this.#onError = onError;
     this.#byLocal = new Map(sockets.map((b) => [keyOf(b.local), b]));
     this.#failures = failures;
   }
@@ -250,9 +262,11 @@ export class UdpEndpoint {
       socket.on('error', (error) => onError(error, local));
       socket.on('message', (msg, rinfo) => {
         // A plain Uint8Array view: Buffer#slice aliases where Uint8Array#slice copies, and the core expects the latter.
+        // libuv formats an IPv4 source as plain dotted decimal, already canonical; IPv6 text (e.g. `::ffff:1.2.3.4`)
+        // is canonicalised so that it compares with candidate addresses.
         const datagram: Datagram = {
           local,
-          remote: { address: canonicalIp(rinfo.address), port: rinfo.port },
+          remote: { address: rinfo.family === 'IPv4' ? rinfo.address : canonicalIp(rinfo.address), port: rinfo.port },
           data: new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength),
         };
         try {
@@ -261,9 +275,15 @@ export class UdpEndpoint {
           onError(error, local);
         }
       });
-      bound.push({ socket, local });
+      bound.push({
+        socket,
+        local,
+        onSent: (error) => {
+          if (error) onError(error, local);
+        },
+      });
     }
-    return new UdpEndpoint(bound, failures, onError);
+    return new UdpEndpoint(bound, failures);
   }
 
   /** The bound address of each socket, in the order of `options.addresses` (minus skipped failures). */
@@ -292,14 +312,20 @@ export class UdpEndpoint {
     if (datagram.transport !== undefined && datagram.transport !== 'udp') {
       throw new InvalidStateError(`UdpEndpoint cannot send a ${datagram.transport} datagram`);
     }
-    const b = this.#byLocal.get(keyOf(datagram.local));
-    if (b === undefined) {
-      throw new InvalidStateError(`no UDP socket bound to ${formatAddress(datagram.local)}`);
-    }
-    const { local } = b;
-    b.socket.send(datagram.data, datagram.remote.port, datagram.remote.address, (error) => {
-      if (error) this.#onError(error, local);
-    });
+    const b = this.#socketFor(datagram.local);
+    b.socket.send(datagram.data, datagram.remote.port, datagram.remote.address, b.onSent);
+  }
+
+  /**
+   * The socket bound to `local`. The agent sends from the very address objects {@link addresses} returned (its
+   * candidate bases), so an identity match over the few sockets avoids canonicalising and keying per datagram.
+   */
+  #socketFor(local: TransportAddress): Bound {
+    const sockets = this.#sockets;
+    for (let i = 0; i < sockets.length; i++) if (sockets[i]!.local === local) return sockets[i]!;
+    const b = this.#byLocal.get(keyOf(local));
+    if (b === undefined) throw new InvalidStateError(`no UDP socket bound to ${formatAddress(local)}`);
+    return b;
   }
 
   /**
