@@ -29,11 +29,17 @@ async function realDemo(): Promise<void> {
   const alice = new IceSdpSession(options);
   const bob = new IceSdpSession(options);
   const start = performance.now();
+  const ms = () => `${(performance.now() - start).toFixed(2).padStart(7)} ms`;
+  const addr = (c: { address: string; port: number; type: string }) => `${c.type} ${c.address}:${c.port}`;
+  for (const [name, session] of [['alice', alice], ['bob', bob]] as const) {
+    session.on('candidate', (c) => console.log(`  ${ms()}  ${name} gathered a=${formatCandidate(c)}`));
+    session.on('pairstatechange', (p) => console.log(`  ${ms()}  ${name} pair ${addr(p.local)} -> ${addr(p.remote)}: ${p.state}${p.nominated ? ' (nominated)' : ''}`));
+  }
   const completed = (name: string, session: IceSdpSession) =>
     new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`${name} did not complete`)), 10_000);
       const on = (s: string) => {
-        console.log(`  ${(performance.now() - start).toFixed(2).padStart(7)} ms  ${name}: ${s}`);
+        console.log(`  ${ms()}  ${name}: ${s}`);
         if (s === 'completed' || s === 'failed') {
           clearTimeout(t);
           session.off('statechange', on);
@@ -44,7 +50,7 @@ async function realDemo(): Promise<void> {
       session.on('statechange', on);
     });
   try {
-    console.log('checks (ms since the offer was created):');
+    console.log('gathering and checks (ms since the offer was requested):');
     const both = Promise.all([completed('alice', alice), completed('bob', bob)]);
     const offer = await alice.createOffer(APP_SDP);
     await bob.setRemoteDescription(offer, 'offer');

@@ -11,7 +11,7 @@
  * deterministic tests is in `icewire/testing`. There are no default STUN or TURN servers.
  * @module
  */
-export { IceAgent, type IceAgentEvents, type IceAgentOptions, type IceCandidatePair, type IceGatheringState } from './node/ice-agent.js';
+export { IceAgent, type IceAgentEvents, type IceAgentOptions, type IceCandidatePair, type IceCandidatePairState, type IceGatheringState } from './node/ice-agent.js';
 export { IceSdpSession, type IceSdpSessionEvents, type IceSdpSessionOptions } from './node/sdp-session.js';
 export { startStunServer } from './node/stun-server.js';
 export type { TurnTlsOptions } from './node/turn-transport.js';

@@ -11,6 +11,7 @@ import { DEFAULT_GATHER_TIMEOUT_MS, type RelayServerConfig } from '../candidates
 import { formatCandidate, parseCandidate } from '../candidates/grammar.js';
 import { signalledCandidate } from '../candidates/signal.js';
 import type { HostSelectionOptions } from '../candidates/host.js';
+import type { PairState } from '../checklist/pair.js';
 import type { AgentState, AgentStats, IceParameters, LocalIceParameters, NominationMode, PairInfo } from '../checklist/types.js';
 import type { GlobalPacer } from '../checklist/pacer.js';
 import { InvalidStateError } from '../errors.js';
@@ -90,6 +91,13 @@ export interface IceCandidatePair {
   readonly remote: Candidate;
 }
 
+/** A checklist entry as `pairstatechange` reports it: the checklist's progress, pair by pair. */
+export interface IceCandidatePairState extends IceCandidatePair {
+  readonly id: string;
+  readonly state: PairState;
+  readonly nominated: boolean;
+}
+
 /** Typed events (eventemitter3). */
 export interface IceAgentEvents {
   /** A local candidate to signal (already in its signalled form: mDNS name instead of address when hidden). */
@@ -98,6 +106,8 @@ export interface IceAgentEvents {
   gatheringstatechange: [state: IceGatheringState];
   statechange: [state: AgentState];
   selectedcandidatepairchange: [pair: IceCandidatePair, component: number];
+  /** A candidate pair of the checklist changed state (frozen, waiting, in-progress, succeeded, failed). */
+  pairstatechange: [pair: IceCandidatePairState, component: number];
   /** Application data received on a valid pair. */
   data: [data: Buffer, component: number, from: TransportAddress];
   /** A STUN/TURN server did not yield a candidate, or a remote candidate was dropped. Informational. */
@@ -568,6 +578,12 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
         const pair = { local: e.pair.local, remote: e.pair.remote };
         this.#selected.set(e.component, pair);
         this.#safeEmit('selectedcandidatepairchange', pair, e.component);
+        return;
+      }
+      case 'pair-state': {
+        if (this.listenerCount('pairstatechange') === 0) return;
+        const p = this.#machine?.core.getChecklist(e.stream).pairs.find((x) => x.id === e.pairId);
+        if (p) this.#safeEmit('pairstatechange', { id: p.id, local: p.local, remote: p.remote, state: e.state, nominated: p.nominated }, e.component);
         return;
       }
       case 'data':

@@ -19,7 +19,8 @@ import {
 import { readIceDescription } from '../sip-offer-answer/ice-attributes.js';
 import type { TrickleMode } from '../sip-offer-answer/sdpfrag.js';
 import type { IceRole } from '../types.js';
-import { IceAgent, type IceAgentOptions, type IceCandidatePair } from './ice-agent.js';
+import type { Candidate } from '../candidates/candidate.js';
+import { IceAgent, type IceAgentOptions, type IceCandidatePair, type IceCandidatePairState } from './ice-agent.js';
 import { cryptoRandom } from './random.js';
 
 /** Options: everything an {@link IceAgent} takes (role excepted: offer/answer decides it), plus trickle. */
@@ -44,6 +45,10 @@ export interface IceSdpSessionEvents {
   /** A transport's agent changed state. */
   statechange: [state: AgentState, transportIndex: number];
   selectedcandidatepairchange: [pair: IceCandidatePair, component: number, transportIndex: number];
+  /** A local candidate was gathered (it also goes into the next description or sdpfrag body). */
+  candidate: [candidate: Candidate, transportIndex: number];
+  /** Checklist progress of a transport's agent. */
+  pairstatechange: [pair: IceCandidatePairState, component: number, transportIndex: number];
   /** The controlling side selected pairs on every transport: a re-offer would carry them (RFC 8839 §4.4.1.2.2). */
   updatedofferneeded: [];
   warning: [message: string];
@@ -192,7 +197,9 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
     this.#fed.set(index, 0);
     agent.on('statechange', (s) => this.emit('statechange', s, index));
     agent.on('warning', (m) => this.#warn(m));
+    agent.on('pairstatechange', (p, component) => this.emit('pairstatechange', p, component, index));
     agent.on('candidate', (c) => {
+      this.emit('candidate', c, index);
       // Trickle: a candidate found after our description went out leaves in an sdpfrag body (RFC 8840 §4.4).
       if (this.#oa.addLocalCandidate(index, c) && this.#trickling && this.#oa.localDescription) {
         this.emit('sdpfrag', this.#oa.createSdpfrag());
