@@ -4,6 +4,7 @@
  * `npm start -- --virtual` runs the same negotiation between two simulated NATs (one symmetric) in virtual time,
  * with a simulated TURN server, and shows the relay being chosen.
  */
+import { pathToFileURL } from 'node:url';
 import { AgentMachine } from '../src/agent-machine.js';
 import { formatCandidate } from '../src/candidates/grammar.js';
 import type { AgentMachineEvent } from '../src/agent-machine.js';
@@ -18,7 +19,8 @@ const iceLines = (sdp: string) =>
   sdp.split(/\r?\n/).filter((l) => /^(a=(ice-|candidate|end-of-candidates|remote-candidates)|c=|m=)/.test(l)).map((l) => `    ${l}`).join('\n');
 const rtp = (seq: number) => Buffer.from([0x80, 0x00, seq >> 8, seq & 0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0xde, 0xad]);
 
-async function realDemo(): Promise<void> {
+/** The loopback demo: two agents, SIP-style offer/answer, the built-in STUN server. */
+export async function realDemo(): Promise<void> {
   const stun = await startStunServer({ address: '127.0.0.1', port: 0 });
   console.log(`built-in STUN server on ${stun.address}:${stun.port} (loopback only)\n`);
   const options = {
@@ -81,7 +83,8 @@ async function realDemo(): Promise<void> {
   }
 }
 
-function virtualDemo(): void {
+/** The same negotiation between two simulated NATs in virtual time; returns the selected pair's candidate types. */
+export function virtualDemo(): { local: string; remote: string } {
   const net = new VirtualNetwork({ seed: 'icewire-demo' });
   const stun = addStunServer(net, { address: '198.51.100.1' });
   const turn = addTurnServer(net, { address: '198.51.100.2', users: { demo: 'demo-password' } });
@@ -140,10 +143,11 @@ function virtualDemo(): void {
   console.log(`completed after ${(net.now - t0).toFixed(0)} ms of virtual time`);
   console.log(`selected pair: ${sel.local.type} ${sel.local.address}:${sel.local.port}  ⇄  ${sel.remote.type} ${sel.remote.address}:${sel.remote.port}`);
   console.log(sel.local.type === 'relay' || sel.remote.type === 'relay' ? 'the relay was chosen: a symmetric NAT facing a port-restricted one leaves no direct path' : 'a direct path was found');
+  return { local: sel.local.type, remote: sel.remote.type };
 }
 
-if (process.argv.includes('--virtual')) {
-  virtualDemo();
-} else {
-  await realDemo();
+// Run only as the entry point (`npm start`), not when a test imports the functions.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  if (process.argv.includes('--virtual')) virtualDemo();
+  else await realDemo();
 }
