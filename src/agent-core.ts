@@ -69,6 +69,12 @@ export type * from './checklist/types.js';
 
 const ICE_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 const MAX_PENDING_REQUESTS = 64;
+/**
+ * Error responses to requests that could not be authenticated (400, 401), per second and agent. Such requests may
+ * carry a forged source address, so every answer is reflected traffic (RFC 8489 §16.1.2); beyond this budget they are
+ * dropped and counted. An authenticated peer is never limited.
+ */
+const MAX_UNAUTHENTICATED_REPLIES_PER_SECOND = 64;
 
 /** Random ice-chars (RFC 8839 §5.4 grammar), 6 bits of entropy each. */
 function iceString(random: RandomSource, length: number): string {
@@ -237,6 +243,9 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
   #lastRoute: DataRoute | undefined;
   /** Work was requested by a command: `pollTimeout` asks for an immediate `handleTimeout`. */
   #dirty = false;
+  /** Start of the current one-second window of unauthenticated error responses, and how many went out in it. */
+  #unauthWindowStart = -Infinity;
+  #unauthReplies = 0;
 
   constructor(options: AgentCoreOptions) {
     this.#random = options.random;
@@ -766,6 +775,17 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     this.#transmits.push({ local: d.local, remote: d.remote, data, ...(d.transport ? { transport: d.transport } : {}) });
   }
 
+  /** Answers a request that could not be authenticated, within the reflection budget. */
+  #respondUnauthenticated(now: number, d: Datagram, transactionId: Uint8Array, code: number, reason: string): void {
+    if (now - this.#unauthWindowStart >= 1000) {
+      this.#unauthWindowStart = now;
+      this.#unauthReplies = 0;
+    }
+    if (this.#unauthReplies >= MAX_UNAUTHENTICATED_REPLIES_PER_SECOND) return this.#drop('unauthenticated-reply-limit');
+    this.#unauthReplies++;
+    this.#respond(d, encodeCheckError(transactionId, code, reason));
+  }
+
   #handleRequest(now: number, d: Datagram, m: DecodedStunMessage): boolean {
     // RFC 8445 §7.3: ICE uses FINGERPRINT; without it this is not a check for us.
     if (!m.hasFingerprint) {
@@ -775,7 +795,7 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     const check = parseCheck(m);
     // RFC 8489 §9.1.3: USERNAME and MESSAGE-INTEGRITY are both required, else 400.
     if (check.username === undefined || (m.integrityOffset < 0 && m.integritySha256Offset < 0)) {
-      this.#respond(d, encodeCheckError(m.transactionId, ErrorCode.BadRequest, 'Bad Request'));
+      this.#respondUnauthenticated(now, d, m.transactionId, ErrorCode.BadRequest, 'Bad Request');
       this.#drop('request-bad');
       return true;
     }
@@ -785,7 +805,7 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     const creds = lfrag === undefined ? undefined : this.#credentialsFor(lfrag);
     if (!creds || verifyIntegrity(m, creds.key) !== 'ok') {
       // RFC 8489 §9.1.3: unknown username or bad integrity: 401, no state change.
-      this.#respond(d, encodeCheckError(m.transactionId, ErrorCode.Unauthorized, 'Unauthorized'));
+      this.#respondUnauthenticated(now, d, m.transactionId, ErrorCode.Unauthorized, 'Unauthorized');
       this.#drop(creds ? 'request-integrity' : 'request-username');
       return true;
     }

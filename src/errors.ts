@@ -56,11 +56,19 @@ export class StunTransactionError extends IcewireError {
   }
 }
 
+/**
+ * At most `max` characters of peer-supplied text for an error message: a hostile line may be megabytes long, and the
+ * message is copied into every log line and stack trace.
+ */
+function clip(text: string, max = 200): string {
+  return text.length > max ? `${text.slice(0, max)}...` : text;
+}
+
 /** A candidate line or record that does not follow RFC 8839 §5.1. `field` names what was wrong. */
 export class CandidateParseError extends IcewireError {
   readonly field: string;
   constructor(field: string, detail: string) {
-    super('ERR_CANDIDATE_PARSE', `bad candidate ${field}: ${detail}`);
+    super('ERR_CANDIDATE_PARSE', `bad candidate ${field}: ${clip(detail, 300)}`);
     this.field = field;
   }
 }
@@ -70,7 +78,8 @@ export class SdpError extends IcewireError {
   readonly line: number;
   readonly text: string;
   constructor(line: number, text: string, detail: string) {
-    super('ERR_SDP', line > 0 ? `SDP line ${line} "${text}": ${detail}` : `SDP: ${detail}`);
+    // The message quotes a bounded part of the line (see `clip`); `text` keeps the whole line.
+    super('ERR_SDP', line > 0 ? `SDP line ${line} "${clip(text)}": ${clip(detail, 400)}` : `SDP: ${clip(detail, 400)}`);
     this.line = line;
     this.text = text;
   }

@@ -28,6 +28,13 @@ export const DEFAULT_MDNS_TTL_SECONDS = 120;
 /** RFC 6762 §6.7: legacy unicast responses carry a TTL of at most 10 s. */
 const LEGACY_TTL_SECONDS = 10;
 const MAX_CACHE = 256;
+/**
+ * Concurrent resolutions. Names come from the peer's signalling (hostile input): without a bound, a description with
+ * thousands of `.local` candidates would make us multicast thousands of queries on the link.
+ */
+export const MAX_PENDING_RESOLUTIONS = 128;
+/** RFC 6762 §6: a record is multicast at most once per second on an interface (probe answers excepted). */
+const MULTICAST_INTERVAL_MS = 1000;
 const IN_QU = 'UNKNOWN_32769';
 
 /** Options of {@link MdnsResponder}. */
@@ -68,8 +75,11 @@ export type MdnsEvent =
   | {
       readonly type: 'unresolved';
       readonly name: string;
-      /** `'timeout'`, `'invalid-name'` (not `<uuid>.local`), or `'ambiguous'` (draft §3.2.2: several addresses). */
-      readonly reason: 'timeout' | 'invalid-name' | 'ambiguous';
+      /**
+       * `'timeout'`, `'invalid-name'` (not `<uuid>.local`), `'ambiguous'` (draft §3.2.2: several addresses), or
+       * `'limit'` (already {@link MAX_PENDING_RESOLUTIONS} names resolving).
+       */
+      readonly reason: 'timeout' | 'invalid-name' | 'ambiguous' | 'limit';
     };
 
 /** Counters. */
@@ -78,6 +88,8 @@ export interface MdnsStats {
   readonly responsesSent: number;
   /** Datagrams that were not DNS messages. */
   readonly malformed: number;
+  /** Multicast answers not sent because the record went out less than a second before (RFC 6762 §6). */
+  readonly rateLimited: number;
 }
 
 interface Pending {
@@ -93,6 +105,8 @@ interface Registration {
   readonly address: string;
   announcementsLeft: number;
   nextAnnounce: number;
+  /** When the record was last multicast (RFC 6762 §6 rate limit). */
+  lastMulticast: number;
 }
 
 /** Formats 16 random bytes as a version 4 UUID (RFC 4122 §4.4). */
@@ -130,6 +144,7 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
   #queriesSent = 0;
   #responsesSent = 0;
   #malformed = 0;
+  #rateLimited = 0;
   #closed = false;
 
   constructor(options: MdnsResponderOptions) {
@@ -148,7 +163,7 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
   }
 
   get stats(): MdnsStats {
-    return { queriesSent: this.#queriesSent, responsesSent: this.#responsesSent, malformed: this.#malformed };
+    return { queriesSent: this.#queriesSent, responsesSent: this.#responsesSent, malformed: this.#malformed, rateLimited: this.#rateLimited };
   }
 
   /** Our registered names and their addresses. */
@@ -166,7 +181,7 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
     const existing = this.#byAddress.get(ip);
     if (existing !== undefined) return existing.name;
     const name = `${uuidV4(this.#random)}.local`;
-    const r: Registration = { name, address: ip, announcementsLeft: this.#announcements, nextAnnounce: now };
+    const r: Registration = { name, address: ip, announcementsLeft: this.#announcements, nextAnnounce: now, lastMulticast: -Infinity };
     this.#byName.set(name.toLowerCase(), r);
     this.#byAddress.set(ip, r);
     this.handleTimeout(now);
@@ -213,6 +228,10 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
       return;
     }
     if (this.#pending.has(key) || this.#closed) return;
+    if (this.#pending.size >= MAX_PENDING_RESOLUTIONS) {
+      this.#events.push({ type: 'unresolved', name, reason: 'limit' });
+      return;
+    }
     this.#pending.set(key, {
       name,
       deadline: now + this.#resolveTimeout,
@@ -240,7 +259,7 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
       this.#malformed++;
       return false;
     }
-    if (packet.type === 'query') this.#answer(datagram, packet);
+    if (packet.type === 'query') this.#answer(now, datagram, packet);
     else this.#learn(now, packet);
     return true;
   }
@@ -251,6 +270,7 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
       while (r.announcementsLeft > 0 && now >= r.nextAnnounce) {
         // RFC 6762 §8.3: unsolicited responses with the cache-flush bit, the answer our record.
         this.#multicast(this.#response([r], this.#ttl, true));
+        r.lastMulticast = now;
         r.announcementsLeft--;
         r.nextAnnounce = now + this.#announceInterval;
       }
@@ -327,7 +347,7 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
     this.#transmits.push({ local: this.#local, remote: this.#group, data: buf });
   }
 
-  #answer(from: Datagram, packet: dnsPacket.DecodedPacket): void {
+  #answer(now: number, from: Datagram, packet: dnsPacket.DecodedPacket): void {
     const matched: Registration[] = [];
     let qu = false;
     for (const q of packet.questions ?? []) {
@@ -362,7 +382,13 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
       this.#responsesSent++;
       this.#transmits.push({ local: this.#local, remote: from.remote, data: this.#response(fresh, this.#ttl, true) });
     } else {
-      this.#multicast(this.#response(fresh, this.#ttl, true));
+      // RFC 6762 §6: "MUST NOT ... multicast a record on a given interface until at least one second has elapsed since
+      // the last time that record was multicast". Also what keeps a query flood from becoming a multicast flood.
+      const due = fresh.filter((r) => now - r.lastMulticast >= MULTICAST_INTERVAL_MS);
+      this.#rateLimited += fresh.length - due.length;
+      if (due.length === 0) return;
+      for (const r of due) r.lastMulticast = now;
+      this.#multicast(this.#response(due, this.#ttl, true));
     }
   }
 

@@ -234,7 +234,13 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const bases: StreamBase[] = bound.map((address, i) => ({ address, component: Math.floor(i / hosts.length) + 1 }));
     if (o.mdns) {
       const mdnsOptions: MdnsSocketOptions = typeof o.mdns === 'object' ? o.mdns : {};
-      this.#mdns = await MdnsSocket.open({ random: this.#random, ...mdnsOptions });
+      try {
+        this.#mdns = await MdnsSocket.open({ random: this.#random, ...mdnsOptions });
+      } catch (error) {
+        // gather() rejects: the host sockets bound above must not outlive it (a caller may never call close()).
+        await this.#endpoint.close();
+        throw error;
+      }
     }
     const mdns = this.#mdns;
     const machine = new AgentMachine({

@@ -229,6 +229,11 @@ function validateLocal(p: LocalIceParameters): void {
   }
 }
 
+/** Identity of a trickled candidate as `sameTrickledCandidate` defines it (RFC 8840 §4.4); the address goes last. */
+function trickleKey(c: Candidate): string {
+  return `${c.component}|${c.transport}|${c.port}|${c.address}`;
+}
+
 function streamKey(m: { readonly mid?: string; readonly index: number }): string {
   return m.mid !== undefined ? `mid:${m.mid}` : `idx:${m.index}`;
 }
@@ -366,9 +371,16 @@ export class OfferAnswer {
     const local = this.localDescription;
     if (!r) return [];
     const out: IceTransportPlan[] = [];
+    // Grouped once: a filter per stream was quadratic in the m-section count of the peer's description.
+    const byTransport = new Map<number, RemoteStream[]>();
+    for (const x of r.streams) {
+      const list = byTransport.get(x.transportIndex);
+      if (list) list.push(x);
+      else byTransport.set(x.transportIndex, [x]);
+    }
     for (const st of r.streams) {
       if (st.transportIndex !== st.index) continue;
-      const members = r.streams.filter((x) => x.transportIndex === st.index);
+      const members = byTransport.get(st.index) ?? [];
       const l = local?.media[st.index];
       const rtp = /RTP/i.test(r.description.media[st.index]?.protocol ?? '');
       out.push({
@@ -572,8 +584,10 @@ export class OfferAnswer {
       if (p.pacingMs !== d.pacingMs) {
         warnings.push(`ice-pacing changed from ${p.pacingMs ?? 'none'} to ${d.pacingMs ?? 'none'} without an ICE restart (RFC 8839 §4.4.2.1): keeping ${p.pacingMs ?? 'none'}`);
       }
+      const previous = new Map<string, IceMediaDescription>();
+      for (const x of p.media) if (!previous.has(streamKey(x))) previous.set(streamKey(x), x);
       const media = d.media.map((m) => {
-        const old = p.media.find((x) => streamKey(x) === streamKey(m));
+        const old = previous.get(streamKey(m));
         if (old === undefined || !mediaHasIce(old) || !mediaHasIce(m) || sameSet(old.options, m.options)) return m;
         warnings.push(
           `ice-options of m-section ${m.index} changed from "${old.options.join(' ')}" to "${m.options.join(' ')}" without an ICE restart (RFC 8839 §4.4.2.1): keeping "${old.options.join(' ')}"`,
@@ -602,10 +616,15 @@ export class OfferAnswer {
       const fresh: Candidate[] = [];
       if (ice && endOfCandidatesFor(d, m)) this.#remoteEoc.add(ti);
       if (ice) {
+        // A key set, not pairwise `sameTrickledCandidate` scans: quadratic in a hostile description's candidate count.
+        const seen = new Set(known.map(trickleKey));
         for (const c of m.candidates) {
-          if (!known.some((k) => sameTrickledCandidate(k, c)) && !fresh.some((k) => sameTrickledCandidate(k, c))) fresh.push(c);
+          const k = trickleKey(c);
+          if (seen.has(k)) continue;
+          seen.add(k);
+          fresh.push(c);
         }
-        this.#knownRemote.set(ti, [...known, ...fresh]);
+        this.#knownRemote.set(ti, known.concat(fresh));
       }
       return {
         index: i,
@@ -733,12 +752,15 @@ export class OfferAnswer {
       if (!s) continue; // an unknown mid: nothing to attach the candidates to
       const known = this.#knownRemote.get(s.transportIndex) ?? [];
       const added: Candidate[] = [];
+      const seen = new Set(known.map(trickleKey));
       for (const c of fm.candidates) {
-        if (known.some((k) => sameTrickledCandidate(k, c)) || added.some((k) => sameTrickledCandidate(k, c))) continue;
+        const k = trickleKey(c);
+        if (seen.has(k)) continue;
+        seen.add(k);
         added.push(c);
         newCandidates.push({ transportIndex: s.transportIndex, mid: fm.mid, candidate: c });
       }
-      this.#knownRemote.set(s.transportIndex, [...known, ...added]);
+      this.#knownRemote.set(s.transportIndex, known.concat(added));
       if (fm.endOfCandidates || frag.endOfCandidates) {
         eoc.add(s.transportIndex);
         this.#remoteEoc.add(s.transportIndex);

@@ -96,7 +96,8 @@ describe('MdnsResponder (sans-IO)', () => {
     const name = a.register(0, '10.1.1.1');
     drainAll(a);
     const qm = dnsPacket.encode({ type: 'query', id: 0, questions: [{ type: 'A', name }] });
-    a.handleReceive(1, { local: A_LOCAL, remote: B_LOCAL, data: qm });
+    // 1 s after the announcement: RFC 6762 §6 forbids multicasting the record again sooner.
+    a.handleReceive(1000, { local: A_LOCAL, remote: B_LOCAL, data: qm });
     expect(drainAll(a).sent.map((d) => d.remote)).toEqual([MDNS_IPV4_GROUP]);
     const known = dnsPacket.encode({
       type: 'query',
@@ -104,10 +105,10 @@ describe('MdnsResponder (sans-IO)', () => {
       questions: [{ type: 'A', name }],
       answers: [{ type: 'A', name, ttl: 100, data: '10.1.1.1' }],
     });
-    a.handleReceive(2, { local: A_LOCAL, remote: B_LOCAL, data: known });
+    a.handleReceive(2000, { local: A_LOCAL, remote: B_LOCAL, data: known });
     expect(drainAll(a).sent).toEqual([]);
     // Wrong family: no AAAA for an IPv4 name.
-    a.handleReceive(3, { local: A_LOCAL, remote: B_LOCAL, data: dnsPacket.encode({ type: 'query', id: 0, questions: [{ type: 'AAAA', name }] }) });
+    a.handleReceive(3000, { local: A_LOCAL, remote: B_LOCAL, data: dnsPacket.encode({ type: 'query', id: 0, questions: [{ type: 'AAAA', name }] }) });
     expect(drainAll(a).sent).toEqual([]);
   });
 
