@@ -13,7 +13,8 @@
  *   flight is accepted (§12: "be prepared to receive ChannelData ... as soon as it has sent the ChannelBind").
  * - Refresh timing: allocation, permissions and channels are refreshed `min(60 s, lifetime / 2)` before they
  *   expire (§8 suggests roughly one minute before). Permissions and channels are kept alive as long as the
- *   allocation lives; channel numbers are never reused (which satisfies the §12 five-minute rule trivially).
+ *   allocation lives. A peer keeps its channel number for the allocation's life, even after a failed ChannelBind,
+ *   and a number never goes to another peer (which satisfies the §12 five-minute rule trivially).
  * - Credentials follow RFC 8489 §9.2: the first Allocate is unauthenticated; 401 is retried once with USERNAME,
  *   REALM, NONCE and MESSAGE-INTEGRITY (or MESSAGE-INTEGRITY-SHA256 with PASSWORD-ALGORITHM when the server sent
  *   PASSWORD-ALGORITHMS); 438 is retried with the new nonce (at most 3 times in a row). Responses to
@@ -23,7 +24,7 @@
  */
 import { InvalidStateError, TurnError, type TurnErrorReason } from '../errors.js';
 import { canonicalIp, ipFamily } from '../ip.js';
-import { Attr, attr, getAttribute, type AttributeCodec } from '../stun/attributes.js';
+import { Attr, attr, attributeCodec, getAttribute, hasAttribute, type AttributeCodec } from '../stun/attributes.js';
 import { ErrorCode, StunMethod } from '../stun/constants.js';
 import { encodeStunMessage, looksLikeStun, tryDecodeStunMessage, verifyIntegrity, type DecodedStunMessage, type EncodeOptions, type StunAttribute } from '../stun/message.js';
 import { newTransactionId, TransactionTable, type TransactionTiming } from '../stun/transaction.js';
@@ -171,7 +172,12 @@ interface Permission {
 interface Channel {
   readonly number: number;
   readonly peer: TransportAddress;
-  state: 'pending' | 'bound';
+  /**
+   * `failed`: the last ChannelBind failed. The number stays the peer's (RFC 8656 §12: a transport address is never
+   * bound to a second number), data goes in Send indications, and ChannelData is still accepted until `expiresAt`
+   * (a failed refresh leaves the server's binding live until then).
+   */
+  state: 'pending' | 'bound' | 'failed';
   inflight: boolean;
   refreshAt: number;
   expiresAt: number;
@@ -225,6 +231,11 @@ function allAttributes<T>(m: DecodedStunMessage, codec: AttributeCodec<T>): T[] 
     if (v !== undefined) out.push(v);
   }
   return out;
+}
+
+/** Attributes below 0x8000 (comprehension-required, RFC 8489 §14) that no codec is registered for. */
+function unknownRequired(m: DecodedStunMessage): StunAttribute[] {
+  return m.attributes.filter((a) => a.type < 0x8000 && attributeCodec(a.type) === undefined);
 }
 
 /**
@@ -385,6 +396,7 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
     this.#requireAllocated('send');
     const key = peerKey(peer);
     const chan = this.#channelsByPeer.get(key);
+    if (chan !== undefined) this.#expireChannel(now, chan);
     if (chan?.state === 'bound') {
       this.#transmit(encodeChannelData(chan.number, data, this.#transport !== 'udp'));
       this.stats.channelDataSent++;
@@ -395,6 +407,8 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
     if (perm === undefined) {
       perm = this.#newPermission(ip);
       this.#sendCreatePermission(now, perm);
+    } else {
+      this.#expirePermission(now, perm);
     }
     if (perm.state === 'failed') {
       this.stats.noPermission++;
@@ -492,7 +506,7 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
     if (datagram.local.port !== this.#local.port) return false;
     const bytes = datagram.data;
     if (looksLikeChannelData(bytes)) {
-      this.#onChannelData(bytes);
+      this.#onChannelData(now, bytes);
       return true;
     }
     if (!looksLikeStun(bytes)) return false;
@@ -510,6 +524,11 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
     if (m.cls === 'request') return false;
     const ctx = this.#table.peek(m.transactionId);
     if (ctx === undefined) return false;
+    if (m.method !== METHOD[ctx.kind]) {
+      // RFC 8489 §6.3.1.1: a response carries its request's method; anything else does not answer this transaction.
+      this.stats.malformed++;
+      return true;
+    }
     this.#onResponse(now, m, ctx);
     return true;
   }
@@ -525,9 +544,11 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
     }
     if (now >= this.#refreshAt && !this.#refreshInflight) this.#sendRefresh(now);
     for (const p of this.#permissions.values()) {
+      this.#expirePermission(now, p);
       if (p.state === 'installed' && !p.inflight && now >= p.refreshAt) this.#sendCreatePermission(now, p);
     }
     for (const c of this.#channelsByPeer.values()) {
+      this.#expireChannel(now, c);
       if (c.state === 'bound' && !c.inflight && now >= c.refreshAt) this.#sendChannelBind(now, c);
     }
   }
@@ -548,8 +569,9 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
     if (this.#state === 'allocated') {
       if (!this.#refreshInflight) t = Math.min(t, this.#refreshAt);
       t = Math.min(t, this.#expiresAt);
-      for (const p of this.#permissions.values()) if (p.state === 'installed' && !p.inflight) t = Math.min(t, p.refreshAt);
-      for (const c of this.#channelsByPeer.values()) if (c.state === 'bound' && !c.inflight) t = Math.min(t, c.refreshAt);
+      // With a refresh in flight, wake at expiry to stop relying on it (see `#expirePermission`).
+      for (const p of this.#permissions.values()) if (p.state === 'installed') t = Math.min(t, p.inflight ? p.expiresAt : p.refreshAt);
+      for (const c of this.#channelsByPeer.values()) if (c.state === 'bound') t = Math.min(t, c.inflight ? c.expiresAt : c.refreshAt);
     }
     return t === Infinity ? undefined : t;
   }
@@ -653,7 +675,16 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
   #bind(now: number, peer: TransportAddress): number {
     const key = peerKey(peer);
     const existing = this.#channelsByPeer.get(key);
-    if (existing) return existing.number;
+    if (existing) {
+      // RFC 8656 §12: the server may still hold (or, after a time-out, have made) the old binding, and the client MUST
+      // NOT bind the address to a different number within 5 minutes of its expiry; re-binding the same number to the
+      // same peer is always allowed, so a peer keeps its number for the allocation's life.
+      if (existing.state === 'failed') {
+        existing.state = 'pending';
+        this.#sendChannelBind(now, existing);
+      }
+      return existing.number;
+    }
     if (this.#nextChannel > MAX_CHANNEL) throw new InvalidStateError('all 4096 channel numbers have been used on this allocation');
     const chan: Channel = { number: this.#nextChannel++, peer, state: 'pending', inflight: false, refreshAt: Infinity, expiresAt: Infinity };
     this.#channelsByPeer.set(key, chan);
@@ -723,6 +754,14 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
         return;
       }
     }
+    const unknown = unknownRequired(m);
+    if (unknown.length > 0) {
+      // RFC 8489 §6.3.3/§6.3.4: unknown comprehension-required attributes: discard the response, the transaction failed.
+      this.#table.take(m.transactionId);
+      const types = unknown.map((a) => `0x${a.type.toString(16).padStart(4, '0')}`).join(', ');
+      this.#operationFailed(now, ctx, new TurnError(0, 'unknown-attribute', `${ctx.kind}: response carries unknown comprehension-required attribute(s) ${types}`));
+      return;
+    }
     if (m.cls === 'success' && !this.#validSuccess(m, ctx)) {
       this.stats.malformed++;
       return;
@@ -736,7 +775,8 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
   }
 
   #validSuccess(m: DecodedStunMessage, ctx: Ctx): boolean {
-    if (ctx.kind === 'allocate') return allAttributes(m, TurnAttr.XOR_RELAYED_ADDRESS).length > 0;
+    // Present is enough here: an address the client cannot use is handled in `#onSuccess` (RFC 8656 §7.3).
+    if (ctx.kind === 'allocate') return hasAttribute(m, TurnAttr.XOR_RELAYED_ADDRESS);
     return true;
   }
 
@@ -744,8 +784,17 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
     switch (ctx.kind) {
       case 'allocate': {
         if (this.#state !== 'allocating') return;
+        const relayed = allAttributes(m, TurnAttr.XOR_RELAYED_ADDRESS);
+        const relayedCount = m.attributes.filter((a) => a.type === TurnAttr.XOR_RELAYED_ADDRESS.type).length;
+        if (relayed.length < relayedCount || (hasAttribute(m, Attr.XOR_MAPPED_ADDRESS) && getAttribute(m, Attr.XOR_MAPPED_ADDRESS) === undefined)) {
+          // RFC 8656 §7.3: a mapped or relayed address of a family the client cannot handle: the client MUST delete the
+          // allocation. Report the failure, then send the delete (its outcome is not reported: see `#deallocated`).
+          this.#fail(new TurnError(0, 'address-family-not-supported', 'allocate: success with an address of an unknown family'), 'allocate', undefined);
+          this.#request(now, { kind: 'deallocate', build: (txid) => [attr(TurnAttr.LIFETIME, 0, txid)] });
+          return;
+        }
         const lifetime = getAttribute(m, TurnAttr.LIFETIME) ?? this.#lifetimeSec ?? DEFAULT_ALLOCATION_LIFETIME_SEC;
-        this.#relayed = allAttributes(m, TurnAttr.XOR_RELAYED_ADDRESS);
+        this.#relayed = relayed;
         this.#mapped = getAttribute(m, Attr.XOR_MAPPED_ADDRESS);
         this.#state = 'allocated';
         this.#setLifetime(now, lifetime);
@@ -768,7 +817,7 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
         return;
       }
       case 'deallocate':
-        this.#finishClosed();
+        this.#deallocated();
         return;
       case 'permission': {
         const perm = this.#permissions.get(ctx.peerIp!);
@@ -847,7 +896,7 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
     }
     if (code === ErrorCode.AllocationMismatch && ctx.kind === 'deallocate') {
       // RFC 8656 §8.3: 437 to a delete means it is already gone: success.
-      this.#finishClosed();
+      this.#deallocated();
       return;
     }
     const err = new TurnError(code, REASON[code] ?? 'error-response', `${ctx.kind}: ${code} ${reason}`);
@@ -883,7 +932,7 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
         if (this.#state === 'allocating') this.#fail(error, 'allocate', undefined);
         return;
       case 'deallocate':
-        this.#finishClosed();
+        this.#deallocated();
         return;
       case 'refresh': {
         this.#refreshInflight = false;
@@ -917,10 +966,11 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
         } else {
           const chan = this.#channelsByNumber.get(ctx.channel!);
           if (chan) {
-            // Keep the number reserved (never reused); forget the peer mapping so sends use Send indications.
+            // Keep the number tied to this peer (see `#bind`); sends use Send indications from now on. A binding that
+            // was confirmed stays live on the server until its expiry (§12.5: the server keeps using ChannelData).
             chan.inflight = false;
-            this.#channelsByNumber.delete(chan.number);
-            this.#channelsByPeer.delete(peerKey(chan.peer));
+            if (chan.state !== 'bound') chan.expiresAt = now;
+            chan.state = 'failed';
             this.#noAutoBind.add(peerKey(chan.peer));
           }
           this.#events.push({ type: 'error', error, operation: 'channel', peer: ctx.peer, fatal: false });
@@ -941,6 +991,11 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
     this.#expiresAt = Infinity;
     this.#refreshInflight = false;
     this.#events.push({ type: 'error', error, operation, peer, fatal: true });
+  }
+
+  /** A delete ended (success, 437 or failure): `closed` after `close()`; silent after a §7.3 delete of a failed allocation. */
+  #deallocated(): void {
+    if (this.#state === 'closing') this.#finishClosed();
   }
 
   #finishClosed(): void {
@@ -974,6 +1029,23 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
     perm.refreshAt = perm.expiresAt - refreshLeadMs(this.#permissionLifetimeSec);
   }
 
+  /**
+   * RFC 8656 §9/§11.1: past its expiry (its refresh still unanswered, or the timer ran late) a permission no longer
+   * exists on the server, so data for the peer is queued again until a CreatePermission succeeds.
+   */
+  #expirePermission(now: number, perm: Permission): void {
+    if (perm.state !== 'installed' || now < perm.expiresAt) return;
+    perm.state = 'pending';
+    if (!perm.inflight) this.#sendCreatePermission(now, perm);
+  }
+
+  /** RFC 8656 §12: an expired binding is not used for sending until a ChannelBind (same number, same peer) succeeds. */
+  #expireChannel(now: number, chan: Channel): void {
+    if (chan.state !== 'bound' || now < chan.expiresAt) return;
+    chan.state = 'pending';
+    if (!chan.inflight) this.#sendChannelBind(now, chan);
+  }
+
   #flush(now: number, perm: Permission): void {
     const queue = perm.queue;
     perm.queue = [];
@@ -985,6 +1057,11 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
   }
 
   #onDataIndication(m: DecodedStunMessage): void {
+    if (unknownRequired(m).length > 0) {
+      // RFC 8489 §6.3.2: an indication with unknown comprehension-required attributes is discarded.
+      this.stats.malformed++;
+      return;
+    }
     const peer = getAttribute(m, TurnAttr.XOR_PEER_ADDRESS);
     if (peer === undefined) {
       this.stats.malformed++;
@@ -1010,14 +1087,16 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
     this.#events.push({ type: 'data', peer, data: data.slice(), channel: undefined });
   }
 
-  #onChannelData(bytes: Uint8Array): void {
+  #onChannelData(now: number, bytes: Uint8Array): void {
     const cd = decodeChannelData(bytes);
     if (cd === undefined) {
       this.stats.malformed++;
       return;
     }
     const chan = this.#channelsByNumber.get(cd.channel);
-    if (chan === undefined) {
+    // A channel whose ChannelBind failed may still be bound on the server until `expiresAt`: accept it until then,
+    // and (RFC 8656 §12.6 RECOMMENDED) only while the client believes a permission towards the peer is active.
+    if (chan === undefined || (chan.state === 'failed' && (now >= chan.expiresAt || !this.hasPermission(chan.peer.address)))) {
       this.stats.unknownChannel++;
       return;
     }

@@ -501,8 +501,8 @@ describe('refresh timers on virtual time', () => {
     c.send(4, PEER, Uint8Array.of(2));
     expect(transmits(c).map((d) => decodeStunMessage(d.data).method)).toEqual([StunMethod.Send]);
     expect(c.channelFor(PEER)).toBeUndefined();
-    // An explicit bind takes a fresh number (numbers are never reused).
-    expect(c.bindChannel(5, PEER)).toBe(0x4001);
+    // An explicit bind keeps the peer's number (RFC 8656 §12: an address is never bound to a second number).
+    expect(c.bindChannel(5, PEER)).toBe(0x4000);
   });
 
   it('pads ChannelData to 4 bytes on TCP (RFC 8656 §12.5)', () => {
