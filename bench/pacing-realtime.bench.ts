@@ -10,15 +10,14 @@
  * jitter of the shared schedule, which is what governs 1,000 agents).
  * @module
  */
-import { AgentCore } from '../src/agent-core.js';
 import { GlobalPacer } from '../src/checklist/pacer.js';
 import { MachineDriver, TimerScheduler } from '../src/node/driver.js';
 import { SeededRandom } from '../src/testing/random.js';
+import { unansweredAgent } from './pacing.bench.js';
 import type { BenchResult } from './run.js';
 
 export const name = 'pacing-realtime';
 
-const PAIRS = 25;
 const TA_MS = 50;
 const PACER_MS = 5;
 
@@ -48,16 +47,7 @@ async function measure(agentsCount: number, durationMs: number) {
         process.push(t);
       },
     });
-    const a = new AgentCore({ random: new SeededRandom(`rt${i}`), pacer, consentIntervalMs: 0 });
-    a.addStream(1);
-    const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
-    const base = { address: ip, port: 5000 };
-    a.addLocalCandidate(0, { foundation: 'h', component: 1, transport: 'udp', priority: 2130706431, address: ip, port: 5000, type: 'host', base, socket: base });
-    a.setRemoteParameters(0, { ufrag: 'peer', pwd: 'peerpasswordpeerpassword' });
-    for (let k = 0; k < PAIRS; k++) {
-      a.addRemoteCandidate(0, { foundation: `r${k}`, component: 1, transport: 'udp', priority: 2130706431 - k * 256, address: `172.16.${k}.1`, port: 9000, type: 'host' });
-    }
-    driver.attach(a);
+    driver.attach(unansweredAgent(i, pacer, new SeededRandom(`rt${i}`)));
     drivers.push(driver);
   }
   await new Promise((r) => setTimeout(r, durationMs));

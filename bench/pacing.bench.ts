@@ -94,22 +94,27 @@ interface Outcome {
   readonly checks: number;
 }
 
+/** Agent number `i` of a population: one host candidate, 25 remote candidates that never answer, consent off. */
+export function unansweredAgent(i: number, pacer: GlobalPacer, random: RandomSource): AgentCore {
+  const a = new AgentCore({ random, pacer, consentIntervalMs: 0 });
+  a.addStream(1);
+  const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+  const base = { address: ip, port: 5000 };
+  a.addLocalCandidate(0, { foundation: 'h', component: 1, transport: 'udp', priority: 2130706431, address: ip, port: 5000, type: 'host', base, socket: base });
+  a.setRemoteParameters(0, { ufrag: 'peer', pwd: 'peerpasswordpeerpassword' });
+  for (let k = 0; k < PAIRS; k++) {
+    a.addRemoteCandidate(0, { foundation: `r${k}`, component: 1, transport: 'udp', priority: 2130706431 - k * 256, address: `172.16.${k}.1`, port: 9000, type: 'host' });
+  }
+  return a;
+}
+
 /** Runs one population until every agent has sent its 25 first checks. */
 export function simulate(agentsCount: number): Outcome {
   const started = performance.now();
   const pacer = new GlobalPacer({ intervalMs: PACER_MS });
   const agents: AgentCore[] = [];
   for (let i = 0; i < agentsCount; i++) {
-    const a = new AgentCore({ random: seeded(i + 1), pacer, consentIntervalMs: 0 });
-    a.addStream(1);
-    const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
-    const base = { address: ip, port: 5000 };
-    a.addLocalCandidate(0, { foundation: 'h', component: 1, transport: 'udp', priority: 2130706431, address: ip, port: 5000, type: 'host', base, socket: base });
-    a.setRemoteParameters(0, { ufrag: 'peer', pwd: 'peerpasswordpeerpassword' });
-    for (let k = 0; k < PAIRS; k++) {
-      a.addRemoteCandidate(0, { foundation: `r${k}`, component: 1, transport: 'udp', priority: 2130706431 - k * 256, address: `172.16.${k}.1`, port: 9000, type: 'host' });
-    }
-    agents.push(a);
+    agents.push(unansweredAgent(i, pacer, seeded(i + 1)));
   }
   const heap = new Heap();
   const version = new Array<number>(agentsCount).fill(0);
