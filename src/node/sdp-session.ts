@@ -70,7 +70,13 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
     this.#options = options;
     const random = options.random ?? cryptoRandom;
     this.#oa = new OfferAnswer({
-      local: { ...generateIceCredentials(random), ...(options.lite ? { lite: true } : {}), ...(options.pacingMs !== undefined ? { pacingMs: options.pacingMs } : {}) },
+      local: {
+        ...generateIceCredentials(random),
+        ...(options.lite ? { lite: true } : {}),
+        ...(options.pacingMs !== undefined ? { pacingMs: options.pacingMs } : {}),
+        // RFC 8445 §10: an agent that nominates aggressively must not claim ice2.
+        ...(options.nomination === 'aggressive' ? { ice2: false } : {}),
+      },
       trickle: options.trickle ?? 'none',
       random,
     });

@@ -54,8 +54,13 @@ export interface LocalIceParameters {
   readonly pwd: string;
   /** A lite implementation (RFC 8445 §2.5); writes `a=ice-lite` and never `a=ice-pacing`. Default false. */
   readonly lite?: boolean;
-  /** Extra `ice-options` tags; `ice2` is always written, `trickle` when trickling is on. */
+  /** Extra `ice-options` tags; `ice2` is written unless `ice2` is false, `trickle` when trickling is on. */
   readonly options?: readonly string[];
+  /**
+   * Claim RFC 8445 compliance with `ice-options:ice2` (default true). False for an agent that nominates
+   * aggressively (RFC 5245 behaviour), which RFC 8445 §10 says an ice2 agent never does.
+   */
+  readonly ice2?: boolean;
   /** Proposed Ta in ms for `a=ice-pacing` (full agents only). Default 50 (RFC 8839 §5.5). */
   readonly pacingMs?: number;
 }
@@ -833,7 +838,8 @@ export class OfferAnswer {
   /** Builds the local ICE description on top of the application's SDP; `remote` is set when answering. */
   #buildLocal(app: IceDescription, remote: RemoteDescriptionResult | undefined, restart: boolean): IceDescription {
     const lite = this.#local.lite ?? false;
-    const options = [ICE2_OPTION, ...(this.#trickle !== 'none' ? [TRICKLE_OPTION] : []), ...(this.#local.options ?? [])].filter(
+    const ice2 = this.#local.ice2 === false ? [] : [ICE2_OPTION];
+    const options = [...ice2, ...(this.#trickle !== 'none' ? [TRICKLE_OPTION] : []), ...(this.#local.options ?? [])].filter(
       (o, i, a) => a.indexOf(o) === i,
     );
     // RFC 8839 §4.3.2: an answer to an offer without ICE carries no ICE attribute at all.

@@ -84,6 +84,14 @@ describe('IceSdpSession (two agents exchanging only SDP)', () => {
     expect(await echoOnce(b, a, 'trickled')).toBe('trickled');
   });
 
+  it('an aggressively nominating session does not claim ice2 (RFC 8445 §10)', async () => {
+    const s = new IceSdpSession({ ...loopback, nomination: 'aggressive' });
+    sessions.push(s);
+    const offer = await s.createOffer(appSdp);
+    expect(offer).toMatch(/a=ice-ufrag:/);
+    expect(offer).not.toMatch(/ice2/);
+  });
+
   it('talks to a peer without ICE by sending to c=/m= and latching (symmetric RTP)', async () => {
     // A plain UDP echo on loopback plays the PBX; its SDP is the fixture's, pointed at the echo's port.
     const echo = createSocket('udp4');

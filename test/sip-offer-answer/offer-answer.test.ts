@@ -538,3 +538,15 @@ describe('robustness', () => {
     );
   });
 });
+
+describe('ice2 (RFC 8445 §10)', () => {
+  const local = { ufrag: 'abcd1234', pwd: 'abcdefghijklmnopqrstuvwx' } as const;
+  it('is written by default', () => {
+    expect(new OfferAnswer({ local }).createOffer(APP_AUDIO)).toMatch(/a=ice-options:ice2\r\n/);
+  });
+  it('is not claimed by an agent that nominates aggressively (ice2: false)', () => {
+    const offer = new OfferAnswer({ local: { ...local, ice2: false } }).createOffer(APP_AUDIO);
+    expect(offer).not.toMatch(/ice2/);
+    expect(offer).toMatch(/a=ice-ufrag:abcd1234/);
+  });
+});
