@@ -147,6 +147,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   readonly #early: ((m: AgentMachine) => void)[] = [];
   #pendingResolutions = 0;
   readonly #withoutIce = new Set<number>();
+  /** Ends `gather()`'s wait for completion (set while it waits). */
+  #endGatherWait: (() => void) | undefined;
   /** The peer's parameters last set, to tell a peer-initiated restart (changed ufrag/pwd). */
   #remoteParams: IceParameters | undefined;
   /** end-of-candidates was signalled and waits for remote `.local` names still resolving. */
@@ -270,12 +272,19 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
         resolve();
       };
       this.on('gatheringstatechange', onState);
+      // close() does not wait for a slow or dead server: it ends the wait for gathering at once.
+      this.#endGatherWait = () => {
+        this.off('gatheringstatechange', onState);
+        resolve();
+      };
     });
     // Core commands before attach so that the first drain carries them.
     for (const f of this.#early.splice(0)) f(machine);
     machine.gather(this.#driver.now());
     this.#driver.attach(machine, (e) => this.#onEvent(e));
+    if (this.#closing) this.#endGatherWait?.(); // close() came during the awaits above
     if (this.#gatheringState !== 'complete') await done;
+    this.#endGatherWait = undefined;
   }
 
   /** Local ufrag/pwd, lite flag and ice-options. Available once `gather()` has bound the sockets. */
@@ -408,6 +417,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   }
 
   async #close(): Promise<void> {
+    this.#endGatherWait?.();
     await this.#gathering?.catch(() => undefined);
     const m = this.#machine;
     const d = this.#driver;

@@ -151,3 +151,24 @@ function waitSelected(x: IceAgent, ms = 3000): Promise<{ local: { type: string; 
     });
   });
 }
+
+describe('IceAgent.close() during gathering', () => {
+  it('does not wait for a STUN server that never answers', async () => {
+    const silent = createSocket('udp4');
+    await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
+    const agent = new IceAgent({ ...loopback, iceServers: [{ urls: `stun:127.0.0.1:${silent.address().port}` }], gatherTimeoutMs: 10_000 });
+    try {
+      const gathered = agent.gather();
+      await new Promise<void>((r) => agent.once('candidate', () => r())); // sockets bound, the server is being asked
+      expect(agent.gatheringState).toBe('gathering');
+      const t0 = performance.now();
+      await agent.close();
+      expect(performance.now() - t0).toBeLessThan(1500);
+      await gathered;
+      expect(agent.state).toBe('closed');
+    } finally {
+      await agent.close();
+      await new Promise<void>((r) => silent.close(() => r()));
+    }
+  });
+});
