@@ -67,8 +67,7 @@ export class GlobalPacer {
   readonly #ordinary: Waiter[] = [];
   #grants = 0;
   #minSpacing = Infinity;
-  /** Times the pacer started over because a request came from an earlier time than the last grant. */
-  resets = 0;
+  #resets = 0;
 
   constructor(options: GlobalPacerOptions = {}) {
     const interval = options.intervalMs ?? 5;
@@ -101,6 +100,11 @@ export class GlobalPacer {
     return this.#minSpacing;
   }
 
+  /** Times the pacer started over because a request came from an earlier time than the last grant (another clock). */
+  get resets(): number {
+    return this.#resets;
+  }
+
   /** Number of clients waiting for a slot. */
   get waiting(): number {
     return this.#triggered.length + this.#ordinary.length;
@@ -116,7 +120,7 @@ export class GlobalPacer {
     // Grants are recorded at the `now` of the request, so with one time origin `now` never goes below the last
     // grant. If it does, the caller is on another timeline (e.g. a fresh virtual clock): start over rather than stall.
     if (now < this.#lastGrant) {
-      this.resets++;
+      this.#resets++;
       this.#lastGrant = -Infinity;
       this.#triggered.length = 0;
       this.#ordinary.length = 0;
