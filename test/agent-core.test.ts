@@ -4,7 +4,7 @@ import { Attr, attr } from '../src/stun/attributes.js';
 import { StunMethod } from '../src/stun/constants.js';
 import { shortTermKey } from '../src/stun/integrity.js';
 import { decodeStunMessage, encodeStunMessage } from '../src/stun/message.js';
-import { Driver, connectPair, host, seededRandom, signalled, type SentRecord } from './checklist/harness.js';
+import { Driver, connectPair, seededRandom, type SentRecord } from './checklist/harness.js';
 
 const txid = (s: SentRecord): string => Buffer.from(s.datagram.data.subarray(8, 20)).toString('hex');
 /** First transmissions of requests only (retransmissions share the transaction ID). */
