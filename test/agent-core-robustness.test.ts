@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AgentCore } from '../src/agent-core.js';
 import { InvalidStateError } from '../src/errors.js';
-import { Driver, connectPair, host, seededRandom, signalled } from './checklist/harness.js';
+import { Driver, connectPair, host, seededRandom, signalled, twoHostAgents } from './checklist/harness.js';
 
 const done = (...a: AgentCore[]) => () => a.every((x) => x.state === 'completed');
 
@@ -104,13 +104,7 @@ describe('limits and API misuse', () => {
 describe('controlled side: USE-CANDIDATE before the pair succeeded (RFC 8445 §7.3.1.5)', () => {
   it('nominates when the triggered check succeeds', () => {
     const d = new Driver({ delayMs: 10 });
-    const l = d.add('L', { role: 'controlling', nomination: 'aggressive' }, [{ address: '10.0.0.1', port: 5000 }]);
-    const r = d.add('R', { role: 'controlled' }, [{ address: '10.0.0.2', port: 6000 }]);
-    l.addStream(1);
-    r.addStream(1);
-    const rc = host('10.0.0.2', 6000);
-    l.addLocalCandidate(0, host('10.0.0.1', 5000));
-    r.addLocalCandidate(0, rc);
+    const { l, r, rc } = twoHostAgents(d, { nomination: 'aggressive' });
     l.setRemoteParameters(0, r.getLocalParameters());
     r.setRemoteParameters(0, l.getLocalParameters());
     l.addRemoteCandidate(0, signalled(rc)); // R never learns L's candidate by signalling

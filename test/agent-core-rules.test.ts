@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AgentCore } from '../src/agent-core.js';
-import { Driver, connectPair, host, signalled } from './checklist/harness.js';
+import { Driver, connectPair, host, signalled, twoHostAgents } from './checklist/harness.js';
 
 const done = (...a: AgentCore[]) => () => a.every((x) => x.state === 'completed');
 
@@ -34,14 +34,7 @@ describe('role conflict details (RFC 8445 §7.2.5.1, §7.3.1.1)', () => {
 describe('requests before the remote parameters (RFC 8445 §7.3)', () => {
   it('are answered at once and processed (prflx, triggered check) once the parameters arrive', () => {
     const d = new Driver();
-    const l = d.add('L', { role: 'controlling' }, [{ address: '10.0.0.1', port: 5000 }]);
-    const r = d.add('R', { role: 'controlled' }, [{ address: '10.0.0.2', port: 6000 }]);
-    l.addStream(1);
-    r.addStream(1);
-    const lc = host('10.0.0.1', 5000);
-    const rc = host('10.0.0.2', 6000);
-    l.addLocalCandidate(0, lc);
-    r.addLocalCandidate(0, rc);
+    const { l, r, rc } = twoHostAgents(d);
     // L has the answer; R (the offerer) has not got it yet.
     l.setRemoteParameters(0, r.getLocalParameters());
     l.addRemoteCandidate(0, signalled(rc));

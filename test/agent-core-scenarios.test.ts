@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { AgentCore } from '../src/agent-core.js';
 import { GlobalPacer } from '../src/checklist/pacer.js';
-import { Driver, connectPair, host, signalled, type SentRecord } from './checklist/harness.js';
+import { Driver, connectPair, host, signalled, type SentRecord, twoHostAgents } from './checklist/harness.js';
 
 const txid = (s: SentRecord): string => Buffer.from(s.datagram.data.subarray(8, 20)).toString('hex');
 function firstRequests(d: Driver, agent?: string): SentRecord[] {
@@ -163,14 +163,7 @@ describe('ICE lite (RFC 8445 §2.5, §6.1.1, §7.3.2, §8.2)', () => {
 describe('trickle (RFC 8838) and the PAC timer (RFC 8863)', () => {
   it('does not fail before end-of-candidates; late candidates connect', () => {
     const d = new Driver();
-    const l = d.add('L', { role: 'controlling' }, [{ address: '10.0.0.1', port: 5000 }]);
-    const r = d.add('R', { role: 'controlled' }, [{ address: '10.0.0.2', port: 6000 }]);
-    l.addStream(1);
-    r.addStream(1);
-    const lc = host('10.0.0.1', 5000);
-    const rc = host('10.0.0.2', 6000);
-    l.addLocalCandidate(0, lc);
-    r.addLocalCandidate(0, rc);
+    const { l, r, rc } = twoHostAgents(d);
     l.setRemoteParameters(0, r.getLocalParameters());
     r.setRemoteParameters(0, l.getLocalParameters());
     d.run(90_000);

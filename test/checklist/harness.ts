@@ -228,6 +228,26 @@ export class Driver {
  * Two agents L (controlling) and R (controlled) with host candidates, parameters exchanged both ways. `lBases` and
  * `rBases` are the host addresses; candidates are added in that order with decreasing local preference.
  */
+/**
+ * L (controlling, 10.0.0.1:5000) and R (controlled, 10.0.0.2:6000), one stream each with its host candidate added,
+ * and nothing signalled yet: for tests that script the signalling themselves.
+ */
+export function twoHostAgents(
+  driver: Driver,
+  lOpts: Partial<AgentCoreOptions> = {},
+  rOpts: Partial<AgentCoreOptions> = {},
+): { l: AgentCore; r: AgentCore; lc: LocalCandidate; rc: LocalCandidate } {
+  const l = driver.add('L', { role: 'controlling', ...lOpts }, [{ address: '10.0.0.1', port: 5000 }]);
+  const r = driver.add('R', { role: 'controlled', ...rOpts }, [{ address: '10.0.0.2', port: 6000 }]);
+  l.addStream(1);
+  r.addStream(1);
+  const lc = host('10.0.0.1', 5000);
+  const rc = host('10.0.0.2', 6000);
+  l.addLocalCandidate(0, lc);
+  r.addLocalCandidate(0, rc);
+  return { l, r, lc, rc };
+}
+
 export function connectPair(
   driver: Driver,
   opts: {

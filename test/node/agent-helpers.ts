@@ -1,5 +1,5 @@
 /** Shared helpers for the real-socket IceAgent tests (loopback only). */
-import type { IceAgent } from '../../src/node/ice-agent.js';
+import { IceAgent, type IceAgentOptions } from '../../src/node/ice-agent.js';
 
 /** Host candidates on 127.0.0.1 only: tests never expose another interface. */
 export const loopback = { includeLoopback: true, addressFilter: (a: string) => a === '127.0.0.1' } as const;
@@ -50,4 +50,22 @@ export async function connectPair(a: IceAgent, b: IceAgent, ms = 5000): Promise<
   const both = Promise.all([connected(a, ms), connected(b, ms)]);
   signal(a, b);
   await both;
+}
+
+/**
+ * Creates loopback agents for one `describe` block and remembers them: call `closeAll()` in `afterEach` so no
+ * socket or timer outlives its test.
+ */
+export function agentPool(): { make: (o?: IceAgentOptions) => IceAgent; closeAll: () => Promise<void> } {
+  const agents: IceAgent[] = [];
+  return {
+    make: (o: IceAgentOptions = {}) => {
+      const x = new IceAgent({ ...loopback, ...o });
+      agents.push(x);
+      return x;
+    },
+    closeAll: async () => {
+      await Promise.all(agents.splice(0).map((a) => a.close()));
+    },
+  };
 }

@@ -7,7 +7,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { IceAgent, type IceAgentOptions } from '../../src/node/ice-agent.js';
-import { connected, loopback, nextData, signal } from './agent-helpers.js';
+import { agentPool, connected, loopback, nextData, signal } from './agent-helpers.js';
 import { coturnVersion, startCoturn, type Coturn } from '../helpers/coturn.js';
 
 
@@ -34,12 +34,7 @@ async function closedTcpPort(): Promise<number> {
 
 describe('IceAgent: TURN over TCP and TLS (coturn on loopback)', () => {
   let coturn: Coturn | undefined;
-  const agents: IceAgent[] = [];
-  const make = (o: IceAgentOptions) => {
-    const x = new IceAgent({ ...loopback, ...o });
-    agents.push(x);
-    return x;
-  };
+  const { make, closeAll } = agentPool();
   const need = (): Coturn => {
     // Never vacuous: without coturn these tests fail (and under CI startCoturn already threw in beforeAll).
     if (!coturn) throw new Error('turnserver (coturn) is not installed: apt-get install -y coturn openssl');
@@ -56,7 +51,7 @@ describe('IceAgent: TURN over TCP and TLS (coturn on loopback)', () => {
     await coturn?.stop();
   });
   afterEach(async () => {
-    await Promise.all(agents.splice(0).map((a) => a.close()));
+    await closeAll();
   });
 
   async function relayOnlyRoundTrip(iceServers: NonNullable<IceAgentOptions['iceServers']>, extra: IceAgentOptions = {}): Promise<void> {
@@ -146,7 +141,7 @@ describe('IceAgent: TURN over TCP and TLS (coturn on loopback)', () => {
     expect(streamHandles()).toBeGreaterThanOrEqual(before + 4); // two connections per agent while they live
     await connectPair(a, b, 8000);
     const logBefore = server.log().length;
-    await Promise.all(agents.splice(0).map((x) => x.close()));
+    await closeAll();
     expect(streamHandles()).toBe(before);
     // The deallocations (Refresh with LIFETIME 0) reached the server over the connections before they closed
     // (coturn writes its log asynchronously: poll it briefly).

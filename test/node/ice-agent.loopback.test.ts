@@ -4,8 +4,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { sharedScheduler } from '../../src/node/driver.js';
-import { IceAgent, type IceAgentOptions } from '../../src/node/ice-agent.js';
-import { connectPair, isUp, loopback } from './agent-helpers.js';
+import { IceAgent } from '../../src/node/ice-agent.js';
+import { agentPool, connectPair, isUp, loopback } from './agent-helpers.js';
 
 
 
@@ -58,15 +58,8 @@ function resourceCounts(): { udp: number; timeout: number } {
 }
 
 describe('IceAgent on loopback', () => {
-  const agents: IceAgent[] = [];
-  const make = (o: IceAgentOptions = {}) => {
-    const x = new IceAgent({ ...loopback, ...o });
-    agents.push(x);
-    return x;
-  };
-  afterEach(async () => {
-    await Promise.all(agents.splice(0).map((a) => a.close()));
-  });
+  const { make, closeAll } = agentPool();
+  afterEach(closeAll);
 
   it('two agents connect, select the same pair and exchange data', async () => {
     const a = make({ role: 'controlling' });

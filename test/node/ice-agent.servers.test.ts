@@ -5,8 +5,8 @@
  */
 import { createSocket } from 'node:dgram';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { IceAgent, type IceAgentOptions } from '../../src/node/ice-agent.js';
-import { connectPair, loopback, nextData as firstData } from './agent-helpers.js';
+import { IceAgent } from '../../src/node/ice-agent.js';
+import { agentPool, connectPair, loopback, nextData as firstData } from './agent-helpers.js';
 import { startStunServer } from '../../src/node/stun-server.js';
 import { coturnVersion, startCoturn, type Coturn } from '../helpers/coturn.js';
 
@@ -24,15 +24,8 @@ async function freeUdpPort(): Promise<number> {
 }
 
 describe('IceAgent with mDNS, TURN and STUN (loopback)', () => {
-  const agents: IceAgent[] = [];
-  const make = (o: IceAgentOptions = {}) => {
-    const x = new IceAgent({ ...loopback, ...o });
-    agents.push(x);
-    return x;
-  };
-  afterEach(async () => {
-    await Promise.all(agents.splice(0).map((a) => a.close()));
-  });
+  const { make, closeAll } = agentPool();
+  afterEach(closeAll);
 
   it('mDNS: host candidates are signalled as .local names and the peers resolve each other', async () => {
     const port = await freeUdpPort();

@@ -3,6 +3,16 @@ import fc from 'fast-check';
 import type { Candidate } from '../../src/candidates/candidate.js';
 import type { IceDescription, IceMediaDescription } from '../../src/sip-offer-answer/index.js';
 
+/** A host candidate record with the given address and port; any field can be overridden. */
+export const cand = (over: Partial<Candidate> & Pick<Candidate, 'address' | 'port'>): Candidate => ({
+  foundation: 'h1',
+  component: 1,
+  transport: 'udp',
+  priority: 2130706431,
+  type: 'host',
+  ...over,
+});
+
 const ICE = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 export const iceChars = (min: number, max: number) =>
   fc.array(fc.constantFrom(...ICE), { minLength: min, maxLength: max }).map((a) => a.join(''));

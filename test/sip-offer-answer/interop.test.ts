@@ -4,6 +4,7 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { cand } from './arbitraries.js';
 import type { Candidate } from '../../src/candidates/candidate.js';
 import { SdpError } from '../../src/errors.js';
 import {
@@ -18,14 +19,6 @@ import {
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/sdp/${name}`, import.meta.url), 'utf8');
 const B: LocalIceParameters = { ufrag: 'BBBB', pwd: 'bbbbbbbbbbbbbbbbbbbbbb' };
 
-const cand = (over: Partial<Candidate> & Pick<Candidate, 'address' | 'port'>): Candidate => ({
-  foundation: 'h1',
-  component: 1,
-  transport: 'udp',
-  priority: 2130706431,
-  type: 'host',
-  ...over,
-});
 const host1 = cand({ address: '10.0.0.2', port: 6000 });
 const host2 = cand({ address: '10.0.0.2', port: 6001, component: 2, priority: 2130706430 });
 const srflx1 = cand({ foundation: 's1', type: 'srflx', address: '203.0.113.2', port: 7000, priority: 1694498815, relatedAddress: '10.0.0.2', relatedPort: 6000 });

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { Candidate } from '../../src/candidates/candidate.js';
+import { cand } from './arbitraries.js';
 import { InvalidStateError, SdpError } from '../../src/errors.js';
 import { OfferAnswer, readIceDescription, type LocalIceParameters } from '../../src/sip-offer-answer/index.js';
 import type { RandomSource } from '../../src/types.js';
@@ -35,14 +35,6 @@ const APP_WEBRTC_ANSWER = [
 const A: LocalIceParameters = { ufrag: 'AAAA', pwd: 'aaaaaaaaaaaaaaaaaaaaaa' };
 const B: LocalIceParameters = { ufrag: 'BBBB', pwd: 'bbbbbbbbbbbbbbbbbbbbbb' };
 
-const cand = (over: Partial<Candidate> & Pick<Candidate, 'address' | 'port'>): Candidate => ({
-  foundation: 'h1',
-  component: 1,
-  transport: 'udp',
-  priority: 2130706431,
-  type: 'host',
-  ...over,
-});
 const hostA = cand({ address: '10.0.0.1', port: 5000 });
 const hostA2 = cand({ address: '10.0.0.1', port: 5001, component: 2, priority: 2130706430 });
 const relayA = cand({ foundation: 'r1', type: 'relay', address: '198.51.100.1', port: 60000, priority: 16777215, relatedAddress: '203.0.113.1', relatedPort: 5000 });
