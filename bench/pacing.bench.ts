@@ -13,7 +13,7 @@
  * @module
  */
 import { AgentCore } from '../src/agent-core.js';
-import { GlobalPacer } from '../src/checklist/pacer.js';
+import { GlobalPacer } from '../src/stun/pacing.js';
 import type { RandomSource } from '../src/types.js';
 import type { BenchResult } from './run.js';
 import { SeededRandom } from '../src/testing/random.js';

@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import { AgentMachine, type AgentMachineEvent } from '../src/agent-machine.js';
 import type { Candidate } from '../src/candidates/candidate.js';
-import { GlobalPacer } from '../src/checklist/pacer.js';
+import { GlobalPacer } from '../src/stun/pacing.js';
 import type { Datagram, RandomSource, TransportAddress } from '../src/types.js';
 import type { BenchResult } from './run.js';
 import { SeededRandom } from '../src/testing/random.js';

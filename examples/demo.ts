@@ -100,7 +100,6 @@ export function virtualDemo(): { local: string; remote: string } {
     const machine = new AgentMachine({
       random: net.random.fork(name),
       role,
-      pacer: false,
       bases: [{ address: host.address(5000), component: 1 }],
       stunServers: [stun.address],
       turnServers: [{ server: turn.address, username: 'demo', credential: 'demo-password' }],

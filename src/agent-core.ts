@@ -42,9 +42,9 @@ import {
   parseCheck,
   prflxPriority,
 } from './checklist/checks.js';
-import { GlobalPacer, type PacerClient } from './checklist/pacer.js';
+import { isPacingValue, negotiateTa, type PacerClient } from './stun/pacing.js';
 import { CandidatePair, pairPriorityFor, type PairState } from './checklist/pair.js';
-import { checkRtoMs, hasPendingCheck, negotiateTa, nextIsTriggered, pickNextCheck, type RtoFormula } from './checklist/scheduler.js';
+import { checkRtoMs, hasPendingCheck, nextIsTriggered, pickNextCheck, type RtoFormula } from './checklist/scheduler.js';
 import type {
   AgentCoreOptions,
   AgentEvent,
@@ -252,11 +252,10 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     this.#lite = options.lite ?? false;
     this.#role = this.#lite ? 'controlled' : (options.role ?? 'controlling');
     this.#nomination = options.nomination ?? 'regular';
-    if (options.pacingMs !== undefined && !(options.pacingMs > 0)) throw new RangeError('pacingMs must be > 0');
+    if (options.pacingMs !== undefined && !isPacingValue(options.pacingMs)) throw new RangeError('pacingMs must be an RFC 8839 ice-pacing value (integer 0..9999999999)');
     this.#localPacing = options.pacingMs;
     this.#taMs = negotiateTa(this.#localPacing, undefined);
-    const pacer = options.pacer === undefined ? GlobalPacer.shared() : options.pacer;
-    this.#pacer = pacer === false ? undefined : pacer.register();
+    this.#pacer = options.pacer?.register();
     this.#checklistLimit = options.checklistLimit ?? DEFAULT_CHECKLIST_LIMIT;
     this.#remoteLimit = options.remoteCandidateLimit ?? 100;
     this.#consentIntervalMs = options.consentIntervalMs ?? 5000;

@@ -26,7 +26,6 @@ import {
   type RelayServerConfig,
 } from './candidates/gatherer.js';
 import { MdnsResponder } from './candidates/mdns.js';
-import { GlobalPacer } from './checklist/pacer.js';
 import type { AgentCoreOptions, AgentEvent, IceParameters } from './checklist/types.js';
 import { InvalidStateError } from './errors.js';
 import { canonicalIp, parseIp } from './ip.js';
@@ -197,8 +196,10 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
         ...(this.#mdns ? { mdns: this.#mdns } : this.#options.mdnsRegistrar ? { mdns: this.#options.mdnsRegistrar } : {}),
         ...(this.#options.software !== undefined ? { software: this.#options.software } : {}),
         ...(this.#options.iceTransportPolicy === 'relay' ? { gatherHost: false } : {}),
-        // RFC 8445 §14.2: gathering transactions share the process-wide 5 ms budget with the checks.
-        ...(this.#options.pacer === false ? {} : { pacer: (this.#options.pacer ?? GlobalPacer.shared()).register() }),
+        // RFC 8445 §14.2: gathering transactions are paced by the local Ta proposal (the peer's is not known yet)
+        // and share the process-wide 5 ms budget with the checks.
+        ...(this.#options.pacingMs !== undefined ? { taMs: this.#options.pacingMs } : {}),
+        ...(this.#options.pacer ? { pacer: this.#options.pacer.register() } : {}),
       });
       this.#gatherers.push(g);
     }

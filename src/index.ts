@@ -15,7 +15,7 @@ export { IceAgent, type IceAgentEvents, type IceAgentOptions, type IceCandidateP
 export { IceSdpSession, type IceSdpSessionEvents, type IceSdpSessionOptions } from './node/sdp-session.js';
 export { startStunServer } from './node/stun-server.js';
 export type { TurnTlsOptions } from './node/turn-transport.js';
-export { GlobalPacer } from './checklist/pacer.js';
+export { GlobalPacer } from './stun/pacing.js';
 export type { AgentState, AgentStats, IceParameters, LocalIceParameters, NominationMode, PairInfo, PairStats } from './checklist/types.js';
 export type { Candidate, CandidateType, LocalCandidate, TcpType } from './candidates/candidate.js';
 export { formatCandidate, parseCandidate, tryParseCandidate } from './candidates/grammar.js';

@@ -16,7 +16,7 @@ const P: TransportAddress = { address: '10.0.0.1', port: 5000 };
 
 /** One core against a scripted peer at P. */
 function scripted(opts: Partial<AgentCoreOptions>, bases: TransportAddress[]) {
-  const core = new AgentCore({ random: seededRandom(42), pacer: false, ...opts });
+  const core = new AgentCore({ random: seededRandom(42), ...opts });
   core.addStream(1);
   bases.forEach((b, i) => core.addLocalCandidate(0, host(b.address, b.port, 1, 65535 - i, `B${i}`)));
   core.setRemoteParameters(0, PEER);

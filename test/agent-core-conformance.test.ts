@@ -138,9 +138,9 @@ describe("the 'ice2' ICE option (RFC 8445 §10)", () => {
   it("is advertised by a regular-nominating agent, not by one configured for aggressive nomination (RFC 5245)", async () => {
     const { AgentCore } = await import('../src/agent-core.js');
     const { seededRandom } = await import('./checklist/harness.js');
-    expect(new AgentCore({ random: seededRandom(1), pacer: false }).getLocalParameters().options).toContain('ice2');
+    expect(new AgentCore({ random: seededRandom(1) }).getLocalParameters().options).toContain('ice2');
     // "When an ICE agent includes 'ice2' ... the agent will not use the aggressive nomination procedure".
-    const aggressive = new AgentCore({ random: seededRandom(1), pacer: false, nomination: 'aggressive' });
+    const aggressive = new AgentCore({ random: seededRandom(1), nomination: 'aggressive' });
     expect(aggressive.getLocalParameters().options).not.toContain('ice2');
     expect(aggressive.getLocalParameters().options).toContain('trickle');
   });

@@ -15,8 +15,8 @@ const local = (addr: TransportAddress, f: string): LocalCandidate => ({ ...host(
 // That must hold for the first checks of a restarted session as much as for a first connection.
 describe('AgentCore: early checks of a restarted session', () => {
   it('a check from the peer that arrives before its new parameters creates a pair and a triggered check', () => {
-    const a = new AgentCore({ random: new SeededRandom('a'), role: 'controlling', pacer: false });
-    const b = new AgentCore({ random: new SeededRandom('b'), role: 'controlled', pacer: false });
+    const a = new AgentCore({ random: new SeededRandom('a'), role: 'controlling' });
+    const b = new AgentCore({ random: new SeededRandom('b'), role: 'controlled' });
     a.addStream(1);
     b.addStream(1);
     a.addLocalCandidate(0, local(A, 'a'));

@@ -46,14 +46,14 @@ describe('bad network input never throws (drop and count)', () => {
 
 describe('limits and API misuse', () => {
   it('enforces the remote-candidate limit and ignores candidates after end-of-candidates', () => {
-    const a = new AgentCore({ random: seededRandom(1), pacer: false, remoteCandidateLimit: 3 });
+    const a = new AgentCore({ random: seededRandom(1), remoteCandidateLimit: 3 });
     a.addStream(1);
     a.addLocalCandidate(0, host('10.0.0.1', 1));
     a.setRemoteParameters(0, { ufrag: 'abcd', pwd: 'x'.repeat(22) });
     for (let i = 0; i < 5; i++) a.addRemoteCandidate(0, signalled(host(`10.0.1.${i + 1}`, 9)));
     expect(a.getChecklist(0).pairs).toHaveLength(3);
     expect(a.getStats().dropped['remote-limit']).toBe(2);
-    const b = new AgentCore({ random: seededRandom(2), pacer: false, checklistLimit: 2 });
+    const b = new AgentCore({ random: seededRandom(2), checklistLimit: 2 });
     b.addStream(1);
     b.addLocalCandidate(0, host('10.0.0.1', 1));
     b.setRemoteParameters(0, { ufrag: 'abcd', pwd: 'x'.repeat(22) });
@@ -125,7 +125,7 @@ describe('unknown comprehension-required attributes (RFC 8489 §6.3.1.1)', () =>
     const { Attr, attr, getAttribute } = await import('../src/stun/attributes.js');
     const { encodeStunMessage, decodeStunMessage, verifyIntegrity } = await import('../src/stun/message.js');
     const { shortTermKey } = await import('../src/stun/integrity.js');
-    const a = new AgentCore({ random: seededRandom(5), pacer: false, role: 'controlled' });
+    const a = new AgentCore({ random: seededRandom(5), role: 'controlled' });
     a.addStream(1);
     a.addLocalCandidate(0, host('10.0.0.2', 6000));
     const lp = a.getLocalParameters();

@@ -14,7 +14,6 @@ describe('AgentMachine: end-of-candidates while an mDNS name is resolving', () =
     const responderB = new MdnsResponder({ random: new SeededRandom('rb'), local: bLocal, group });
     const a = new AgentMachine({
       random: new SeededRandom('a'),
-      pacer: false,
       bases: [{ address: { address: '192.0.2.1', port: 5000 }, component: 1 }],
       mdns: { responder: responderA, local: aLocal },
     });

@@ -24,7 +24,6 @@ function machine(o: Partial<AgentMachineOptions> = {}, transport: 'tcp' | 'tls' 
     role: 'controlling',
     bases: [{ address: BASE, component: 1 }],
     turnServers: [{ server: SERVER, transport, username: 'user', credential: 'pass' }],
-    pacer: false,
     gatherTimeoutMs: 5000,
     ...o,
   });
@@ -315,7 +314,6 @@ describe('AgentMachine: TURN over a stream connection (virtual time)', () => {
       random: seededRandom(7),
       bases: [{ address: BASE, component: 1 }],
       turnServers: [{ server: SERVER, transport: 'udp', username: 'user', credential: 'pass' }],
-      pacer: false,
     });
     m.gather(0);
     expect(drainEvents(m).some((e) => e.type === 'turn-connect')).toBe(false);

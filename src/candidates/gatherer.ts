@@ -20,12 +20,10 @@ import type { CandidateType, LocalCandidate } from './candidate.js';
 import { FoundationRegistry } from './foundation.js';
 import { candidatePriority, DEFAULT_TYPE_PREFERENCES, localPreferences, uniquePriority, validateTypePreferences, type TypePreferences } from './priority.js';
 import { isRedundantWith } from './redundancy.js';
-import type { PacerClient } from '../checklist/pacer.js';
+import { DEFAULT_TA_MS, isPacingValue, type PacerClient } from '../stun/pacing.js';
 
 /** Default bound on the whole gathering phase. */
 export const DEFAULT_GATHER_TIMEOUT_MS = 5000;
-/** RFC 8445 §14.2: default pacing timer Ta. */
-export const DEFAULT_TA_MS = 50;
 
 /** A bound host socket the gatherer may use. */
 export interface HostBase {
@@ -210,6 +208,7 @@ export class Gatherer implements SansIoMachine<GathererEvent> {
       throw new InvalidStateError('turnServers given without a relayAllocator');
     }
     this.#timeoutMs = options.gatherTimeoutMs ?? DEFAULT_GATHER_TIMEOUT_MS;
+    if (options.taMs !== undefined && !isPacingValue(options.taMs)) throw new RangeError('taMs must be an RFC 8839 ice-pacing value (integer 0..9999999999)');
     this.#taMs = options.taMs ?? DEFAULT_TA_MS;
     this.#timing = options.stunTiming ?? {};
     this.#prefs = options.typePreferences ?? DEFAULT_TYPE_PREFERENCES;

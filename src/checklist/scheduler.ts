@@ -1,23 +1,13 @@
 /**
- * Check scheduling (RFC 8445 §6.1.4): the negotiated Ta (§14.2), the check RTO (§14.3) and the choice of the next
+ * Check scheduling (RFC 8445 §6.1.4): the check RTO (§14.3) and the choice of the next
  * check across the checklist set (triggered queue first, then Waiting pairs, unfreezing by foundation).
  * @module
  */
 import type { Checklist } from './checklist.js';
 import type { CandidatePair } from './pair.js';
 
-/** Default Ta (RFC 8445 §14.2). */
-export const DEFAULT_TA_MS = 50;
 /** Minimum check RTO (RFC 8445 §14.3: MUST NOT be smaller than 500 ms). */
 export const MIN_CHECK_RTO_MS = 500;
-
-/**
- * Ta both agents use (RFC 8445 §14.2): the higher of the two proposals, a side that proposes none counting as the
- * default 50 ms.
- */
-export function negotiateTa(localProposalMs?: number, remoteProposalMs?: number): number {
-  return Math.max(localProposalMs ?? DEFAULT_TA_MS, remoteProposalMs ?? DEFAULT_TA_MS);
-}
 
 /** How the check RTO is computed. */
 export type RtoFormula = 'rfc8445' | 'linear';

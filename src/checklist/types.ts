@@ -5,7 +5,7 @@
 import type { Candidate, LocalCandidate } from '../candidates/candidate.js';
 import type { IceRole, TransportAddress } from '../types.js';
 import type { RtoFormula } from './scheduler.js';
-import type { GlobalPacer } from './pacer.js';
+import type { GlobalPacer } from '../stun/pacing.js';
 import type { PairState } from './pair.js';
 import type { RandomSource } from '../types.js';
 
@@ -59,10 +59,10 @@ export interface AgentCoreOptions {
   /** Local Ta proposal in ms (RFC 8445 §14.2). Unset: the default 50 ms, not signalled. */
   readonly pacingMs?: number;
   /**
-   * The process-wide pacer (RFC 8445 §14.2 5 ms rule). Default: `GlobalPacer.shared()`, one per process;
-   * `false` disables global pacing for this agent. Agents sharing a pacer must share the time origin of `now`.
+   * The process-wide pacer (RFC 8445 §14.2 5 ms rule) this agent's new checks go through. Absent: only Ta paces
+   * them (the Node edge injects the process instance). Agents sharing a pacer must share the time origin of `now`.
    */
-  readonly pacer?: GlobalPacer | false;
+  readonly pacer?: GlobalPacer;
   /** Maximum candidate pairs per checklist (default 100, RFC 8445 §6.1.2.5). */
   readonly checklistLimit?: number;
   /** Maximum remote candidates per stream, peer-reflexive ones included (default 100). */

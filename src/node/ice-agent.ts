@@ -13,7 +13,8 @@ import { signalledCandidate } from '../candidates/signal.js';
 import type { HostSelectionOptions } from '../candidates/host.js';
 import type { PairState } from '../checklist/pair.js';
 import type { AgentState, AgentStats, IceParameters, LocalIceParameters, NominationMode, PairInfo } from '../checklist/types.js';
-import type { GlobalPacer } from '../checklist/pacer.js';
+import type { GlobalPacer } from '../stun/pacing.js';
+import { processWidePacer } from './pacer.js';
 import { InvalidStateError } from '../errors.js';
 import { ipFamily } from '../ip.js';
 import { normalizeIceServers, type IceServerConfig } from '../turnclient/uri.js';
@@ -61,7 +62,7 @@ export interface IceAgentOptions extends HostSelectionOptions {
   readonly nomination?: NominationMode;
   /** Local Ta proposal in ms (RFC 8445 §14.2, signalled as `a=ice-pacing`). Default: none (50 ms). */
   readonly pacingMs?: number;
-  /** Process-wide pacer (RFC 8445 §14.2): default the shared one; `false` disables it for this agent. */
+  /** Process-wide pacer (RFC 8445 §14.2): default the one every agent of this process shares; `false`: none. */
   readonly pacer?: GlobalPacer | false;
   /** Bound on gathering (ms, default 5000). */
   readonly gatherTimeoutMs?: number;
@@ -253,7 +254,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       stunServers,
       turnServers,
       ...(mdns ? { mdnsRegistrar: { register: (_now: number, address: string) => mdns.register(address) } } : {}),
-      ...pick(o, ['lite', 'nomination', 'pacingMs', 'pacer', 'gatherTimeoutMs', 'consentIntervalMs', 'consentTimeoutMs',
+      ...(o.pacer === false ? {} : { pacer: o.pacer ?? processWidePacer() }),
+      ...pick(o, ['lite', 'nomination', 'pacingMs', 'gatherTimeoutMs', 'consentIntervalMs', 'consentTimeoutMs',
         'keepaliveIntervalMs', 'checklistLimit', 'remoteCandidateLimit', 'failureGraceMs', 'software', 'iceTransportPolicy', 'ufrag', 'pwd']),
     });
     this.#machine = machine;

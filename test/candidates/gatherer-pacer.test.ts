@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Gatherer } from '../../src/candidates/gatherer.js';
-import { GlobalPacer } from '../../src/checklist/pacer.js';
+import { GlobalPacer } from '../../src/stun/pacing.js';
 import { SeededRandom } from '../../src/testing/random.js';
 
 // RFC 8445 §14.2: all STUN/TURN transactions of all agents of one process at least 5 ms apart, gathering included.

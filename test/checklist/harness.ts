@@ -115,7 +115,7 @@ export class Driver {
 
   /** Adds an agent owning the given base addresses. */
   add(name: string, options: Partial<AgentCoreOptions> & { random?: RandomSource }, bases: readonly TransportAddress[] = []): AgentCore {
-    const core = new AgentCore({ random: seededRandom(name.length * 7919 + name.charCodeAt(0)), pacer: false, ...options });
+    const core = new AgentCore({ random: seededRandom(name.length * 7919 + name.charCodeAt(0)), ...options });
     this.agents.set(name, core);
     this.events.set(name, []);
     for (const b of bases) this.own(name, b);

@@ -1,18 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Checklist } from '../../src/checklist/checklist.js';
 import { CandidatePair } from '../../src/checklist/pair.js';
-import { checkRtoMs, hasPendingCheck, negotiateTa, pickNextCheck } from '../../src/checklist/scheduler.js';
+import { checkRtoMs, hasPendingCheck, pickNextCheck } from '../../src/checklist/scheduler.js';
 import { host, signalled } from './harness.js';
-
-describe('Ta negotiation (RFC 8445 §14.2)', () => {
-  it('uses the higher proposal, 50 ms standing in for a missing one', () => {
-    expect(negotiateTa()).toBe(50);
-    expect(negotiateTa(20)).toBe(50);
-    expect(negotiateTa(undefined, 80)).toBe(80);
-    expect(negotiateTa(100, 80)).toBe(100);
-    expect(negotiateTa(30, 40)).toBe(40); // both proposed: the higher one, even below the default
-  });
-});
 
 describe('check RTO (RFC 8445 §14.3)', () => {
   it('never below 500 ms', () => {

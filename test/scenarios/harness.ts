@@ -16,7 +16,7 @@ import { AgentMachine, type AgentMachineEvent, type AgentMachineOptions, type St
 import type { Candidate, CandidateType, LocalCandidate } from '../../src/candidates/candidate.js';
 import type { RelayServerConfig } from '../../src/candidates/gatherer.js';
 import { MdnsResponder } from '../../src/candidates/mdns.js';
-import { GlobalPacer } from '../../src/checklist/pacer.js';
+import { GlobalPacer } from '../../src/stun/pacing.js';
 import type { AgentState, IceParameters, PairInfo } from '../../src/checklist/types.js';
 import type { SansIoMachine } from '../../src/machine.js';
 import { NatPresets, type NatBehaviorOptions } from '../../src/testing/nat.js';
@@ -259,7 +259,7 @@ export class Scenario {
       bases,
       stunServers: o.stun === false ? [] : [this.stun.address],
       turnServers,
-      pacer: o.pacer === 'none' ? false : new GlobalPacer(),
+      ...(o.pacer === 'none' ? {} : { pacer: new GlobalPacer() }),
     });
     // Events are drained only when the network runs, after `side` is assigned.
     let side: Side | undefined;

@@ -19,7 +19,7 @@ function txid(i: number): Uint8Array {
 
 /** A peer that holds valid credentials and misbehaves in every way the protocol lets it. */
 function hostilePeer(role: 'controlling' | 'controlled', setRemoteFirst: boolean) {
-  const a = new AgentCore({ random: seededRandom(3), pacer: false, role, remoteCandidateLimit: 100, checklistLimit: 100 });
+  const a = new AgentCore({ random: seededRandom(3), role, remoteCandidateLimit: 100, checklistLimit: 100 });
   a.addStream(1);
   a.addLocalCandidate(0, host(BASE.address, BASE.port));
   if (setRemoteFirst) a.setRemoteParameters(0, { ufrag: 'peer', pwd: PEER_PWD });

@@ -13,7 +13,7 @@ const BASE = { address: '10.0.0.1', port: 5000 };
 const PEER_PWD = 'p'.repeat(22);
 
 function agent(role: 'controlling' | 'controlled' = 'controlling', withRemote = true): AgentCore {
-  const a = new AgentCore({ random: seededRandom(7), pacer: false, role, tieBreaker: 1000n });
+  const a = new AgentCore({ random: seededRandom(7), role, tieBreaker: 1000n });
   a.addStream(1);
   a.addLocalCandidate(0, host(BASE.address, BASE.port));
   if (withRemote) {

@@ -1,6 +1,21 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { GlobalPacer } from '../../src/checklist/pacer.js';
+import { GlobalPacer, isPacingValue, negotiateTa } from '../../src/stun/pacing.js';
+import { processWidePacer } from '../../src/node/pacer.js';
+
+describe('Ta negotiation (RFC 8445 §14.2)', () => {
+  it('uses the higher proposal, 50 ms standing in for a missing one', () => {
+    expect(negotiateTa()).toBe(50);
+    expect(negotiateTa(20)).toBe(50);
+    expect(negotiateTa(undefined, 80)).toBe(80);
+    expect(negotiateTa(100, 80)).toBe(100);
+    expect(negotiateTa(30, 40)).toBe(40); // both proposed: the higher one, even below the default
+  });
+  it('one validation rule for every proposal: the RFC 8839 §5.5 grammar (1*10DIGIT)', () => {
+    for (const ok of [0, 1, 5, 50, 9_999_999_999]) expect(isPacingValue(ok)).toBe(true);
+    for (const bad of [-1, 0.5, 10_000_000_000, Number.NaN, Infinity]) expect(isPacingValue(bad)).toBe(false);
+  });
+});
 
 describe('GlobalPacer', () => {
   it('grants at most one slot per interval', () => {
@@ -95,7 +110,7 @@ describe('GlobalPacer', () => {
     expect(p.waiting).toBe(0);
   });
 
-  it('disabled: always grants; withdraw leaves the line; a fresh timeline resets it', () => {
+  it('disabled: always grants; withdraw leaves the line', () => {
     const off = new GlobalPacer({ enabled: false });
     const x = off.register();
     expect(x.request(0, 'ordinary') && x.request(0, 'ordinary')).toBe(true);
@@ -105,7 +120,6 @@ describe('GlobalPacer', () => {
     b.request(101, 'ordinary');
     b.withdraw();
     expect(p.waiting).toBe(0);
-    expect(b.request(0, 'ordinary')).toBe(true); // time went backwards: another virtual clock
   });
 
   it('property: any request pattern obeying nextSlot never yields two grants closer than the interval', () => {
@@ -125,29 +139,42 @@ describe('GlobalPacer', () => {
   });
 });
 
-describe('AgentCore default pacer', () => {
-  it('agents created without a pacer share the process-wide one (5 ms between their checks)', async () => {
-    const { AgentCore } = await import('../../src/agent-core.js');
-    const { host, seededRandom, signalled } = await import('./harness.js');
-    const agents = [1, 2].map((i) => {
-      const a = new AgentCore({ random: seededRandom(i) });
-      a.addStream(1);
-      a.addLocalCandidate(0, host(`10.0.0.${i}`, 5000));
-      a.setRemoteParameters(0, { ufrag: 'peer', pwd: 'p'.repeat(22) });
-      a.addRemoteCandidate(0, signalled(host(`10.9.0.${i}`, 9)));
-      return a;
+describe('who paces globally', () => {
+  function agents(pacer?: GlobalPacer) {
+    return import('../../src/agent-core.js').then(async ({ AgentCore }) => {
+      const { host, seededRandom, signalled } = await import('../checklist/harness.js');
+      return [1, 2].map((i) => {
+        const a = new AgentCore({ random: seededRandom(i), ...(pacer ? { pacer } : {}) });
+        a.addStream(1);
+        a.addLocalCandidate(0, host(`10.0.0.${i}`, 5000));
+        a.setRemoteParameters(0, { ufrag: 'peer', pwd: 'p'.repeat(22) });
+        a.addRemoteCandidate(0, signalled(host(`10.9.0.${i}`, 9)));
+        return a;
+      });
     });
-    expect(GlobalPacer.shared()).toBe(GlobalPacer.shared());
+  }
+  function firstChecks(list: Awaited<ReturnType<typeof agents>>): number[] {
     const sentAt: number[] = [];
     for (let now = 0; now <= 20; now++) {
-      for (const a of agents) {
+      for (const a of list) {
         const t = a.pollTimeout();
         if (t !== undefined && t <= now) a.handleTimeout(now);
         for (let d = a.pollTransmit(); d; d = a.pollTransmit()) sentAt.push(now);
       }
     }
-    expect(sentAt).toHaveLength(2);
-    expect(sentAt[1]! - sentAt[0]!).toBeGreaterThanOrEqual(5);
-    for (const a of agents) a.close();
+    for (const a of list) a.close();
+    return sentAt;
+  }
+
+  it('the sans-IO core paces globally only with an injected pacer', async () => {
+    expect(firstChecks(await agents())).toEqual([0, 0]);
+    const paced = firstChecks(await agents(new GlobalPacer()));
+    expect(paced).toHaveLength(2);
+    expect(paced[1]! - paced[0]!).toBeGreaterThanOrEqual(5);
+  });
+
+  it('the Node edge owns one instance per process', () => {
+    expect(processWidePacer()).toBe(processWidePacer());
+    expect(processWidePacer().intervalMs).toBe(5);
   });
 });

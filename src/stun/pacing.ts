@@ -1,6 +1,12 @@
 /**
- * The process-wide pacer (RFC 8445 §14.2): "the combination of all transactions from all agents ... MUST NOT be sent
- * more often than once every 5 ms (as though there were one global Ta value for pacing all agents)".
+ * Pacing (RFC 8445 §14.1, §14.2), in one room below gathering, the checklist and the SDP layer:
+ * - **Ta**, the per-agent spacing of new transactions: 50 ms unless a different value is proposed (RFC 8839
+ *   `a=ice-pacing`); both agents use the higher proposal, no proposal counting as 50 ms (`negotiateTa`). Every
+ *   proposal, local or remote, is validated by one rule, the RFC 8839 §5.5 grammar (`isPacingValue`).
+ * - **The process-wide 5 ms rule**: "the combination of all transactions from all agents ... MUST NOT be sent more
+ *   often than once every 5 ms (as though there were one global Ta value for pacing all agents)" (§14.2).
+ *   `GlobalPacer` keeps that rule. Which agents share one is a decision of the edge: `src/node/pacer.ts` owns the
+ *   process instance; a sans-IO machine paces globally only when a pacer is injected.
  *
  * Design (sans-IO, deterministic): the pacer hands out send slots at least `intervalMs` apart. An agent that wants
  * to start a check transaction calls `client.request(now, kind)`:
@@ -14,10 +20,30 @@
  * check. A head that does not claim its slot within one interval (its timer ran late, or it lost interest without
  * withdrawing) is rotated to the back of its class so the line never stalls.
  *
- * The pacer never reads a clock: every decision uses the `now` passed in. It paces the start of check transactions;
- * retransmissions (RTO-driven), consent requests and keepalives are not paced here.
+ * The pacer never reads a clock: every decision uses the `now` passed in. All clients of one pacer must share the
+ * time origin of `now`. It paces the start of check and gathering transactions; retransmissions (RTO-driven),
+ * consent requests and keepalives are not paced here (§14.1).
  * @module
  */
+
+/** Default Ta, ms (RFC 8445 §14.2; RFC 8839 §5.5: the value when `a=ice-pacing` is absent). */
+export const DEFAULT_TA_MS = 50;
+
+/** Largest value the RFC 8839 §5.5 grammar allows (`pacing-value = 1*10DIGIT`). */
+export const MAX_PACING_MS = 9_999_999_999;
+
+/** True when `ms` is a pacing value the RFC 8839 §5.5 grammar can carry: an integer of 1 to 10 digits. */
+export function isPacingValue(ms: number): boolean {
+  return Number.isInteger(ms) && ms >= 0 && ms <= MAX_PACING_MS;
+}
+
+/**
+ * Ta both agents use (RFC 8445 §14.2): the higher of the two proposals, a side that proposes none counting as the
+ * default 50 ms.
+ */
+export function negotiateTa(localProposalMs?: number, remoteProposalMs?: number): number {
+  return Math.max(localProposalMs ?? DEFAULT_TA_MS, remoteProposalMs ?? DEFAULT_TA_MS);
+}
 
 /** Options of `GlobalPacer`. */
 export interface GlobalPacerOptions {
@@ -67,7 +93,6 @@ export class GlobalPacer {
   readonly #ordinary: Waiter[] = [];
   #grants = 0;
   #minSpacing = Infinity;
-  #resets = 0;
 
   constructor(options: GlobalPacerOptions = {}) {
     const interval = options.intervalMs ?? 5;
@@ -75,14 +100,6 @@ export class GlobalPacer {
     this.intervalMs = interval;
     this.headGraceMs = Math.max(interval, options.headGraceMs ?? 20);
     this.enabled = options.enabled ?? true;
-  }
-
-  static #shared: GlobalPacer | undefined;
-
-  /** The process-wide default pacer (5 ms), created on first use. */
-  static shared(): GlobalPacer {
-    GlobalPacer.#shared ??= new GlobalPacer();
-    return GlobalPacer.#shared;
   }
 
   /** A handle for one agent. */
@@ -100,11 +117,6 @@ export class GlobalPacer {
     return this.#minSpacing;
   }
 
-  /** Times the pacer started over because a request came from an earlier time than the last grant (another clock). */
-  get resets(): number {
-    return this.#resets;
-  }
-
   /** Number of clients waiting for a slot. */
   get waiting(): number {
     return this.#triggered.length + this.#ordinary.length;
@@ -116,14 +128,6 @@ export class GlobalPacer {
       this._withdraw(client);
       this.#record(now);
       return true;
-    }
-    // Grants are recorded at the `now` of the request, so with one time origin `now` never goes below the last
-    // grant. If it does, the caller is on another timeline (e.g. a fresh virtual clock): start over rather than stall.
-    if (now < this.#lastGrant) {
-      this.#resets++;
-      this.#lastGrant = -Infinity;
-      this.#triggered.length = 0;
-      this.#ordinary.length = 0;
     }
     this.#markHead(now);
     this.#enqueue(client, now, kind);
@@ -218,7 +222,6 @@ export class GlobalPacer {
     const estimate = open + pos * this.intervalMs;
     return estimate > waiter!.lastAsk ? estimate : waiter!.lastAsk + this.intervalMs;
   }
-
 }
 
 /** One agent's handle on the `GlobalPacer`. */
