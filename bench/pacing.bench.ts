@@ -12,7 +12,7 @@
  * - first-check delay per agent, p50 / p99 (all agents start at t = 0).
  * @module
  */
-import { AgentCore } from '../src/agent-core.js';
+import { AgentCore } from '../src/checklist/agent-core.js';
 import { GlobalPacer } from '../src/stun/pacing.js';
 import type { RandomSource } from '../src/types.js';
 import type { BenchResult } from './run.js';

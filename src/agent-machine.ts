@@ -13,7 +13,7 @@
  * Same drain contract as every machine (`src/machine.ts`).
  * @module
  */
-import { AgentCore } from './agent-core.js';
+import { AgentCore } from './checklist/agent-core.js';
 import type { Candidate, LocalCandidate } from './candidates/candidate.js';
 import {
   Gatherer,

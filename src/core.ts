@@ -6,7 +6,7 @@
  */
 export type { SansIoMachine } from './machine.js';
 export { AgentMachine, type AgentMachineEvent, type AgentMachineOptions, type StreamBase, type TurnStreamEvent } from './agent-machine.js';
-export { AgentCore } from './agent-core.js';
+export { AgentCore } from './checklist/agent-core.js';
 export type * from './checklist/types.js';
 export { GlobalPacer, type GlobalPacerOptions } from './stun/pacing.js';
 export * from './candidates/index.js';

@@ -21,3 +21,36 @@ export interface SansIoMachine<Event> {
   /** Earliest time `handleTimeout` must be called, or undefined when nothing is scheduled. */
   pollTimeout(): number | undefined;
 }
+
+/**
+ * A machine's named deadlines (quinn-proto keeps the same "timer table"): each concern sets or clears its own
+ * entry when its state changes, and `pollTimeout` is the earliest entry, so no poll re-scans every transaction or
+ * pair. A name says which timer is due, in a debugger or a trace. An entry may be early (the concern then finds
+ * nothing to do and sets it again), never late.
+ */
+export class Deadlines<Name extends string> {
+  readonly #at = new Map<Name, number>();
+
+  /** Sets `name` to fire at `at`; undefined (or Infinity) clears it. */
+  set(name: Name, at: number | undefined): void {
+    if (at === undefined || at === Infinity) this.#at.delete(name);
+    else this.#at.set(name, at);
+  }
+
+  /** When `name` fires, or undefined. */
+  get(name: Name): number | undefined {
+    return this.#at.get(name);
+  }
+
+  /** Clears every entry. */
+  clear(): void {
+    this.#at.clear();
+  }
+
+  /** The earliest entry, or undefined when none is set. */
+  next(): number | undefined {
+    let t = Infinity;
+    for (const at of this.#at.values()) if (at < t) t = at;
+    return t === Infinity ? undefined : t;
+  }
+}

@@ -185,7 +185,7 @@ export class Checklist {
   addValid(pair: CandidatePair): void {
     if (pair.valid) return;
     pair.valid = true;
-    pair.nominated = false;
+    if (pair.nomination === 'nominated') pair.nomination = 'none';
     let i = 0;
     while (i < this.#valid.length && comparePairs(this.#valid[i]!, pair) < 0) i++;
     this.#valid.splice(i, 0, pair);
@@ -196,7 +196,7 @@ export class Checklist {
     const i = this.#valid.indexOf(pair);
     if (i >= 0) this.#valid.splice(i, 1);
     pair.valid = false;
-    pair.nominated = false;
+    if (pair.nomination === 'nominated') pair.nomination = 'none';
   }
 
   /** Highest-priority valid pair of a component (optionally only nominated ones). */

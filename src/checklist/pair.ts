@@ -28,6 +28,14 @@ export function pairPriorityFor(role: IceRole, localPriority: number, remotePrio
   return role === 'controlling' ? pairPriority(localPriority, remotePriority) : pairPriority(remotePriority, localPriority);
 }
 
+/**
+ * A pair's part in nomination (RFC 8445 §8), one state instead of three flags:
+ * - `'nominating'`: controlling side, a check with USE-CANDIDATE is queued or in flight for it (§8.1.1);
+ * - `'nominate-on-success'`: controlled side, USE-CANDIDATE arrived before the pair succeeded (§7.3.1.5);
+ * - `'nominated'`: a valid pair with the nominated flag set (§7.2.5.3.4, §7.3.1.5).
+ */
+export type PairNomination = 'none' | 'nominating' | 'nominate-on-success' | 'nominated';
+
 /** Counters kept per pair (what `getStats()` reports). */
 export interface PairCounters {
   requestsSent: number;
@@ -63,16 +71,12 @@ export class CandidatePair {
   state: PairState = 'frozen';
   /** In the valid list (RFC 8445 §7.2.5.3.2). */
   valid = false;
-  /** Nominated flag (RFC 8445 §7.2.5.3.4, §7.3.1.5). */
-  nominated = false;
-  /** Controlled side: a USE-CANDIDATE request arrived before this pair succeeded (§7.3.1.5). */
-  nominateOnSuccess = false;
+  /** Where the pair stands in nomination (RFC 8445 §8); see {@link PairNomination}. */
+  nomination: PairNomination = 'none';
   /** The valid pair this pair's check produced (may be this pair itself). */
   validPair: CandidatePair | undefined;
   /** For a valid pair: the checklist pair whose check produced it (may be this pair itself). */
   checkPair: CandidatePair | undefined;
-  /** Controlling side: a check with USE-CANDIDATE was sent or queued for this pair. */
-  nominating = false;
   /** Last time a response (check or consent) proved the peer consents (RFC 7675), ms. */
   lastConsentAt = -Infinity;
   /** Last time anything was sent on this pair, ms (keepalives, RFC 8445 §11). */
@@ -97,6 +101,11 @@ export class CandidatePair {
     this.remote = remote;
     this.foundation = `${local.foundation}:${remote.foundation}`;
     this.priority = priority;
+  }
+
+  /** The nominated flag (RFC 8445 §7.2.5.3.4, §7.3.1.5). */
+  get nominated(): boolean {
+    return this.nomination === 'nominated';
   }
 
   /** `base -> remote`, what identifies the 5-tuple the pair sends on. */

@@ -1,9 +1,15 @@
 /**
- * Check scheduling (RFC 8445 §6.1.4): the check RTO (§14.3) and the choice of the next
- * check across the checklist set (triggered queue first, then Waiting pairs, unfreezing by foundation).
+ * Sending checks (RFC 8445 §6.1.4): one new check every Ta (§14.2) across the checklist set, the triggered queue
+ * first, then the highest-priority Waiting pair, unfreezing by foundation; each new check also waits for a slot of
+ * the process-wide pacer when one is injected (§14.2's 5 ms rule). The check's RTO follows §14.3.
  * @module
  */
+import { TransactionTimer, newTransactionId } from '../stun/transaction.js';
+import type { Datagram } from '../types.js';
 import type { Checklist } from './checklist.js';
+import { encodeCheckRequest, prflxPriority } from './checks.js';
+import { addrOf, checklists, setPairState, type AgentContext } from './context.js';
+import { nominatorFor } from './nomination.js';
 import type { CandidatePair } from './pair.js';
 
 /** Minimum check RTO (RFC 8445 §14.3: MUST NOT be smaller than 500 ms). */
@@ -105,4 +111,76 @@ function unfreezeIdleFoundations(cl: Checklist, all: readonly Checklist[]): void
     busy.add(p.foundation);
     p.state = 'waiting';
   }
+}
+
+/** Sends the next check when Ta has passed and the global pacer grants a slot (RFC 8445 §6.1.4.2, §14.2). */
+export function runChecks(ctx: AgentContext, now: number): void {
+  const sch = ctx.scheduler;
+  const lists = checklists(ctx);
+  const pending = hasPendingCheck(lists);
+  if (now < sch.nextCheckAt || !pending) {
+    if (!pending) ctx.pacer?.withdraw();
+    return;
+  }
+  if (ctx.pacer && !ctx.pacer.request(now, nextIsTriggered(lists) ? 'triggered' : 'ordinary')) {
+    sch.pacerDelayed = true;
+    return;
+  }
+  // When the global pacer stretches this agent's spacing beyond Ta, the RTO scales with the real spacing, so each
+  // pair still gets its first check before any retransmission (the intent of RFC 8445 §14.3).
+  const effectiveTa = sch.pacerDelayed && sch.lastCheckAt > -Infinity ? Math.max(sch.taMs, now - sch.lastCheckAt) : sch.taMs;
+  sch.pacerDelayed = false;
+  sch.lastCheckAt = now;
+  const picked = pickNextCheck(lists, sch.cursor);
+  // Cannot happen while hasPendingCheck and pickNextCheck agree; never spin on it.
+  if (!picked) {
+    sch.nextCheckAt = now + sch.taMs;
+    return;
+  }
+  sch.cursor = picked.cursor;
+  sendCheck(ctx, now, picked.check.pair, effectiveTa);
+  sch.nextCheckAt = now + sch.taMs;
+}
+
+/** When the next check may go: after Ta, and not before the pacer's estimate of this agent's slot. */
+export function checkDeadline(ctx: AgentContext): number | undefined {
+  const sch = ctx.scheduler;
+  if (!sch.pending) return undefined;
+  return Math.max(sch.nextCheckAt, ctx.pacer?.nextSlot() ?? -Infinity, ctx.now);
+}
+
+function sendCheck(ctx: AgentContext, now: number, pair: CandidatePair, effectiveTa: number): void {
+  const s = ctx.streams[pair.stream]!;
+  const remote = s.remote!;
+  const useCandidate = nominatorFor(ctx).useCandidate(pair);
+  const priority = prflxPriority(pair.local.priority);
+  const id = newTransactionId(ctx.random);
+  const data = encodeCheckRequest({
+    transactionId: id,
+    username: `${remote.ufrag}:${s.local.ufrag}`,
+    priority,
+    role: ctx.role,
+    tieBreaker: ctx.tieBreaker,
+    useCandidate,
+    key: remote.key,
+  });
+  if (pair.state !== 'succeeded') setPairState(ctx, pair, 'in-progress');
+  let waiting = 0;
+  let inProgress = 0;
+  let total = 0;
+  for (const cl of checklists(ctx)) {
+    waiting += cl.count('waiting');
+    inProgress += cl.count('in-progress');
+    total += cl.pairs.length;
+  }
+  const rtoMs = checkRtoMs(effectiveTa, waiting, inProgress, total, ctx.config.rtoFormula);
+  const timer = new TransactionTimer(now, { rtoMs });
+  timer.handleTimeout(now); // the first send, now
+  const request: Datagram = { local: pair.local.base, remote: addrOf(pair.remote), data };
+  ctx.txs.cancelChecks(pair);
+  ctx.txs.add(id, { kind: 'check', pair, timer, request, useCandidate, role: ctx.role, priority, sentAt: now, key: remote.key, cancelled: false });
+  ctx.transmits.push(request);
+  pair.counters.requestsSent++;
+  pair.lastSentAt = now;
+  ctx.scheduler.checksSent++;
 }

@@ -8,6 +8,7 @@ import type { RtoFormula } from './scheduler.js';
 import type { GlobalPacer } from '../stun/pacing.js';
 import type { PairState } from './pair.js';
 import type { RandomSource } from '../types.js';
+import type { StunDecodeReason } from '../errors.js';
 
 export type { RemoteCandidate } from './checklist.js';
 
@@ -123,11 +124,31 @@ export interface PairStats extends PairInfo {
   readonly currentRoundTripTime: number | undefined;
 }
 
+/** Why the agent dropped an input (counted in `getStats().dropped`). */
+export type DropReason =
+  | `stun-${StunDecodeReason}`
+  | 'remote-after-end'
+  | 'remote-bad-component'
+  | 'remote-limit'
+  | 'request-no-fingerprint'
+  | 'request-bad'
+  | 'request-username'
+  | 'request-integrity'
+  | 'request-unknown-attribute'
+  | 'request-unknown-base'
+  | 'unauthenticated-reply-limit'
+  | 'prflx-remote-limit'
+  | 'checklist-full'
+  | 'response-integrity'
+  | 'response-asymmetric'
+  | 'response-no-mapped'
+  | 'data-unknown-path';
+
 /** Agent statistics. */
 export interface AgentStats {
   readonly pairs: readonly PairStats[];
   /** Input dropped, counted by reason. */
-  readonly dropped: Readonly<Record<string, number>>;
+  readonly dropped: Readonly<Partial<Record<DropReason, number>>>;
   /** Ta in use (ms). */
   readonly taMs: number;
   readonly checksSent: number;

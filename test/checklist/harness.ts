@@ -3,7 +3,7 @@
  * wires AgentCores back to back (fixed delay, optional loss, unreachable addresses, a NAT-like source rewrite).
  */
 import type { Candidate, CandidateType, LocalCandidate } from '../../src/candidates/candidate.js';
-import { AgentCore } from '../../src/agent-core.js';
+import { AgentCore } from '../../src/checklist/agent-core.js';
 import type { AgentCoreOptions, AgentEvent } from '../../src/checklist/types.js';
 import { looksLikeStun, tryDecodeStunMessage } from '../../src/stun/message.js';
 import type { Datagram, RandomSource, TransportAddress } from '../../src/types.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AgentCore } from '../../src/agent-core.js';
+import { AgentCore } from '../../src/checklist/agent-core.js';
 import { encodeCheckError, encodeCheckRequest, encodeCheckSuccess } from '../../src/checklist/checks.js';
 import { ErrorCode } from '../../src/stun/constants.js';
 import { shortTermKey } from '../../src/stun/integrity.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AgentCore } from '../../src/agent-core.js';
+import { AgentCore } from '../../src/checklist/agent-core.js';
 import { encodeCheckRequest, encodeCheckSuccess } from '../../src/checklist/checks.js';
 import { Attr, attr } from '../../src/stun/attributes.js';
 import { StunMethod } from '../../src/stun/constants.js';

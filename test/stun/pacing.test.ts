@@ -141,7 +141,7 @@ describe('GlobalPacer', () => {
 
 describe('who paces globally', () => {
   function agents(pacer?: GlobalPacer) {
-    return import('../../src/agent-core.js').then(async ({ AgentCore }) => {
+    return import('../../src/checklist/agent-core.js').then(async ({ AgentCore }) => {
       const { host, seededRandom, signalled } = await import('../checklist/harness.js');
       return [1, 2].map((i) => {
         const a = new AgentCore({ random: seededRandom(i), ...(pacer ? { pacer } : {}) });

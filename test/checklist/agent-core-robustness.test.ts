@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AgentCore } from '../src/agent-core.js';
-import { InvalidStateError } from '../src/errors.js';
-import { Driver, connectPair, host, seededRandom, signalled, twoHostAgents } from './checklist/harness.js';
+import { AgentCore } from '../../src/checklist/agent-core.js';
+import { InvalidStateError } from '../../src/errors.js';
+import { Driver, connectPair, host, seededRandom, signalled, twoHostAgents } from './harness.js';
 
 const done = (...a: AgentCore[]) => () => a.every((x) => x.state === 'completed');
 
@@ -122,9 +122,9 @@ describe('controlled side: USE-CANDIDATE before the pair succeeded (RFC 8445 §7
 
 describe('unknown comprehension-required attributes (RFC 8489 §6.3.1.1)', () => {
   it('an authenticated request with one gets 420 listing it, integrity-protected', async () => {
-    const { Attr, attr, getAttribute } = await import('../src/stun/attributes.js');
-    const { encodeStunMessage, decodeStunMessage, verifyIntegrity } = await import('../src/stun/message.js');
-    const { shortTermKey } = await import('../src/stun/integrity.js');
+    const { Attr, attr, getAttribute } = await import('../../src/stun/attributes.js');
+    const { encodeStunMessage, decodeStunMessage, verifyIntegrity } = await import('../../src/stun/message.js');
+    const { shortTermKey } = await import('../../src/stun/integrity.js');
     const a = new AgentCore({ random: seededRandom(5), role: 'controlled' });
     a.addStream(1);
     a.addLocalCandidate(0, host('10.0.0.2', 6000));

@@ -3,8 +3,8 @@
  * the core once broke.
  */
 import { describe, expect, it } from 'vitest';
-import type { AgentCore } from '../src/agent-core.js';
-import { Driver, connectPair } from './checklist/harness.js';
+import type { AgentCore } from '../../src/checklist/agent-core.js';
+import { Driver, connectPair } from './harness.js';
 
 const done = (...a: AgentCore[]) => () => a.every((x) => x.state === 'completed');
 
@@ -136,8 +136,8 @@ describe('ICE restart whose new checklist fails (RFC 8445 §12.1, §8.1.2)', () 
 
 describe("the 'ice2' ICE option (RFC 8445 §10)", () => {
   it("is advertised by a regular-nominating agent, not by one configured for aggressive nomination (RFC 5245)", async () => {
-    const { AgentCore } = await import('../src/agent-core.js');
-    const { seededRandom } = await import('./checklist/harness.js');
+    const { AgentCore } = await import('../../src/checklist/agent-core.js');
+    const { seededRandom } = await import('./harness.js');
     expect(new AgentCore({ random: seededRandom(1) }).getLocalParameters().options).toContain('ice2');
     // "When an ICE agent includes 'ice2' ... the agent will not use the aggressive nomination procedure".
     const aggressive = new AgentCore({ random: seededRandom(1), nomination: 'aggressive' });

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { AgentCore } from '../src/agent-core.js';
-import type { Candidate, LocalCandidate } from '../src/candidates/candidate.js';
-import { SeededRandom } from '../src/testing/random.js';
-import type { TransportAddress } from '../src/types.js';
+import { AgentCore } from '../../src/checklist/agent-core.js';
+import type { Candidate, LocalCandidate } from '../../src/candidates/candidate.js';
+import { SeededRandom } from '../../src/testing/random.js';
+import type { TransportAddress } from '../../src/types.js';
 
 const A = { address: '127.0.0.1', port: 1001 };
 const B = { address: '127.0.0.2', port: 1002 };

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { AgentCore } from '../src/agent-core.js';
-import { GlobalPacer } from '../src/stun/pacing.js';
-import { Driver, connectPair, host, signalled, type SentRecord, twoHostAgents } from './checklist/harness.js';
+import type { AgentCore } from '../../src/checklist/agent-core.js';
+import { GlobalPacer } from '../../src/stun/pacing.js';
+import { Driver, connectPair, host, signalled, type SentRecord, twoHostAgents } from './harness.js';
 
 const txid = (s: SentRecord): string => Buffer.from(s.datagram.data.subarray(8, 20)).toString('hex');
 function firstRequests(d: Driver, agent?: string): SentRecord[] {

@@ -3,13 +3,13 @@
  * message by message.
  */
 import { describe, expect, it } from 'vitest';
-import { AgentCore } from '../src/agent-core.js';
-import type { AgentCoreOptions } from '../src/checklist/types.js';
-import { encodeCheckRequest, encodeCheckSuccess } from '../src/checklist/checks.js';
-import { shortTermKey } from '../src/stun/integrity.js';
-import { tryDecodeStunMessage, type DecodedStunMessage } from '../src/stun/message.js';
-import type { Datagram, TransportAddress } from '../src/types.js';
-import { host, seededRandom, signalled } from './checklist/harness.js';
+import { AgentCore } from '../../src/checklist/agent-core.js';
+import type { AgentCoreOptions } from '../../src/checklist/types.js';
+import { encodeCheckRequest, encodeCheckSuccess } from '../../src/checklist/checks.js';
+import { shortTermKey } from '../../src/stun/integrity.js';
+import { tryDecodeStunMessage, type DecodedStunMessage } from '../../src/stun/message.js';
+import type { Datagram, TransportAddress } from '../../src/types.js';
+import { host, seededRandom, signalled } from './harness.js';
 
 const PEER = { ufrag: 'PEER', pwd: 'peerpasswordpeerpassword' };
 const P: TransportAddress = { address: '10.0.0.1', port: 5000 };
@@ -92,8 +92,8 @@ describe('responder rules (RFC 8445 §7.3, §7.3.1.1-§7.3.1.4) against a script
   const A = { address: '10.0.0.2', port: 6000 };
 
   it('answers from the address the request arrived on, integrity-protected with the local pwd, mapped = source', async () => {
-    const { verifyIntegrity } = await import('../src/stun/message.js');
-    const { Attr, getAttribute } = await import('../src/stun/attributes.js');
+    const { verifyIntegrity } = await import('../../src/stun/message.js');
+    const { Attr, getAttribute } = await import('../../src/stun/attributes.js');
     const x = scripted({ role: 'controlled' }, [A]);
     const [res] = x.request(0, A);
     expect(res!.local).toEqual(A);
@@ -118,7 +118,7 @@ describe('responder rules (RFC 8445 §7.3, §7.3.1.1-§7.3.1.4) against a script
   });
 
   it('a 487 for a request sent in a role the agent has since left does not switch it back (§7.2.5.1)', async () => {
-    const { encodeCheckError } = await import('../src/checklist/checks.js');
+    const { encodeCheckError } = await import('../../src/checklist/checks.js');
     const x = scripted({ role: 'controlling', tieBreaker: 10n }, [A]);
     x.core.handleTimeout(0);
     const [first] = x.drain();
@@ -161,7 +161,7 @@ describe('PAC timer over a failed nomination (RFC 8863 §4 updating RFC 8445 §7
   const A = { address: '10.0.0.2', port: 6000 };
 
   it('a failed nomination does not fail the checklist while the PAC timer runs; the peer may nominate again', async () => {
-    const { encodeCheckError } = await import('../src/checklist/checks.js');
+    const { encodeCheckError } = await import('../../src/checklist/checks.js');
     const x = scripted({ role: 'controlled' }, [A]);
     x.core.endOfRemoteCandidates(0);
     x.core.handleTimeout(0);
@@ -190,7 +190,7 @@ describe('PAC timer over a failed nomination (RFC 8863 §4 updating RFC 8445 §7
   });
 
   it('once the PAC timer has run out, a failed nomination fails the checklist (RFC 8445 §7.3.1.5)', async () => {
-    const { encodeCheckError } = await import('../src/checklist/checks.js');
+    const { encodeCheckError } = await import('../../src/checklist/checks.js');
     const x = scripted({ role: 'controlled' }, [A]);
     x.core.endOfRemoteCandidates(0);
     x.core.handleTimeout(0);

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { AgentCore } from '../src/agent-core.js';
-import { Attr, attr } from '../src/stun/attributes.js';
-import { StunMethod } from '../src/stun/constants.js';
-import { shortTermKey } from '../src/stun/integrity.js';
-import { decodeStunMessage, encodeStunMessage } from '../src/stun/message.js';
-import { Driver, connectPair, seededRandom, type SentRecord } from './checklist/harness.js';
+import { AgentCore } from '../../src/checklist/agent-core.js';
+import { Attr, attr } from '../../src/stun/attributes.js';
+import { StunMethod } from '../../src/stun/constants.js';
+import { shortTermKey } from '../../src/stun/integrity.js';
+import { decodeStunMessage, encodeStunMessage } from '../../src/stun/message.js';
+import { Driver, connectPair, seededRandom, type SentRecord } from './harness.js';
 
 const txid = (s: SentRecord): string => Buffer.from(s.datagram.data.subarray(8, 20)).toString('hex');
 /** First transmissions of requests only (retransmissions share the transaction ID). */
@@ -147,8 +147,8 @@ function awaitAttrs() {
 function awaitMsg() {
   return msgHelpers;
 }
-import * as attrHelpers from '../src/stun/attributes.js';
-import * as msgHelpers from '../src/stun/message.js';
+import * as attrHelpers from '../../src/stun/attributes.js';
+import * as msgHelpers from '../../src/stun/message.js';
 
 describe('AgentCore: pacing (RFC 8445 §14.2)', () => {
   function unreachable(n: number) {

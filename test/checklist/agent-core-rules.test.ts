@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { AgentCore } from '../src/agent-core.js';
-import { Driver, connectPair, host, signalled, twoHostAgents } from './checklist/harness.js';
+import type { AgentCore } from '../../src/checklist/agent-core.js';
+import { Driver, connectPair, host, signalled, twoHostAgents } from './harness.js';
 
 const done = (...a: AgentCore[]) => () => a.every((x) => x.state === 'completed');
 

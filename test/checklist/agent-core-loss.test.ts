@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { AgentCore } from '../src/agent-core.js';
-import { Driver, connectPair, seededRandom } from './checklist/harness.js';
+import type { AgentCore } from '../../src/checklist/agent-core.js';
+import { Driver, connectPair, seededRandom } from './harness.js';
 
 const done = (...a: AgentCore[]) => () => a.every((x) => x.state === 'completed');
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { AgentCore } from '../src/agent-core.js';
-import type { LocalCandidate } from '../src/candidates/candidate.js';
-import { Driver, candidatePriority, host, signalled, srflx } from './checklist/harness.js';
+import type { AgentCore } from '../../src/checklist/agent-core.js';
+import type { LocalCandidate } from '../../src/candidates/candidate.js';
+import { Driver, candidatePriority, host, signalled, srflx } from './harness.js';
 
 const done = (...a: AgentCore[]) => () => a.every((x) => x.state === 'completed');
 

@@ -1,0 +1,105 @@
+/**
+ * Consent freshness (RFC 7675) and keepalives (RFC 8445 §11) on the pairs that carry data: the selected pair of
+ * each component, the previous one during a restart, or the valid pair data used before selection (§12.1).
+ *
+ * A full agent with consent on sends a consent check every 0.8-1.2 x the interval (§5.1) and stops sending data
+ * once no answer came for `consentTimeoutMs`; a 403 answer revokes consent at once (§5.2). With consent off, or on a
+ * lite agent, Binding indications keep NAT bindings open ("All endpoints MUST send keepalives", §11).
+ * @module
+ */
+import { newTransactionId } from '../stun/transaction.js';
+import type { Datagram } from '../types.js';
+import { encodeCheckRequest, encodeKeepalive, prflxPriority } from './checks.js';
+import { addrOf, consentEnabled, pairInfo, type AgentContext } from './context.js';
+import type { CandidatePair } from './pair.js';
+
+/** The pairs that carry data, one per component at most. */
+export function activePairs(ctx: AgentContext): CandidatePair[] {
+  const out: CandidatePair[] = [];
+  for (const s of ctx.streams) {
+    for (const comp of s.components) {
+      const d = comp.dataPair;
+      const p = comp.selected ?? comp.previous ?? (d?.valid && s.checklist.state !== 'failed' ? d : undefined);
+      if (p) out.push(p);
+    }
+  }
+  return out;
+}
+
+/** RFC 7675 §5.1: the next consent check comes uniformly within 0.8..1.2 x the period. */
+export function consentJitter(ctx: AgentContext): number {
+  const b = ctx.random.bytes(2);
+  const u = ((b[0]! << 8) | b[1]!) / 65535;
+  return Math.round(ctx.config.consentIntervalMs * (0.8 + 0.4 * u));
+}
+
+/** Consent checks, consent expiry and keepalives that are due. */
+export function runConsent(ctx: AgentContext, now: number): void {
+  const { consentTimeoutMs, keepaliveIntervalMs } = ctx.config;
+  const consent = consentEnabled(ctx);
+  for (const p of activePairs(ctx)) {
+    if (p.consentLost) continue;
+    if (consent) {
+      if (now - p.lastConsentAt >= consentTimeoutMs) {
+        loseConsent(ctx, p);
+        continue;
+      }
+      const next = ctx.consentNext.get(p) ?? now;
+      if (now >= next) {
+        sendConsent(ctx, now, p);
+        ctx.consentNext.set(p, now + consentJitter(ctx));
+      }
+    } else if (now - p.lastSentAt >= keepaliveIntervalMs) {
+      ctx.transmits.push({ local: p.local.base, remote: addrOf(p.remote), data: encodeKeepalive(newTransactionId(ctx.random)) });
+      p.lastSentAt = now;
+    }
+  }
+}
+
+/** When `runConsent` next has work: a consent check, an expiry, the `disconnected` mark, or a keepalive. */
+export function consentDeadline(ctx: AgentContext): number | undefined {
+  let t = Infinity;
+  const { consentTimeoutMs, disconnectedTimeoutMs, keepaliveIntervalMs } = ctx.config;
+  const consent = consentEnabled(ctx);
+  for (const p of activePairs(ctx)) {
+    if (consent && !p.consentLost) {
+      t = Math.min(t, ctx.consentNext.get(p) ?? Infinity, p.lastConsentAt + consentTimeoutMs);
+      // The state turns `disconnected` at this point (see state.ts); a passed one needs no wake-up.
+      const disc = p.lastConsentAt + disconnectedTimeoutMs;
+      if (disc > ctx.now) t = Math.min(t, disc);
+    }
+    if (!consent) t = Math.min(t, p.lastSentAt + keepaliveIntervalMs);
+  }
+  return t === Infinity ? undefined : t;
+}
+
+function sendConsent(ctx: AgentContext, now: number, p: CandidatePair): void {
+  const s = ctx.streams[p.stream]!;
+  const remote = s.remote;
+  if (!remote) return;
+  const id = newTransactionId(ctx.random);
+  const data = encodeCheckRequest({
+    transactionId: id,
+    username: `${remote.ufrag}:${s.local.ufrag}`,
+    priority: prflxPriority(p.local.priority),
+    role: ctx.role,
+    tieBreaker: ctx.tieBreaker,
+    useCandidate: false,
+    key: remote.key,
+  });
+  const request: Datagram = { local: p.local.base, remote: addrOf(p.remote), data };
+  // RFC 7675 §5.1: sent once, new transaction ID each time; a late answer still refreshes consent.
+  ctx.txs.add(id, { kind: 'consent', pair: p, request, sentAt: now, expiresAt: now + ctx.config.consentTimeoutMs, key: remote.key });
+  ctx.transmits.push(request);
+  p.counters.requestsSent++;
+  p.lastSentAt = now;
+}
+
+/** RFC 7675 §5.1, §5.2: consent expired or was revoked; nothing but STUN may be sent on the pair any more. */
+export function loseConsent(ctx: AgentContext, p: CandidatePair): void {
+  if (p.consentLost) return;
+  p.consentLost = true;
+  ctx.consentNext.delete(p);
+  ctx.txs.dropConsent(p);
+  ctx.events.push({ type: 'consent-lost', stream: p.stream, component: p.component, pair: pairInfo(p) });
+}

@@ -1,0 +1,419 @@
+/**
+ * The state one agent's procedures share: what `AgentCore` held in forty private fields, as one record the files
+ * of this folder take as their first argument (the way pion cuts one Go agent over several files). Also the small
+ * helpers every procedure uses, pair formation (RFC 8445 §6.1.2.2-6.1.2.5, RFC 8838 §10-12) and the rebuild of a
+ * stream for an ICE restart (§9).
+ * @module
+ */
+import type { Candidate, LocalCandidate } from '../candidates/candidate.js';
+import { InvalidStateError } from '../errors.js';
+import { Deadlines } from '../machine.js';
+import { isPacingValue, negotiateTa, type PacerClient } from '../stun/pacing.js';
+import { shortTermKey } from '../stun/integrity.js';
+import { sameAddress, type Datagram, type IceRole, type RandomSource, type TransportAddress } from '../types.js';
+import { Checklist, DEFAULT_CHECKLIST_LIMIT, canPair, stateForNewPair, type RemoteCandidate } from './checklist.js';
+import { CandidatePair, pairPriorityFor, type PairState } from './pair.js';
+import type { RtoFormula } from './scheduler.js';
+import { CheckTransactions } from './transactions.js';
+import type { AgentCoreOptions, AgentEvent, AgentState, DropReason, NominationMode, PairInfo } from './types.js';
+
+/** The agent's named deadlines (see `Deadlines`). The paced check slot is read live, see `AgentCore.pollTimeout`. */
+export type AgentTimer = 'command' | 'retransmit' | 'nomination' | 'consent' | 'failure';
+
+export interface Credentials {
+  readonly ufrag: string;
+  readonly pwd: string;
+  readonly key: Uint8Array;
+}
+
+export interface RemoteParams extends Credentials {
+  readonly lite: boolean;
+  readonly pacingMs: number | undefined;
+  readonly options: readonly string[];
+}
+
+/** A request accepted before the remote parameters were known (RFC 8445 §7.3: processed once they arrive). */
+export interface PendingRequest {
+  readonly local: LocalCandidate;
+  readonly from: TransportAddress;
+  readonly rfrag: string;
+  readonly priority: number;
+  readonly useCandidate: boolean;
+}
+
+/** What the agent knows of one component of a stream. */
+export interface ComponentState {
+  /** The selected pair (RFC 8445 §8.1.1). */
+  selected: CandidatePair | undefined;
+  /** RFC 8445 §12.1: the pair used before an ICE restart, kept until the new session selects one. */
+  previous: CandidatePair | undefined;
+  /** When the component's first valid pair appeared (the regular nomination timer). */
+  firstValidAt: number | undefined;
+  /**
+   * The valid pair that carried data before any selection (RFC 8445 §12.1). RFC 8445 §11 keepalives and RFC 7675
+   * §5.1 consent ("whenever the endpoint sends application data on that pair") run on it too.
+   */
+  dataPair: CandidatePair | undefined;
+}
+
+export interface Stream {
+  readonly index: number;
+  /** Components declared for the stream (see `componentsInUse` for those the peer uses). */
+  readonly componentCount: number;
+  /** One record per component; component `c` is `components[c - 1]`. */
+  readonly components: readonly ComponentState[];
+  /** Local credentials of the ICE session this stream runs (differs from the agent's during a restart). */
+  local: Credentials;
+  remote: RemoteParams | undefined;
+  locals: LocalCandidate[];
+  remotes: RemoteCandidate[];
+  endOfRemote: boolean;
+  checklist: Checklist;
+  pending: PendingRequest[];
+  restarting: boolean;
+  prflxCount: number;
+}
+
+/** The options of `AgentCore`, validated, with their defaults filled in. */
+export interface AgentConfig {
+  readonly lite: boolean;
+  readonly nomination: NominationMode;
+  readonly localPacingMs: number | undefined;
+  readonly checklistLimit: number;
+  readonly remoteCandidateLimit: number;
+  readonly consentIntervalMs: number;
+  readonly consentTimeoutMs: number;
+  readonly disconnectedTimeoutMs: number;
+  readonly keepaliveIntervalMs: number;
+  readonly failureGraceMs: number;
+  readonly nominationTimeoutMs: number;
+  readonly rtoFormula: RtoFormula;
+}
+
+/** Scheduler state (RFC 8445 §6.1.4). */
+export interface SchedulerState {
+  taMs: number;
+  nextCheckAt: number;
+  lastCheckAt: number;
+  /** The global pacer refused the last request: the next check's RTO uses the real spacing. */
+  pacerDelayed: boolean;
+  /** Checklist the next pick starts at (§6.1.4.2 step 4, round robin over checklists). */
+  cursor: number;
+  checksSent: number;
+  /** Some checklist has a check to send: `pollTimeout` reads the paced slot live (the pacer is shared). */
+  pending: boolean;
+}
+
+/** A 5-tuple (UDP implied) and the pair data on it belongs to: the receive path's one-entry cache. */
+export interface DataRoute {
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly pair: CandidatePair;
+}
+
+export interface AgentContext {
+  readonly config: AgentConfig;
+  readonly random: RandomSource;
+  readonly pacer: PacerClient | undefined;
+  role: IceRole;
+  tieBreaker: bigint;
+  /** The agent's current local credentials (after `restart()` the new ones). */
+  creds: Credentials;
+  state: AgentState;
+  readonly streams: Stream[];
+  /** Every pair in a checklist or valid list, by id. */
+  readonly pairs: Map<string, CandidatePair>;
+  pairSeq: number;
+  readonly txs: CheckTransactions;
+  readonly transmits: Datagram[];
+  readonly events: AgentEvent[];
+  readonly dropped: Partial<Record<DropReason, number>>;
+  readonly deadlines: Deadlines<AgentTimer>;
+  readonly scheduler: SchedulerState;
+  /** Next consent check per pair (RFC 7675 §5.1). */
+  readonly consentNext: Map<CandidatePair, number>;
+  /** Receive-path cache: `base|remote` -> pair (entries whose pair is gone are ignored). */
+  readonly dataRoutes: Map<string, CandidatePair>;
+  /** The route of the last data datagram, compared field by field: no key string per datagram on the data path. */
+  lastRoute: DataRoute | undefined;
+  /** RFC 8863 PAC timer: undefined until checks start; `null` = start at the next input. */
+  pacDeadline: number | undefined | null;
+  /** Start of the current one-second window of unauthenticated error responses, and how many went out in it. */
+  unauthWindowStart: number;
+  unauthReplies: number;
+  now: number;
+  closed: boolean;
+}
+
+const ICE_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+/** Random ice-chars (RFC 8839 §5.4 grammar), 6 bits of entropy each. */
+function iceString(random: RandomSource, length: number): string {
+  const b = random.bytes(length);
+  let s = '';
+  for (let i = 0; i < length; i++) s += ICE_CHARS[b[i]! & 63];
+  return s;
+}
+
+/** A fresh 64-bit tie-breaker (RFC 8445 §7.1.2). */
+export function randomTieBreaker(random: RandomSource): bigint {
+  const b = random.bytes(8);
+  return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0);
+}
+
+/** Local credentials: the given ones, or random ones of RFC 8839 §5.4's lengths (8 and 24 ice-chars). */
+export function makeCredentials(random: RandomSource, ufrag?: string, pwd?: string): Credentials {
+  const u = ufrag ?? iceString(random, 8);
+  const p = pwd ?? iceString(random, 24);
+  if (u.length < 4 || u.length > 256) throw new RangeError('ufrag must be 4..256 characters (RFC 8839 §5.4)');
+  if (p.length < 22 || p.length > 256) throw new RangeError('pwd must be 22..256 characters (RFC 8839 §5.4)');
+  return { ufrag: u, pwd: p, key: shortTermKey(p) };
+}
+
+/** Validates `AgentCoreOptions` and fills in the defaults. */
+export function configFrom(options: AgentCoreOptions): AgentConfig {
+  if (options.pacingMs !== undefined && !isPacingValue(options.pacingMs)) {
+    throw new RangeError('pacingMs must be an RFC 8839 ice-pacing value (integer 0..9999999999)');
+  }
+  const consentIntervalMs = options.consentIntervalMs ?? 5000;
+  if (consentIntervalMs !== 0 && consentIntervalMs < 4000 / 0.8) {
+    // RFC 7675 §5.1: the period between checks MUST NOT be below 4 s (0.8 x interval).
+    throw new RangeError('consentIntervalMs must be 0 (off) or at least 5000');
+  }
+  const keepaliveIntervalMs = options.keepaliveIntervalMs ?? 15_000;
+  if (keepaliveIntervalMs < 15_000) throw new RangeError('keepaliveIntervalMs must be at least 15000 (RFC 8445 §11)');
+  return {
+    lite: options.lite ?? false,
+    nomination: options.nomination ?? 'regular',
+    localPacingMs: options.pacingMs,
+    checklistLimit: options.checklistLimit ?? DEFAULT_CHECKLIST_LIMIT,
+    remoteCandidateLimit: options.remoteCandidateLimit ?? 100,
+    consentIntervalMs,
+    consentTimeoutMs: options.consentTimeoutMs ?? 30_000,
+    disconnectedTimeoutMs: options.disconnectedTimeoutMs ?? 10_000,
+    keepaliveIntervalMs,
+    failureGraceMs: options.failureGraceMs ?? 39_500,
+    nominationTimeoutMs: options.nominationTimeoutMs ?? 1000,
+    rtoFormula: options.rtoFormula ?? 'linear',
+  };
+}
+
+/** A fresh context for `options`. */
+export function createContext(options: AgentCoreOptions): AgentContext {
+  const config = configFrom(options);
+  const random = options.random;
+  return {
+    config,
+    random,
+    pacer: options.pacer?.register(),
+    role: config.lite ? 'controlled' : (options.role ?? 'controlling'),
+    tieBreaker: options.tieBreaker ?? randomTieBreaker(random),
+    creds: makeCredentials(random, options.ufrag, options.pwd),
+    state: 'new',
+    streams: [],
+    pairs: new Map(),
+    pairSeq: 0,
+    txs: new CheckTransactions(),
+    transmits: [],
+    events: [],
+    dropped: {},
+    deadlines: new Deadlines(),
+    scheduler: {
+      taMs: negotiateTa(config.localPacingMs, undefined),
+      nextCheckAt: -Infinity,
+      lastCheckAt: -Infinity,
+      pacerDelayed: false,
+      cursor: 0,
+      checksSent: 0,
+      pending: false,
+    },
+    consentNext: new Map(),
+    dataRoutes: new Map(),
+    lastRoute: undefined,
+    pacDeadline: undefined,
+    unauthWindowStart: -Infinity,
+    unauthReplies: 0,
+    now: -Infinity,
+    closed: false,
+  };
+}
+
+// ---- small helpers ----------------------------------------------------------------------------------------------
+
+export function assertOpen(ctx: AgentContext): void {
+  if (ctx.closed) throw new InvalidStateError('agent is closed');
+}
+
+export function streamAt(ctx: AgentContext, index: number): Stream {
+  const s = ctx.streams[index];
+  if (!s) throw new RangeError(`no stream ${index}`);
+  return s;
+}
+
+/** The record of component `c` (1-based), or undefined for a component the stream does not have. */
+export function componentOf(s: Stream, c: number): ComponentState | undefined {
+  return s.components[c - 1];
+}
+
+/** New component records, one per component. */
+export function newComponents(count: number): ComponentState[] {
+  return Array.from({ length: count }, () => ({ selected: undefined, previous: undefined, firstValidAt: undefined, dataPair: undefined }));
+}
+
+/**
+ * Components in use (RFC 8445 §6.1.2.2): when the peer provides candidates for fewer components (e.g. RTP/RTCP mux
+ * answered with one component) the count is the smaller maximum component ID. Known once the peer signalled
+ * end-of-candidates; until then every declared component is expected.
+ */
+export function componentsInUse(s: Stream): number {
+  if (!s.endOfRemote) return s.componentCount;
+  let maxRemote = 0;
+  for (const r of s.remotes) if (r.type !== 'prflx' && r.component > maxRemote) maxRemote = r.component;
+  let maxLocal = 0;
+  for (const l of s.locals) if (l.component > maxLocal) maxLocal = l.component;
+  const n = Math.min(s.componentCount, maxRemote || s.componentCount, maxLocal || s.componentCount);
+  return Math.max(1, n);
+}
+
+export function checklists(ctx: AgentContext): Checklist[] {
+  return ctx.streams.map((s) => s.checklist);
+}
+
+export function drop(ctx: AgentContext, reason: DropReason): void {
+  ctx.dropped[reason] = (ctx.dropped[reason] ?? 0) + 1;
+}
+
+/** Work was requested outside a timer (a command, a triggered check): `pollTimeout` asks for it at once. */
+export function markDirty(ctx: AgentContext): void {
+  ctx.deadlines.set('command', ctx.now === -Infinity ? 0 : ctx.now);
+}
+
+/** Nomination in force: facing a lite peer a full agent nominates regularly (RFC 8445 §6.1.1, §8.2). */
+export function nominationMode(ctx: AgentContext): NominationMode {
+  // RFC 8445 §10: a peer that signals ice2 must not face aggressive nomination (RFC 5245 §14 for unknown options).
+  return ctx.streams.some((s) => s.remote?.lite || s.remote?.options.includes('ice2')) ? 'regular' : ctx.config.nomination;
+}
+
+/** RFC 7675 consent freshness runs (a lite agent sends no checks, so keepalives only). */
+export function consentEnabled(ctx: AgentContext): boolean {
+  return !ctx.config.lite && ctx.config.consentIntervalMs > 0;
+}
+
+export function addrOf(c: Candidate): TransportAddress {
+  return { address: c.address, port: c.port };
+}
+
+/** A read-only snapshot of a pair. */
+export function pairInfo(p: CandidatePair): PairInfo {
+  return {
+    id: p.id,
+    stream: p.stream,
+    component: p.component,
+    local: p.local,
+    remote: p.remote,
+    priority: p.priority,
+    state: p.state,
+    nominated: p.nominated,
+  };
+}
+
+export function priorityOf(ctx: AgentContext, localPriority: number, remotePriority: number): bigint {
+  return pairPriorityFor(ctx.role, localPriority, remotePriority);
+}
+
+export function setPairState(ctx: AgentContext, p: CandidatePair, state: PairState): void {
+  if (p.state === state) return;
+  p.state = state;
+  ctx.events.push({ type: 'pair-state', stream: p.stream, component: p.component, pairId: p.id, state });
+}
+
+export function setAgentState(ctx: AgentContext, state: AgentState): void {
+  if (ctx.state === state) return;
+  ctx.state = state;
+  ctx.events.push({ type: 'state', state });
+}
+
+// ---- pairs (RFC 8445 §6.1.2) ------------------------------------------------------------------------------------
+
+export function newPair(ctx: AgentContext, s: Stream, local: LocalCandidate, remote: Candidate): CandidatePair {
+  return new CandidatePair(`p${ctx.pairSeq++}`, s.index, local, remote, priorityOf(ctx, local.priority, remote.priority));
+}
+
+/** The candidate that is its own base for `base` (host or relayed), preferred for checklist pairs. */
+export function baseCandidate(s: Stream, component: number, base: TransportAddress): LocalCandidate | undefined {
+  let fallback: LocalCandidate | undefined;
+  for (const c of s.locals) {
+    if (c.component !== component || !sameAddress(c.base, base)) continue;
+    if (c.address === base.address && c.port === base.port && (c.type === 'host' || c.type === 'relay')) return c;
+    fallback ??= c;
+  }
+  return fallback;
+}
+
+/**
+ * Inserts a new pair into the stream's checklist (RFC 8445 §6.1.2.4-5: redundant pairs pruned, the checklist limit
+ * kept). Returns the pair when it was added, or undefined when the checklist kept another pair instead.
+ */
+export function insertPair(ctx: AgentContext, s: Stream, local: LocalCandidate, remote: Candidate): { readonly added: CandidatePair | undefined; readonly kept: CandidatePair | undefined } {
+  const pair = newPair(ctx, s, local, remote);
+  const res = s.checklist.insert(pair);
+  for (const r of res.removed) forgetPair(ctx, r);
+  if (!res.added) return { added: undefined, kept: res.pair === pair ? undefined : res.pair };
+  ctx.pairs.set(pair.id, pair);
+  return { added: pair, kept: undefined };
+}
+
+/** Pairs a local and a remote candidate into the checklist (RFC 8445 §6.1.2.2-5, RFC 8838 §10-12). */
+export function formPair(ctx: AgentContext, s: Stream, local: LocalCandidate, remote: RemoteCandidate): CandidatePair | undefined {
+  if (!canPair(local, remote)) return undefined;
+  // RFC 8445 §6.1.2.4: a reflexive local candidate is replaced by its base.
+  const checkLocal = local.type === 'srflx' || local.type === 'prflx' ? (baseCandidate(s, local.component, local.base) ?? local) : local;
+  // RFC 8445 §8.1.2: once a component is nominated its other pairs are gone; none are added back.
+  if (componentOf(s, local.component)?.selected) return undefined;
+  const { added: pair, kept } = insertPair(ctx, s, checkLocal, remote);
+  if (!pair) return kept;
+  setPairState(ctx, pair, stateForNewPair(pair, s.index, checklists(ctx)));
+  if (pair.state === 'frozen') ctx.events.push({ type: 'pair-state', stream: pair.stream, component: pair.component, pairId: pair.id, state: 'frozen' });
+  if (s.checklist.state === 'failed') s.checklist.state = 'running';
+  return pair;
+}
+
+export function forgetPair(ctx: AgentContext, p: CandidatePair): void {
+  if (p.validPair === p || !p.valid) ctx.pairs.delete(p.id);
+  ctx.txs.cancelChecks(p);
+}
+
+/** Starts a new ICE session on a stream (restart, RFC 8445 §9): old pairs go, selected pairs become "previous". */
+export function rebuildStream(ctx: AgentContext, s: Stream, consentJitter: () => number): void {
+  s.components.forEach((comp, i) => {
+    // RFC 8445 §12.1 keeps the previous selected pair; before any selection the valid pair data was using
+    // (§12.1 allows any valid pair) carries on the same way, so a restart never interrupts a working path.
+    const keep = comp.selected ?? comp.previous ?? s.checklist.bestValid(i + 1);
+    comp.previous = keep && !keep.consentLost ? keep : undefined;
+    if (comp.previous && consentEnabled(ctx) && !ctx.consentNext.has(comp.previous)) {
+      ctx.consentNext.set(comp.previous, ctx.now + consentJitter());
+    }
+  });
+  const keep = new Set<CandidatePair>();
+  for (const comp of s.components) if (comp.previous) keep.add(comp.previous);
+  ctx.txs.dropStream(s.index, keep);
+  for (const [id, p] of ctx.pairs) if (p.stream === s.index && !keep.has(p)) ctx.pairs.delete(id);
+  for (const p of ctx.consentNext.keys()) if (p.stream === s.index && !keep.has(p)) ctx.consentNext.delete(p);
+  s.checklist = new Checklist(s.index, s.componentCount, ctx.config.checklistLimit);
+  ctx.dataRoutes.clear();
+  ctx.lastRoute = undefined;
+  for (const comp of s.components) {
+    comp.selected = undefined;
+    comp.firstValidAt = undefined;
+    comp.dataPair = undefined;
+  }
+  s.remotes = [];
+  s.endOfRemote = false;
+  s.pending = [];
+  s.prflxCount = 0;
+  // Peer-reflexive local candidates belong to the old session.
+  s.locals = s.locals.filter((c) => c.type !== 'prflx');
+  ctx.pacDeadline = null;
+}

@@ -1,0 +1,109 @@
+/**
+ * The data path (RFC 8445 §12): which pair carries application data, and which pair received data belongs to.
+ *
+ * Sending (§12.1): the selected pair of the component; during a restart the previous one, while the new checklist
+ * runs; before any selection, any valid pair (the best one). Never a pair whose consent is lost or expired
+ * (RFC 7675 §5.1). A lite agent sends only once every component has a valid pair (§12.1.1).
+ * Receiving (§12.2): data from any signalled or paired candidate is accepted, so a peer that has not switched to
+ * the selected pair yet is still heard. Media keeps arriving on the same few 5-tuples, so the route of the last
+ * datagram and a small map of recent routes answer almost every datagram without a search.
+ * @module
+ */
+import { sameAddress, type Datagram } from '../types.js';
+import { addrOf, componentOf, componentsInUse, consentEnabled, drop, type AgentContext, type DataRoute, type Stream } from './context.js';
+import { activePairs, consentDeadline, consentJitter } from './consent.js';
+import type { CandidatePair } from './pair.js';
+
+/** Queues `data` on the pair that may carry it now; false when none may. */
+export function sendData(ctx: AgentContext, now: number, s: Stream, component: number, data: Uint8Array): boolean {
+  const comp = componentOf(s, component);
+  if (!comp) return false;
+  if (ctx.config.lite) {
+    // RFC 8445 §12.1.1: a lite agent sends only once every component has a valid pair.
+    for (let c = 1; c <= componentsInUse(s); c++) if (!s.checklist.bestValid(c)) return false;
+  }
+  const pair = sendingPair(ctx, s, component, now);
+  if (!pair) return false;
+  if (pair !== comp.selected && pair !== comp.previous && pair !== comp.dataPair) {
+    comp.dataPair = pair;
+    // RFC 7675 §5.1: first refresh one interval after the check that gave consent.
+    if (consentEnabled(ctx) && !ctx.consentNext.has(pair)) ctx.consentNext.set(pair, pair.lastConsentAt + consentJitter(ctx));
+    // The pair now carries data, so consent checks or keepalives run on it.
+    ctx.deadlines.set('consent', consentDeadline(ctx));
+  }
+  ctx.transmits.push({ local: pair.local.base, remote: addrOf(pair.remote), data });
+  pair.lastSentAt = now;
+  pair.counters.bytesSent += data.length;
+  return true;
+}
+
+function sendingPair(ctx: AgentContext, s: Stream, component: number, now: number): CandidatePair | undefined {
+  const comp = componentOf(s, component)!;
+  // RFC 8445 §12.1: the previous selected pair stands in only while the new checklist is Running.
+  const active = comp.selected ?? (s.checklist.state === 'failed' ? undefined : comp.previous);
+  if (active) return fresh(ctx, active, now) ? active : undefined;
+  if (s.checklist.state === 'failed') return undefined;
+  // RFC 8445 §12.1: before selection, any valid pair may carry data.
+  for (const v of s.checklist.valid) if (v.component === component && fresh(ctx, v, now)) return v;
+  return undefined;
+}
+
+/** The pair may carry data: consent not lost nor expired (RFC 7675 §5.1). A function, not a closure per send. */
+function fresh(ctx: AgentContext, p: CandidatePair, now: number): boolean {
+  return !p.consentLost && (!consentEnabled(ctx) || now - p.lastConsentAt < ctx.config.consentTimeoutMs);
+}
+
+function route(d: Datagram, pair: CandidatePair): DataRoute {
+  return { localAddress: d.local.address, localPort: d.local.port, remoteAddress: d.remote.address, remotePort: d.remote.port, pair };
+}
+
+/** Delivers a non-STUN datagram as a `data` event when it arrived on a known path (RFC 8445 §12.2). */
+export function receiveData(ctx: AgentContext, d: Datagram): boolean {
+  // Fastest path: the same 5-tuple as the previous datagram (the usual case for media on one component).
+  const lr = ctx.lastRoute;
+  if (
+    lr !== undefined &&
+    lr.remotePort === d.remote.port &&
+    lr.remoteAddress === d.remote.address &&
+    lr.localPort === d.local.port &&
+    lr.localAddress === d.local.address &&
+    ctx.pairs.has(lr.pair.id)
+  ) {
+    const p = lr.pair;
+    p.counters.bytesReceived += d.data.length;
+    ctx.events.push({ type: 'data', stream: p.stream, component: p.component, data: d.data, from: d.remote, local: d.local });
+    return true;
+  }
+  // Fast path: media keeps arriving on the same few 5-tuples (one per component).
+  const routeKey = `${d.local.address}|${d.local.port}|${d.remote.address}|${d.remote.port}`;
+  const last = ctx.dataRoutes.get(routeKey);
+  if (last && ctx.pairs.has(last.id)) {
+    ctx.lastRoute = route(d, last);
+    last.counters.bytesReceived += d.data.length;
+    ctx.events.push({ type: 'data', stream: last.stream, component: last.component, data: d.data, from: d.remote, local: d.local });
+    return true;
+  }
+  for (const s of ctx.streams) {
+    const candidates: CandidatePair[] = [...activePairs(ctx).filter((p) => p.stream === s.index), ...s.checklist.valid, ...s.checklist.pairs];
+    const p = candidates.find((x) => sameAddress(x.local.base, d.local) && x.remote.address === d.remote.address && x.remote.port === d.remote.port);
+    if (p) {
+      if (ctx.dataRoutes.size >= 64) ctx.dataRoutes.clear();
+      ctx.dataRoutes.set(routeKey, p);
+      ctx.lastRoute = route(d, p);
+      p.counters.bytesReceived += d.data.length;
+      ctx.events.push({ type: 'data', stream: s.index, component: p.component, data: d.data, from: d.remote, local: d.local });
+      return true;
+    }
+  }
+  // RFC 8445 §12.2: be prepared to receive on any signalled candidate, paired or not (e.g. a pair removed once
+  // the component was nominated while the peer had not switched yet).
+  for (const s of ctx.streams) {
+    const r = s.remotes.find((x) => x.address === d.remote.address && x.port === d.remote.port);
+    if (r && s.locals.some((l) => l.component === r.component && sameAddress(l.base, d.local))) {
+      ctx.events.push({ type: 'data', stream: s.index, component: r.component, data: d.data, from: d.remote, local: d.local });
+      return true;
+    }
+  }
+  drop(ctx, 'data-unknown-path');
+  return false;
+}

@@ -1,0 +1,207 @@
+/**
+ * Nomination and selection (RFC 8445 §8; RFC 5245 §8.1.1.2 for aggressive nomination; §7.3.2 for lite agents).
+ *
+ * What an agent does about nomination depends on its role, its mode and the peer, and the role can change in the
+ * middle of a session (a 487, §7.2.5.1). So each behaviour is a strategy, chosen afresh from the current role and
+ * mode (pion's `selection.go` cuts it the same way):
+ * - controlling, regular (§8.1.1): once a component has a valid pair and no higher-priority pair of it is pending
+ *   (or `nominationTimeoutMs` after its first valid pair), repeat that pair's check with USE-CANDIDATE;
+ * - controlling, aggressive (RFC 5245 only; never facing a peer that signals ice2 or is lite, §10): every check
+ *   carries USE-CANDIDATE;
+ * - controlled (§7.3.1.5): a USE-CANDIDATE request nominates the pair once its own check has succeeded;
+ * - lite (§7.3.2): the pair a full peer nominates goes straight into the valid list.
+ * Selection is the same for all: the highest-priority nominated valid pair of a component (§8.1.1), after which
+ * the component's other pairs are dropped and the checklist completes (§8.1.2).
+ * @module
+ */
+import type { Candidate, LocalCandidate } from '../candidates/candidate.js';
+import type { TransportAddress } from '../types.js';
+import {
+  componentOf,
+  componentsInUse,
+  consentEnabled,
+  drop,
+  insertPair,
+  markDirty,
+  nominationMode,
+  pairInfo,
+  setPairState,
+  type AgentContext,
+  type Stream,
+} from './context.js';
+import { consentJitter } from './consent.js';
+import type { CandidatePair } from './pair.js';
+
+/** One way of nominating. */
+export interface Nominator {
+  /** A check of `pair` carries USE-CANDIDATE. */
+  useCandidate(pair: CandidatePair): boolean;
+  /** A successful check of `pair`, sent with USE-CANDIDATE or not, nominates the valid pair it produced. */
+  nominatesOnSuccess(pair: CandidatePair, sentUseCandidate: boolean): boolean;
+  /** A pending `pair` above the selected one may still be nominated, so selection keeps it (RFC 5245 §8.1.2). */
+  mayStillNominate(pair: CandidatePair): boolean;
+  /** Chooses pairs to nominate, when this strategy chooses at all. */
+  tick(ctx: AgentContext, now: number): void;
+  /** When `tick` next has something to decide. */
+  deadline(ctx: AgentContext): number | undefined;
+}
+
+const nominatedBeforeSuccess = (p: CandidatePair): boolean => p.nomination === 'nominate-on-success';
+
+const controllingRegular: Nominator = {
+  useCandidate: (p) => p.nomination === 'nominating',
+  nominatesOnSuccess: (_p, sent) => sent,
+  mayStillNominate: nominatedBeforeSuccess,
+  tick: nominateRegular,
+  deadline: regularDeadline,
+};
+
+const controllingAggressive: Nominator = {
+  useCandidate: () => true,
+  nominatesOnSuccess: (_p, sent) => sent,
+  mayStillNominate: () => true,
+  tick: () => undefined,
+  deadline: () => undefined,
+};
+
+const controlled: Nominator = {
+  useCandidate: () => false,
+  nominatesOnSuccess: nominatedBeforeSuccess,
+  mayStillNominate: nominatedBeforeSuccess,
+  tick: () => undefined,
+  deadline: () => undefined,
+};
+
+/** The strategy in force now. A lite agent is always controlled and sends no checks (§7.3.2 is `acceptLiteNomination`). */
+export function nominatorFor(ctx: AgentContext): Nominator {
+  if (ctx.role === 'controlled') return controlled;
+  return nominationMode(ctx) === 'aggressive' ? controllingAggressive : controllingRegular;
+}
+
+/** The component has a selected pair, a nominated valid pair, or a nomination under way. */
+function componentNominating(s: Stream, c: number): boolean {
+  if (componentOf(s, c)?.selected) return true;
+  return s.checklist.pairs.some((p) => p.component === c && p.nomination === 'nominating') || s.checklist.valid.some((p) => p.component === c && p.nominated);
+}
+
+/** Controlling, regular nomination (RFC 8445 §8.1.1): pick one valid pair per component and repeat its check. */
+function nominateRegular(ctx: AgentContext, now: number): void {
+  for (const s of ctx.streams) {
+    if (s.checklist.state !== 'running' || !s.remote) continue;
+    for (let c = 1; c <= componentsInUse(s); c++) {
+      if (componentNominating(s, c)) continue;
+      // RFC 7675 §5.1: a pair whose consent expired (data carried before selection) is not used again.
+      const best = s.checklist.valid.find((v) => v.component === c && !v.consentLost);
+      const cp = best?.checkPair;
+      if (!best || !cp) continue;
+      const pendingAbove = s.checklist.pairs.some(
+        (p) => p.component === c && p.priority > cp.priority && (p.state === 'frozen' || p.state === 'waiting' || p.state === 'in-progress'),
+      );
+      const waited = now >= (componentOf(s, c)!.firstValidAt ?? Infinity) + ctx.config.nominationTimeoutMs;
+      if (pendingAbove && !waited) continue;
+      cp.nomination = 'nominating';
+      s.checklist.enqueueTriggered(cp);
+      markDirty(ctx);
+    }
+  }
+}
+
+function regularDeadline(ctx: AgentContext): number | undefined {
+  let t = Infinity;
+  for (const s of ctx.streams) {
+    if (s.checklist.state !== 'running') continue;
+    for (let c = 1; c <= componentsInUse(s); c++) {
+      const f = componentOf(s, c)!.firstValidAt;
+      if (f === undefined) continue;
+      const at = f + ctx.config.nominationTimeoutMs;
+      // Only a future deadline: a passed one is acted on by every handleTimeout (never spin on it).
+      if (at > ctx.now && at < t && !componentNominating(s, c)) t = at;
+    }
+  }
+  return t === Infinity ? undefined : t;
+}
+
+/**
+ * RFC 8445 §7.3.1.5: the controlled agent honours USE-CANDIDATE on `pair` (the pair the request arrived on, after
+ * the triggered-check handling of §7.3.1.4).
+ */
+export function honourUseCandidate(ctx: AgentContext, s: Stream, pair: CandidatePair): void {
+  // A Succeeded pair is valid through its own check, or is itself the valid pair another check produced
+  // (RFC 8445 §7.2.5.3.2 case 2): either way that valid pair is the one nominated.
+  const valid = pair.validPair ?? (pair.valid ? pair : undefined);
+  if (pair.state === 'succeeded' && valid) {
+    valid.nomination = 'nominated';
+    updateSelection(ctx, s, pair.component);
+  } else {
+    pair.nomination = 'nominate-on-success';
+    // RFC 8445 §8.1.1: an RFC 5245 peer may nominate again (aggressive); the highest-priority nomination wins,
+    // so a completed checklist runs again for this triggered check.
+    if (s.checklist.state === 'completed') s.checklist.state = 'running';
+  }
+}
+
+/** RFC 8445 §7.3.2: a lite agent puts the pair a USE-CANDIDATE request arrived on straight into the valid list. */
+export function acceptLiteNomination(ctx: AgentContext, now: number, s: Stream, local: LocalCandidate, from: TransportAddress, priority: number): void {
+  let pair = s.checklist.find(local.component, local.base.address, local.base.port, from.address, from.port);
+  if (!pair) {
+    let remote: Candidate | undefined = s.remotes.find((r) => r.component === local.component && r.address === from.address && r.port === from.port);
+    remote ??= { foundation: `prflx${++s.prflxCount}`, component: local.component, transport: local.transport, priority, address: from.address, port: from.port, type: 'prflx' };
+    pair = insertPair(ctx, s, local, remote).added;
+    if (!pair) return drop(ctx, 'checklist-full');
+  }
+  setPairState(ctx, pair, 'succeeded');
+  pair.validPair = pair;
+  pair.checkPair = pair;
+  s.checklist.addValid(pair);
+  pair.nomination = 'nominated';
+  pair.lastConsentAt = now;
+  pair.lastSentAt = now; // the response to this request is the last packet sent on the pair (RFC 8445 §11)
+  updateSelection(ctx, s, local.component);
+}
+
+/** Selected pair = highest-priority nominated valid pair (RFC 8445 §8.1.1); conclude the component (§8.1.2). */
+export function updateSelection(ctx: AgentContext, s: Stream, component: number): void {
+  const best = s.checklist.bestValid(component, true);
+  const comp = componentOf(s, component)!;
+  if (!best || best === comp.selected) {
+    maybeComplete(ctx, s);
+    return;
+  }
+  const old = comp.selected ?? comp.previous;
+  if (old && old !== best) ctx.consentNext.delete(old);
+  comp.selected = best;
+  comp.previous = undefined;
+  ctx.events.push({ type: 'selected-pair', stream: s.index, component, pair: pairInfo(best) });
+  if (consentEnabled(ctx)) ctx.consentNext.set(best, ctx.now + consentJitter(ctx));
+  const nominator = nominatorFor(ctx);
+  // RFC 8445 §8.1.2: remove the component's other Frozen/Waiting pairs, cancel its In-Progress checks.
+  for (const p of [...s.checklist.pairs]) {
+    if (p.component !== component || p === best || p === best.checkPair) continue;
+    // RFC 5245 §8.1.2 (aggressive): checks and pending nominations on higher-priority pairs go on, they may
+    // still be nominated and would then be selected.
+    if (nominator.mayStillNominate(p) && p.priority > best.priority && p.state !== 'failed') continue;
+    if (p.state === 'frozen' || p.state === 'waiting') {
+      s.checklist.remove(p);
+      ctx.pairs.delete(p.id);
+    } else if (p.state === 'in-progress') {
+      ctx.txs.cancelChecks(p);
+    }
+  }
+  maybeComplete(ctx, s);
+}
+
+/** RFC 8445 §8.1.2: Completed once every component has a nominated (selected) pair and nothing is pending. */
+export function maybeComplete(ctx: AgentContext, s: Stream): void {
+  if (s.checklist.state !== 'running') return;
+  for (let c = 1; c <= componentsInUse(s); c++) if (!componentOf(s, c)!.selected) return;
+  if (s.checklist.triggered.length > 0) return;
+  const nominator = nominatorFor(ctx);
+  // A nomination still being checked on a higher-priority pair (RFC 5245 aggressive peer) may change the choice.
+  for (const p of s.checklist.pairs) {
+    const sel = componentOf(s, p.component)!.selected!;
+    if (p.priority <= sel.priority || (p.state !== 'waiting' && p.state !== 'in-progress')) continue;
+    const pending = p.state === 'waiting' || ctx.txs.hasLiveCheck(p);
+    if (pending && nominator.mayStillNominate(p)) return;
+  }
+  s.checklist.state = 'completed';
+}

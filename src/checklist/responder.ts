@@ -1,0 +1,162 @@
+/**
+ * The binding responder (RFC 8445 §7.3): authenticating a connectivity check and answering it (RFC 8489 §9.1.3:
+ * 400, 401; §6.3.1.1: 420; RFC 8445 §7.3.1.1: 487 on a role conflict), then what the request means for the
+ * checklist: a peer-reflexive remote candidate (§7.3.1.3), a triggered check (§7.3.1.4), a nomination (§7.3.1.5),
+ * or, on a lite agent, the nominated pair itself (§7.3.2). Requests that arrive before the peer's parameters are
+ * answered and kept until they arrive (§7.3).
+ * @module
+ */
+import type { LocalCandidate } from '../candidates/candidate.js';
+import { unknownComprehensionRequired } from '../stun/attributes.js';
+import { ErrorCode } from '../stun/constants.js';
+import { verifyIntegrity, type DecodedStunMessage } from '../stun/message.js';
+import type { Datagram, TransportAddress } from '../types.js';
+import { canPair, type RemoteCandidate } from './checklist.js';
+import { encodeCheckError, encodeCheckSuccess, parseCheck } from './checks.js';
+import { baseCandidate, drop, insertPair, markDirty, setPairState, type AgentContext, type Credentials, type PendingRequest, type Stream } from './context.js';
+import { acceptLiteNomination, honourUseCandidate } from './nomination.js';
+import { repairRoleConflict } from './role.js';
+
+const MAX_PENDING_REQUESTS = 64;
+/**
+ * Error responses to requests that could not be authenticated (400, 401), per second and agent. Such requests may
+ * carry a forged source address, so every answer is reflected traffic (RFC 8489 §16.1.2); beyond this budget they are
+ * dropped and counted. An authenticated peer is never limited.
+ */
+const MAX_UNAUTHENTICATED_REPLIES_PER_SECOND = 64;
+
+function respond(ctx: AgentContext, d: Datagram, data: Uint8Array): void {
+  ctx.transmits.push({ local: d.local, remote: d.remote, data, ...(d.transport ? { transport: d.transport } : {}) });
+}
+
+/** Answers a request that could not be authenticated, within the reflection budget. */
+function respondUnauthenticated(ctx: AgentContext, now: number, d: Datagram, transactionId: Uint8Array, code: number, reason: string): void {
+  if (now - ctx.unauthWindowStart >= 1000) {
+    ctx.unauthWindowStart = now;
+    ctx.unauthReplies = 0;
+  }
+  if (ctx.unauthReplies >= MAX_UNAUTHENTICATED_REPLIES_PER_SECOND) return drop(ctx, 'unauthenticated-reply-limit');
+  ctx.unauthReplies++;
+  respond(ctx, d, encodeCheckError(transactionId, code, reason));
+}
+
+/** Handles a Binding request. Returns whether it was for this agent. */
+export function handleRequest(ctx: AgentContext, now: number, d: Datagram, m: DecodedStunMessage): boolean {
+  // RFC 8445 §7.3: ICE uses FINGERPRINT; without it this is not a check for us.
+  if (!m.hasFingerprint) {
+    drop(ctx, 'request-no-fingerprint');
+    return false;
+  }
+  const check = parseCheck(m);
+  // RFC 8489 §9.1.3: USERNAME and MESSAGE-INTEGRITY are both required, else 400.
+  if (check.username === undefined || (m.integrityOffset < 0 && m.integritySha256Offset < 0)) {
+    respondUnauthenticated(ctx, now, d, m.transactionId, ErrorCode.BadRequest, 'Bad Request');
+    drop(ctx, 'request-bad');
+    return true;
+  }
+  const colon = check.username.indexOf(':');
+  const lfrag = colon > 0 ? check.username.slice(0, colon) : undefined;
+  const rfrag = colon > 0 ? check.username.slice(colon + 1) : '';
+  const creds = lfrag === undefined ? undefined : credentialsFor(ctx, lfrag);
+  if (!creds || verifyIntegrity(m, creds.key) !== 'ok') {
+    // RFC 8489 §9.1.3: unknown username or bad integrity: 401, no state change.
+    respondUnauthenticated(ctx, now, d, m.transactionId, ErrorCode.Unauthorized, 'Unauthorized');
+    drop(ctx, creds ? 'request-integrity' : 'request-username');
+    return true;
+  }
+  // RFC 8489 §6.3.1.1: after authentication, unknown comprehension-required attributes get a 420.
+  const unknown = unknownComprehensionRequired(m);
+  if (unknown.length > 0) {
+    respond(ctx, d, encodeCheckError(m.transactionId, ErrorCode.UnknownAttribute, 'Unknown Attribute', creds.key, unknown));
+    drop(ctx, 'request-unknown-attribute');
+    return true;
+  }
+  const found = localForBase(ctx, d.local);
+  const counted = found && found.stream.checklist.find(found.local.component, found.local.base.address, found.local.base.port, d.remote.address, d.remote.port);
+  if (counted) counted.counters.requestsReceived++;
+  if (!ctx.config.lite && repairRoleConflict(ctx, check.controlling, check.controlled)) {
+    respond(ctx, d, encodeCheckError(m.transactionId, ErrorCode.RoleConflict, 'Role Conflict', creds.key));
+    return true;
+  }
+  respond(ctx, d, encodeCheckSuccess(m.transactionId, d.remote, creds.key));
+  if (counted) counted.counters.responsesSent++;
+  if (!found) {
+    drop(ctx, 'request-unknown-base');
+    return true;
+  }
+  const s = found.stream;
+  const priority = check.priority ?? 0;
+  if (ctx.config.lite) {
+    if (check.useCandidate) acceptLiteNomination(ctx, now, s, found.local, d.remote, priority);
+    return true;
+  }
+  if (!s.remote || s.remote.ufrag !== rfrag) {
+    if (s.pending.length < MAX_PENDING_REQUESTS) s.pending.push({ local: found.local, from: d.remote, rfrag, priority, useCandidate: check.useCandidate });
+    return true;
+  }
+  afterAcceptedRequest(ctx, s, found.local, d.remote, priority, check.useCandidate);
+  return true;
+}
+
+/** Credentials of the session `lfrag` names: the agent's current ones or those a stream still runs. */
+function credentialsFor(ctx: AgentContext, lfrag: string): Credentials | undefined {
+  if (lfrag === ctx.creds.ufrag) return ctx.creds;
+  for (const s of ctx.streams) if (s.local.ufrag === lfrag) return s.local;
+  return undefined;
+}
+
+function localForBase(ctx: AgentContext, base: TransportAddress): { stream: Stream; local: LocalCandidate } | undefined {
+  for (const s of ctx.streams) {
+    for (let c = 1; c <= s.componentCount; c++) {
+      const l = baseCandidate(s, c, base);
+      if (l) return { stream: s, local: l };
+    }
+  }
+  return undefined;
+}
+
+/** Requests kept from before the peer's parameters arrived (RFC 8445 §7.3), processed now that they are known. */
+export function processEarlyRequests(ctx: AgentContext, s: Stream, early: readonly PendingRequest[]): void {
+  for (const p of early) {
+    if (p.rfrag === s.remote?.ufrag && s.locals.includes(p.local)) afterAcceptedRequest(ctx, s, p.local, p.from, p.priority, p.useCandidate);
+  }
+}
+
+/** RFC 8445 §7.3.1.3-7.3.1.5 for an accepted request on a full agent. */
+function afterAcceptedRequest(ctx: AgentContext, s: Stream, local: LocalCandidate, from: TransportAddress, priority: number, useCandidate: boolean): void {
+  const component = local.component;
+  let remote = s.remotes.find((r) => r.component === component && r.address === from.address && r.port === from.port);
+  if (!remote) {
+    if (s.remotes.length >= ctx.config.remoteCandidateLimit) return drop(ctx, 'prflx-remote-limit');
+    // RFC 8445 §7.3.1.3: a peer-reflexive remote candidate, foundation unlike every other remote one.
+    let foundation: string;
+    do foundation = `prflx${++s.prflxCount}`;
+    while (s.remotes.some((r) => r.foundation === foundation));
+    const cand: RemoteCandidate = { foundation, component, transport: local.transport, priority, address: from.address, port: from.port, type: 'prflx' };
+    remote = cand;
+    s.remotes.push(cand);
+    ctx.events.push({ type: 'prflx-remote', stream: s.index, candidate: cand });
+  }
+  let pair = s.checklist.find(component, local.base.address, local.base.port, from.address, from.port);
+  // After nomination (RFC 8445 §8.1.2) pairs of the component are gone; only a new nomination re-adds one.
+  if (s.components[component - 1]?.selected && !useCandidate && !pair) return;
+  // RFC 8445 §7.3.1.4: triggered checks.
+  if (!pair) {
+    if (!canPair(local, remote)) return;
+    pair = insertPair(ctx, s, local, remote).added;
+    if (!pair) return drop(ctx, 'checklist-full');
+    setPairState(ctx, pair, 'waiting');
+    s.checklist.enqueueTriggered(pair);
+  } else if (pair.state === 'in-progress') {
+    ctx.txs.cancelChecks(pair);
+    setPairState(ctx, pair, 'waiting');
+    s.checklist.enqueueTriggered(pair);
+  } else if (pair.state !== 'succeeded') {
+    setPairState(ctx, pair, 'waiting');
+    s.checklist.enqueueTriggered(pair);
+  }
+  if (s.checklist.state === 'failed' && pair.state === 'waiting') s.checklist.state = 'running';
+  // RFC 8445 §7.3.1.5: the controlled agent honours USE-CANDIDATE.
+  if (useCandidate && ctx.role === 'controlled') honourUseCandidate(ctx, s, pair);
+  markDirty(ctx);
+}
