@@ -2,6 +2,7 @@
  * Value types shared by every layer of icewire. Plain readonly records: no classes, no IO.
  * @module
  */
+import { canonicalIp } from './ip.js';
 
 /** An IP address and port. `address` is a literal IPv4/IPv6 address or, for mDNS candidates, a `.local` name. */
 export interface TransportAddress {
@@ -40,5 +41,9 @@ export function formatAddress(a: TransportAddress): string {
 
 /** True when both addresses name the same IP and port (IPv6 compared in canonical form). */
 export function sameAddress(a: TransportAddress, b: TransportAddress): boolean {
-  return a.port === b.port && a.address === b.address;
+  if (a.port !== b.port) return false;
+  // Equal text is the per-packet case. Text without ':' (IPv4, names) is already canonical, so only two differing
+  // IPv6 spellings pay for canonicalisation (memoised in ip.ts).
+  if (a.address === b.address) return true;
+  return a.address.includes(':') && b.address.includes(':') && canonicalIp(a.address) === canonicalIp(b.address);
 }

@@ -16,98 +16,29 @@
  * @module
  */
 import { IcewireError } from '../errors.js';
-import { canonicalIp, formatIp, ipFamily, parseIp } from '../ip.js';
+import { canonicalIp, ipFamily, parseIp } from '../ip.js';
 import type { SansIoMachine } from '../machine.js';
 import { formatAddress, type Datagram, type TransportAddress } from '../types.js';
-import { NatTranslator, type NatBehaviorOptions, type NatDropReason, type NatMappingInfo } from './nat.js';
+import { NatTranslator, type NatBehaviorOptions, type NatMappingInfo } from './nat.js';
+import {
+  AddressPool,
+  DEFAULT_LAN_CONDITIONS,
+  DEFAULT_PUBLIC_CONDITIONS,
+  Network,
+  mergeConditions,
+  networkNodes,
+  networkPool,
+  type LinkConditions,
+  type NodeRef,
+} from './network.js';
 import { SeededRandom, type Seed } from './random.js';
+import type { DropReason, TraceEntry } from './trace.js';
+
+// Moved to network.ts and trace.ts; re-exported so `icewire/testing` and this module keep their exports.
+export { DEFAULT_LAN_CONDITIONS, DEFAULT_PUBLIC_CONDITIONS, Network, type LinkConditions } from './network.js';
+export { formatTrace, formatTraceEntry, type DropReason, type TraceEntry } from './trace.js';
 
 // ---- public value types -------------------------------------------------------------------------------------
-
-/** Conditions of one network, applied to each packet on each hop across it. */
-export interface LinkConditions {
-  /** Base one-way delay in ms. */
-  readonly delayMs: number;
-  /** Extra delay drawn uniformly from [0, jitterMs). Jitter alone can reorder packets. */
-  readonly jitterMs: number;
-  /** Probability in [0, 1] that a packet is lost. */
-  readonly loss: number;
-  /** Probability in [0, 1] that a packet is held back an extra `reorderDelayMs` (so later ones overtake it). */
-  readonly reorder: number;
-  /** Extra delay of a reordered packet, ms. */
-  readonly reorderDelayMs: number;
-  /** Probability in [0, 1] that a packet is delivered twice (the copy takes its own delay). */
-  readonly duplicate: number;
-  /** Largest UDP payload in bytes; bigger packets are dropped as `'mtu'`. */
-  readonly mtu: number;
-}
-
-/** Defaults for the public network: 10 ms one way, nothing else. */
-export const DEFAULT_PUBLIC_CONDITIONS: LinkConditions = {
-  delayMs: 10,
-  jitterMs: 0,
-  loss: 0,
-  reorder: 0,
-  reorderDelayMs: 20,
-  duplicate: 0,
-  mtu: 65_507,
-};
-
-/** Defaults for a NAT's LAN: 1 ms one way, nothing else. */
-export const DEFAULT_LAN_CONDITIONS: LinkConditions = { ...DEFAULT_PUBLIC_CONDITIONS, delayMs: 1, reorderDelayMs: 2 };
-
-/** Why the network dropped a packet. */
-export type DropReason =
-  /** Random loss from the link conditions. */
-  | 'loss'
-  /** Larger than the network's MTU. */
-  | 'mtu'
-  /** The datagram's `local` is not an address of the sending host (or has a bad port). */
-  | 'bad-source'
-  /** Transport other than UDP (the virtual network carries UDP only). */
-  | 'unsupported-transport'
-  /** No host or NAT owns the destination address, or it is not an IP literal. */
-  | 'no-route'
-  /** The sending or receiving host is offline (`host.online = false`). */
-  | 'host-down'
-  /** Reached the host, but no attached machine claimed it (`handleReceive` returned false). */
-  | 'unclaimed'
-  /** A NAT refused to hairpin (hairpinning disabled). */
-  | 'nat-hairpin-disabled'
-  /** Too many hops (a routing loop through nested NATs). */
-  | 'ttl'
-  | NatDropReason;
-
-/** One line of the trace: a packet sent, translated by a NAT, delivered or dropped. */
-export interface TraceEntry {
-  /** Virtual time, ms. */
-  readonly time: number;
-  readonly kind: 'send' | 'nat' | 'deliver' | 'drop';
-  /** Identifies one datagram across hops (a duplicate gets a new id). */
-  readonly packet: number;
-  /** Host or NAT name where this happened. */
-  readonly node: string;
-  /** For `'deliver'`: the attachment that claimed the datagram. */
-  readonly machine?: string;
-  /**
-   * For `'send'`, `'nat'` and drops on a link (`'loss'`, `'mtu'`, `'no-route'`, `'ttl'`): the network the packet was
-   * put on. `node` is then the host or NAT that put it there.
-   */
-  readonly network?: string;
-  /** Source and destination as they are after this event (for `'nat'`: after translation). */
-  readonly from: TransportAddress;
-  readonly to: TransportAddress;
-  /** Payload size in bytes. */
-  readonly size: number;
-  /** For `'drop'`. */
-  readonly reason?: DropReason;
-  /** For `'nat'`: which way the packet was translated. */
-  readonly direction?: 'outbound' | 'inbound' | 'hairpin';
-  /** For `'nat'`: source and destination before translation. */
-  readonly before?: { readonly from: TransportAddress; readonly to: TransportAddress };
-  /** The payload (a reference, not a copy). */
-  readonly data: Uint8Array;
-}
 
 /** Counters over the whole run. */
 export interface NetworkStats {
@@ -200,11 +131,6 @@ export interface AttachOptions<Event> {
 
 // ---- internals ----------------------------------------------------------------------------------------------
 
-type NodeRef =
-  | { readonly kind: 'host'; readonly host: Host }
-  | { readonly kind: 'nat-inside'; readonly nat: Nat }
-  | { readonly kind: 'nat-outside'; readonly nat: Nat };
-
 interface Packet {
   readonly id: number;
   readonly src: TransportAddress;
@@ -238,60 +164,7 @@ function validPort(p: number): boolean {
   return Number.isInteger(p) && p >= 1 && p <= 65535;
 }
 
-function mergeConditions(base: LinkConditions, over: Partial<LinkConditions> | undefined): LinkConditions {
-  const c = { ...base, ...over };
-  for (const k of ['loss', 'reorder', 'duplicate'] as const) {
-    if (!(c[k] >= 0 && c[k] <= 1)) throw new RangeError(`${k} must be a probability in [0, 1]`);
-  }
-  for (const k of ['delayMs', 'jitterMs', 'reorderDelayMs', 'mtu'] as const) {
-    if (!(c[k] >= 0)) throw new RangeError(`${k} must be a non-negative number`);
-  }
-  return c;
-}
-
-/** Hands out addresses of a prefix in order, skipping those taken. */
-class AddressPool {
-  readonly #base: bigint;
-  readonly #size: bigint;
-  readonly #bytes: number;
-  #next: bigint;
-
-  constructor(prefix: string, firstOffset: bigint) {
-    const slash = prefix.indexOf('/');
-    const ip = slash < 0 ? undefined : parseIp(prefix.slice(0, slash));
-    const len = slash < 0 ? NaN : Number(prefix.slice(slash + 1));
-    if (!ip || !Number.isInteger(len) || len < 0 || len > ip.length * 8) throw new RangeError(`bad prefix ${prefix}`);
-    let v = 0n;
-    for (const b of ip) v = (v << 8n) | BigInt(b);
-    const hostBits = BigInt(ip.length * 8 - len);
-    this.#base = (v >> hostBits) << hostBits;
-    this.#size = 1n << hostBits;
-    this.#bytes = ip.length;
-    this.#next = firstOffset;
-  }
-
-  at(offset: bigint): string {
-    if (offset >= this.#size) throw new RangeError('address pool exhausted');
-    let v = this.#base + offset;
-    const out = new Uint8Array(this.#bytes);
-    for (let i = this.#bytes - 1; i >= 0; i--) {
-      out[i] = Number(v & 0xffn);
-      v >>= 8n;
-    }
-    return formatIp(out);
-  }
-
-  take(isFree: (ip: string) => boolean): string {
-    for (;;) {
-      const ip = this.at(this.#next++);
-      if (isFree(ip)) return ip;
-    }
-  }
-}
-
 // Friend accessors: set in static blocks so that the exported classes keep their state in #private fields.
-let networkNodes: (n: Network) => Map<string, NodeRef>;
-let networkPool: (n: Network) => AddressPool | undefined;
 let hostNode: (h: Host) => NodeRef;
 let hostAttachments: (h: Host) => Attachment<unknown>[];
 let natNodes: (n: Nat) => { readonly inside: NodeRef; readonly outside: NodeRef };
@@ -301,60 +174,6 @@ let netRegisterAttachment: (net: VirtualNetwork, a: Attachment<unknown>, add: bo
 let netAddAddress: (net: VirtualNetwork, host: Host, network: Network, ip: string | undefined) => string;
 
 // ---- exported classes ---------------------------------------------------------------------------------------
-
-/** One network segment: the public network, or the LAN behind a NAT. Create through `VirtualNetwork`. */
-export class Network {
-  readonly #name: string;
-  readonly #kind: 'public' | 'lan';
-  readonly #gateway: Nat | undefined;
-  readonly #nodes = new Map<string, NodeRef>();
-  readonly #pool: AddressPool | undefined;
-  #conditions: LinkConditions;
-
-  static {
-    networkNodes = (n) => n.#nodes;
-    networkPool = (n) => n.#pool;
-  }
-
-  /** @internal Use `VirtualNetwork.public` or `addNat(...).lan`. */
-  constructor(name: string, kind: 'public' | 'lan', conditions: LinkConditions, pool: AddressPool | undefined, gateway: Nat | undefined) {
-    this.#name = name;
-    this.#kind = kind;
-    this.#conditions = conditions;
-    this.#pool = pool;
-    this.#gateway = gateway;
-  }
-
-  /** Name in traces (`'public'`, or `<nat>.lan`). */
-  get name(): string {
-    return this.#name;
-  }
-
-  /** `'public'` for the network with no gateway, `'lan'` behind a NAT. */
-  get kind(): 'public' | 'lan' {
-    return this.#kind;
-  }
-
-  /** The NAT that routes this LAN's outbound traffic (undefined for the public network). */
-  get gateway(): Nat | undefined {
-    return this.#gateway;
-  }
-
-  /** Current conditions. */
-  get conditions(): LinkConditions {
-    return this.#conditions;
-  }
-
-  /** Changes conditions from now on (packets in flight keep their schedule). E.g. `{ loss: 1 }` for an outage. */
-  setConditions(update: Partial<LinkConditions>): void {
-    this.#conditions = mergeConditions(this.#conditions, update);
-  }
-
-  /** Addresses in use on this network (hosts and NAT sides), in the order they were added. */
-  get addresses(): readonly string[] {
-    return [...this.#nodes.keys()];
-  }
-}
 
 /**
  * A machine attached to a host, with the events it has produced. Created by `Host.attach`.
@@ -1074,17 +893,4 @@ function heapPop(h: QueuedPacket[]): QueuedPacket | undefined {
     }
   }
   return top;
-}
-
-/** One trace entry as a line of text (for snapshots, logs and comparing runs). */
-export function formatTraceEntry(e: TraceEntry): string {
-  const base = `${e.time.toFixed(3).padStart(10)} ${e.kind.padEnd(7)} #${e.packet} ${e.node} ${formatAddress(e.from)} -> ${formatAddress(e.to)} ${e.size}B`;
-  if (e.kind === 'drop') return `${base} (${e.reason}${e.network && e.reason === 'loss' ? ` on ${e.network}` : ''})`;
-  if (e.kind === 'nat' && e.before) return `${base} [${e.direction} from ${formatAddress(e.before.from)} -> ${formatAddress(e.before.to)}]`;
-  return base;
-}
-
-/** The whole trace as text, one entry per line. */
-export function formatTrace(entries: readonly TraceEntry[]): string {
-  return entries.map(formatTraceEntry).join('\n');
 }

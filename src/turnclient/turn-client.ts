@@ -32,13 +32,13 @@ import type { SansIoMachine } from '../machine.js';
 import type { Datagram, RandomSource, TransportAddress } from '../types.js';
 import { formatAddress } from '../types.js';
 import { PROTOCOL_UDP, TurnAttr, type AddressErrorCodeValue, type AddressFamily, type IcmpValue } from './attributes.js';
-import { decodeChannelData, encodeChannelData, looksLikeChannelData, MAX_CHANNEL, MIN_CHANNEL } from './channel-data.js';
+import { decodeChannelData, encodeChannelData, looksLikeChannelData } from './channel-data.js';
+import { CHANNEL_LIFETIME_SEC, ChannelTable, type Channel } from './channels.js';
 import { credentialAttributes, nonceFeatures, prepareUsername, readChallenge, type LongTermAuth } from './credentials.js';
+import { PERMISSION_LIFETIME_SEC, PermissionTable, refreshLeadMs, type Permission } from './permissions.js';
 
-/** RFC 8656 §9: Permission Lifetime MUST be 300 seconds. */
-export const PERMISSION_LIFETIME_SEC = 300;
-/** RFC 8656 §12: a channel binding lasts 10 minutes unless refreshed. */
-export const CHANNEL_LIFETIME_SEC = 600;
+// Part of this module's API since before the tables had files of their own.
+export { CHANNEL_LIFETIME_SEC, PERMISSION_LIFETIME_SEC, refreshLeadMs };
 /** RFC 8656 §6: default allocation lifetime. */
 export const DEFAULT_ALLOCATION_LIFETIME_SEC = 600;
 /** At most this many consecutive 438 retries for one operation (a server that always says stale would loop). */
@@ -160,29 +160,6 @@ interface Ctx {
   dropDontFragment: boolean;
 }
 
-interface Permission {
-  readonly ip: string;
-  state: 'pending' | 'installed' | 'failed';
-  inflight: boolean;
-  refreshAt: number;
-  expiresAt: number;
-  queue: { peer: TransportAddress; data: Uint8Array }[];
-}
-
-interface Channel {
-  readonly number: number;
-  readonly peer: TransportAddress;
-  /**
-   * `failed`: the last ChannelBind failed. The number stays the peer's (RFC 8656 §12: a transport address is never
-   * bound to a second number), data goes in Send indications, and ChannelData is still accepted until `expiresAt`
-   * (a failed refresh leaves the server's binding live until then).
-   */
-  state: 'pending' | 'bound' | 'failed';
-  inflight: boolean;
-  refreshAt: number;
-  expiresAt: number;
-}
-
 const METHOD: Record<TurnOperation, number> = {
   allocate: StunMethod.Allocate,
   refresh: StunMethod.Refresh,
@@ -208,15 +185,6 @@ const REASON: Record<number, TurnErrorReason> = {
   500: 'server-error',
   508: 'insufficient-capacity',
 };
-
-/** How long before expiry something with `lifetimeSec` is refreshed, in ms: min(60 s, lifetime / 2). */
-export function refreshLeadMs(lifetimeSec: number): number {
-  return Math.min(60, lifetimeSec / 2) * 1000;
-}
-
-function peerKey(a: TransportAddress): string {
-  return `${canonicalIp(a.address)}|${a.port}`;
-}
 
 function familyOfIp(ip: string): AddressFamily | undefined {
   const f = ipFamily(ip);
@@ -255,11 +223,8 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
   readonly #evenPort: boolean | 'reserve';
   readonly #reservationToken: Uint8Array | undefined;
   readonly #autoBindChannel: boolean;
-  readonly #permissionLifetimeSec: number;
-  readonly #channelLifetimeSec: number;
   readonly #timing: TransactionTiming | undefined;
   readonly #fingerprint: boolean;
-  readonly #maxQueued: number;
 
   #server: TransportAddress;
   #local: TransportAddress;
@@ -275,12 +240,8 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
   #refreshAt = Infinity;
   #refreshInflight = false;
 
-  readonly #permissions = new Map<string, Permission>();
-  readonly #channelsByPeer = new Map<string, Channel>();
-  readonly #channelsByNumber = new Map<number, Channel>();
-  /** Peers whose ChannelBind failed: not bound again automatically (only by an explicit `bindChannel`). */
-  readonly #noAutoBind = new Set<string>();
-  #nextChannel = MIN_CHANNEL;
+  readonly #permissions: PermissionTable;
+  readonly #channels: ChannelTable;
 
   readonly #table = new TransactionTable<Ctx>();
   readonly #transmits: Datagram[] = [];
@@ -331,11 +292,10 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
     this.#evenPort = options.evenPort ?? false;
     this.#reservationToken = options.reservationToken;
     this.#autoBindChannel = options.autoBindChannel ?? true;
-    this.#permissionLifetimeSec = options.permissionLifetimeSec ?? PERMISSION_LIFETIME_SEC;
-    this.#channelLifetimeSec = options.channelLifetimeSec ?? CHANNEL_LIFETIME_SEC;
+    this.#permissions = new PermissionTable(options.permissionLifetimeSec ?? PERMISSION_LIFETIME_SEC, options.maxQueuedPerPeer ?? 64);
+    this.#channels = new ChannelTable(options.channelLifetimeSec ?? CHANNEL_LIFETIME_SEC);
     this.#timing = options.timing;
     this.#fingerprint = options.fingerprint ?? true;
-    this.#maxQueued = options.maxQueuedPerPeer ?? 64;
   }
 
   // ---- read-only state ------------------------------------------------------------------------------------
@@ -374,7 +334,7 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
   }
   /** The confirmed channel number bound to `peer`, if any. */
   channelFor(peer: TransportAddress): number | undefined {
-    const c = this.#channelsByPeer.get(peerKey(peer));
+    const c = this.#channels.ofPeer(peer);
     return c?.state === 'bound' ? c.number : undefined;
   }
 
@@ -394,8 +354,7 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
    */
   send(now: number, peer: TransportAddress, data: Uint8Array): void {
     this.#requireAllocated('send');
-    const key = peerKey(peer);
-    const chan = this.#channelsByPeer.get(key);
+    const chan = this.#channels.ofPeer(peer);
     if (chan !== undefined) this.#expireChannel(now, chan);
     if (chan?.state === 'bound') {
       this.#transmit(encodeChannelData(chan.number, data, this.#transport !== 'udp'));
@@ -405,7 +364,7 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
     const ip = this.#checkPeerFamily(peer.address);
     let perm = this.#permissions.get(ip);
     if (perm === undefined) {
-      perm = this.#newPermission(ip);
+      perm = this.#permissions.add(ip);
       this.#sendCreatePermission(now, perm);
     } else {
       this.#expirePermission(now, perm);
@@ -415,15 +374,11 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
       return;
     }
     if (perm.state === 'pending') {
-      if (perm.queue.length >= this.#maxQueued) {
-        perm.queue.shift();
-        this.stats.queueOverflow++;
-      }
-      perm.queue.push({ peer, data: data.slice() });
+      if (!this.#permissions.enqueue(perm, peer, data)) this.stats.queueOverflow++;
       return;
     }
     this.#sendIndication(peer, data);
-    if (this.#autoBindChannel && chan === undefined && !this.#noAutoBind.has(key) && this.#nextChannel <= MAX_CHANNEL) this.#bind(now, peer);
+    if (this.#autoBindChannel && chan === undefined && this.#channels.mayAutoBind(peer)) this.#bind(now, peer);
   }
 
   /** Installs (or refreshes now) a permission for `peerIp` (RFC 8656 §10). Drain afterwards. */
@@ -431,7 +386,7 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
     this.#requireAllocated('createPermission');
     const ip = this.#checkPeerFamily(peerIp);
     let perm = this.#permissions.get(ip);
-    if (perm === undefined) perm = this.#newPermission(ip);
+    if (perm === undefined) perm = this.#permissions.add(ip);
     if (perm.state === 'failed') perm.state = 'pending';
     if (!perm.inflight) this.#sendCreatePermission(now, perm);
   }
@@ -443,7 +398,7 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
   bindChannel(now: number, peer: TransportAddress): number {
     this.#requireAllocated('bindChannel');
     this.#checkPeerFamily(peer.address);
-    this.#noAutoBind.delete(peerKey(peer));
+    this.#channels.allowAutoBind(peer);
     return this.#bind(now, peer);
   }
 
@@ -453,7 +408,7 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
    */
   close(now: number): void {
     if (this.#state === 'closing' || this.#state === 'closed') return;
-    this.#dropQueues();
+    this.#permissions.dropQueues();
     if (this.#state === 'allocated') {
       this.#table.cancelWhere(() => true);
       this.#state = 'closing';
@@ -547,7 +502,7 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
       this.#expirePermission(now, p);
       if (p.state === 'installed' && !p.inflight && now >= p.refreshAt) this.#sendCreatePermission(now, p);
     }
-    for (const c of this.#channelsByPeer.values()) {
+    for (const c of this.#channels.values()) {
       this.#expireChannel(now, c);
       if (c.state === 'bound' && !c.inflight && now >= c.refreshAt) this.#sendChannelBind(now, c);
     }
@@ -569,9 +524,8 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
     if (this.#state === 'allocated') {
       if (!this.#refreshInflight) t = Math.min(t, this.#refreshAt);
       t = Math.min(t, this.#expiresAt);
-      // With a refresh in flight, wake at expiry to stop relying on it (see `#expirePermission`).
-      for (const p of this.#permissions.values()) if (p.state === 'installed') t = Math.min(t, p.inflight ? p.expiresAt : p.refreshAt);
-      for (const c of this.#channelsByPeer.values()) if (c.state === 'bound') t = Math.min(t, c.inflight ? c.expiresAt : c.refreshAt);
+      // With a refresh in flight, wake at expiry to stop relying on it (see `PermissionTable.expire`).
+      t = Math.min(t, this.#permissions.nextDeadline(), this.#channels.nextDeadline());
     }
     return t === Infinity ? undefined : t;
   }
@@ -673,22 +627,16 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
   }
 
   #bind(now: number, peer: TransportAddress): number {
-    const key = peerKey(peer);
-    const existing = this.#channelsByPeer.get(key);
+    const existing = this.#channels.ofPeer(peer);
     if (existing) {
-      // RFC 8656 §12: the server may still hold (or, after a time-out, have made) the old binding, and the client MUST
-      // NOT bind the address to a different number within 5 minutes of its expiry; re-binding the same number to the
-      // same peer is always allowed, so a peer keeps its number for the allocation's life.
+      // A peer keeps its number (see channels.ts): a failed bind is retried with the same one.
       if (existing.state === 'failed') {
         existing.state = 'pending';
         this.#sendChannelBind(now, existing);
       }
       return existing.number;
     }
-    if (this.#nextChannel > MAX_CHANNEL) throw new InvalidStateError('all 4096 channel numbers have been used on this allocation');
-    const chan: Channel = { number: this.#nextChannel++, peer, state: 'pending', inflight: false, refreshAt: Infinity, expiresAt: Infinity };
-    this.#channelsByPeer.set(key, chan);
-    this.#channelsByNumber.set(chan.number, chan);
+    const chan = this.#channels.add(peer);
     this.#sendChannelBind(now, chan);
     return chan.number;
   }
@@ -824,25 +772,21 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
         if (!perm || this.#state !== 'allocated') return;
         perm.inflight = false;
         const refreshed = perm.state === 'installed';
-        this.#permissionInstalled(now, perm);
+        this.#permissions.installed(now, perm);
         this.#events.push({ type: 'permission', peerIp: perm.ip, refreshed });
         this.#flush(now, perm);
         return;
       }
       case 'channel': {
-        const chan = this.#channelsByNumber.get(ctx.channel!);
+        const chan = this.#channels.ofNumber(ctx.channel!);
         if (!chan || this.#state !== 'allocated') return;
-        chan.inflight = false;
-        const refreshed = chan.state === 'bound';
-        chan.state = 'bound';
-        chan.expiresAt = now + this.#channelLifetimeSec * 1000;
-        chan.refreshAt = chan.expiresAt - refreshLeadMs(this.#channelLifetimeSec);
+        const refreshed = this.#channels.bound(now, chan);
         this.#events.push({ type: 'channel', peer: chan.peer, channel: chan.number, refreshed });
         // RFC 8656 §12.3: a ChannelBind success also installs or refreshes the permission.
         const ip = canonicalIp(chan.peer.address);
-        const perm = this.#permissions.get(ip) ?? this.#newPermission(ip);
+        const perm = this.#permissions.get(ip) ?? this.#permissions.add(ip);
         const wasInstalled = perm.state === 'installed';
-        this.#permissionInstalled(now, perm);
+        this.#permissions.installed(now, perm);
         if (!wasInstalled) this.#events.push({ type: 'permission', peerIp: ip, refreshed: false });
         this.#flush(now, perm);
         return;
@@ -956,23 +900,11 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
         }
         if (ctx.kind === 'permission') {
           const perm = this.#permissions.get(ctx.peerIp!);
-          if (perm) {
-            perm.inflight = false;
-            perm.state = 'failed';
-            this.stats.noPermission += perm.queue.length;
-            perm.queue = [];
-          }
+          if (perm) this.stats.noPermission += this.#permissions.failed(perm);
           this.#events.push({ type: 'error', error, operation: 'permission', peer: { address: ctx.peerIp!, port: 0 }, fatal: false });
         } else {
-          const chan = this.#channelsByNumber.get(ctx.channel!);
-          if (chan) {
-            // Keep the number tied to this peer (see `#bind`); sends use Send indications from now on. A binding that
-            // was confirmed stays live on the server until its expiry (§12.5: the server keeps using ChannelData).
-            chan.inflight = false;
-            if (chan.state !== 'bound') chan.expiresAt = now;
-            chan.state = 'failed';
-            this.#noAutoBind.add(peerKey(chan.peer));
-          }
+          const chan = this.#channels.ofNumber(ctx.channel!);
+          if (chan) this.#channels.failed(now, chan);
           this.#events.push({ type: 'error', error, operation: 'channel', peer: ctx.peer, fatal: false });
         }
         return;
@@ -983,10 +915,9 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
   #fail(error: TurnError, operation: TurnOperation, peer: TransportAddress | undefined): void {
     this.#table.cancelWhere(() => true);
     this.#state = 'failed';
-    this.#dropQueues();
+    this.#permissions.dropQueues();
     this.#permissions.clear();
-    this.#channelsByPeer.clear();
-    this.#channelsByNumber.clear();
+    this.#channels.clear();
     this.#refreshAt = Infinity;
     this.#expiresAt = Infinity;
     this.#refreshInflight = false;
@@ -1002,8 +933,7 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#permissions.clear();
-    this.#channelsByPeer.clear();
-    this.#channelsByNumber.clear();
+    this.#channels.clear();
     this.#refreshAt = Infinity;
     this.#expiresAt = Infinity;
     this.#events.push({ type: 'closed' });
@@ -1017,43 +947,16 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
 
   // ---- permissions and data -------------------------------------------------------------------------------
 
-  #newPermission(ip: string): Permission {
-    const p: Permission = { ip, state: 'pending', inflight: false, refreshAt: Infinity, expiresAt: Infinity, queue: [] };
-    this.#permissions.set(ip, p);
-    return p;
-  }
-
-  #permissionInstalled(now: number, perm: Permission): void {
-    perm.state = 'installed';
-    perm.expiresAt = now + this.#permissionLifetimeSec * 1000;
-    perm.refreshAt = perm.expiresAt - refreshLeadMs(this.#permissionLifetimeSec);
-  }
-
-  /**
-   * RFC 8656 §9/§11.1: past its expiry (its refresh still unanswered, or the timer ran late) a permission no longer
-   * exists on the server, so data for the peer is queued again until a CreatePermission succeeds.
-   */
   #expirePermission(now: number, perm: Permission): void {
-    if (perm.state !== 'installed' || now < perm.expiresAt) return;
-    perm.state = 'pending';
-    if (!perm.inflight) this.#sendCreatePermission(now, perm);
+    if (this.#permissions.expire(now, perm)) this.#sendCreatePermission(now, perm);
   }
 
-  /** RFC 8656 §12: an expired binding is not used for sending until a ChannelBind (same number, same peer) succeeds. */
   #expireChannel(now: number, chan: Channel): void {
-    if (chan.state !== 'bound' || now < chan.expiresAt) return;
-    chan.state = 'pending';
-    if (!chan.inflight) this.#sendChannelBind(now, chan);
+    if (this.#channels.expire(now, chan)) this.#sendChannelBind(now, chan);
   }
 
   #flush(now: number, perm: Permission): void {
-    const queue = perm.queue;
-    perm.queue = [];
-    for (const q of queue) this.send(now, q.peer, q.data);
-  }
-
-  #dropQueues(): void {
-    for (const p of this.#permissions.values()) p.queue = [];
+    for (const q of this.#permissions.takeQueue(perm)) this.send(now, q.peer, q.data);
   }
 
   #onDataIndication(m: DecodedStunMessage): void {
@@ -1093,10 +996,8 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
       this.stats.malformed++;
       return;
     }
-    const chan = this.#channelsByNumber.get(cd.channel);
-    // A channel whose ChannelBind failed may still be bound on the server until `expiresAt`: accept it until then,
-    // and (RFC 8656 §12.6 RECOMMENDED) only while the client believes a permission towards the peer is active.
-    if (chan === undefined || (chan.state === 'failed' && (now >= chan.expiresAt || !this.hasPermission(chan.peer.address)))) {
+    const chan = this.#channels.receiving(now, cd.channel, (ip) => this.hasPermission(ip));
+    if (chan === undefined) {
       this.stats.unknownChannel++;
       return;
     }
