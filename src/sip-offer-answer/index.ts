@@ -22,16 +22,15 @@ export {
   isValidUfrag,
   mediaHasIce,
   readIceDescription,
-  splitSdpLines,
   supportsIce2,
   transportIndexOf,
-  writeIceDescription,
   type IceDescription,
   type IceMediaDescription,
   type IgnoredCandidate,
   type RemoteCandidateRef,
-  type SdpLine,
 } from './ice-attributes.js';
+export { splitSdpLines, type SdpLine } from './sdp-lines.js';
+export { writeIceDescription } from './ice-writer.js';
 export {
   PLACEHOLDER_PORT,
   chooseDefaultCandidate,

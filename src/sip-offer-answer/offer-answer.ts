@@ -30,12 +30,12 @@ import {
   mediaHasIce,
   readIceDescription,
   transportIndexOf,
-  writeIceDescription,
   type IceDescription,
   type IceMediaDescription,
   type RemoteCandidateRef,
 } from './ice-attributes.js';
 import { detectIceMismatch, signalledDestination } from './ice-mismatch.js';
+import { writeIceDescription } from './ice-writer.js';
 import {
   DEFAULT_PSEUDO_MEDIA_LINE,
   buildSdpfrag,
