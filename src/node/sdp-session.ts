@@ -10,13 +10,10 @@
 import { EventEmitter } from 'eventemitter3';
 import type { AgentState } from '../checklist/types.js';
 import { InvalidStateError } from '../errors.js';
-import {
-  OfferAnswer,
-  generateIceCredentials,
-  type IceTransportPlan,
-  type RemoteDescriptionResult,
-} from '../sip-offer-answer/offer-answer.js';
 import { readIceDescription } from '../sip-offer-answer/ice-attributes.js';
+import { generateIceCredentials } from '../sip-offer-answer/local-description.js';
+import { OfferAnswer } from '../sip-offer-answer/offer-answer.js';
+import type { IceTransportPlan, RemoteDescriptionResult } from '../sip-offer-answer/remote-description.js';
 import type { TrickleMode } from '../sip-offer-answer/sdpfrag.js';
 import type { IceRole } from '../types.js';
 import type { Candidate } from '../candidates/candidate.js';
