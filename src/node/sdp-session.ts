@@ -223,7 +223,6 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
 
   /** Hands the remote side of every transport to its agent: credentials, new candidates, end-of-candidates. */
   #feedRemote(): void {
-    const remote = this.#oa.remote;
     for (const plan of this.#oa.transports()) {
       const agent = this.#agents.get(plan.transportIndex);
       if (!agent) continue;
@@ -232,17 +231,13 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
         if (plan.defaultRtcp && plan.components > 1) agent.useWithoutIce(plan.defaultRtcp, 2);
         continue;
       }
-      if (plan.mode !== 'ice' || plan.remoteUfrag === undefined || plan.remotePwd === undefined) continue;
+      if (plan.mode !== 'ice' || plan.remote === undefined) continue;
       if (plan.restart) {
         this.#fed.set(plan.transportIndex, 0);
         this.#eocFed.delete(plan.transportIndex);
       }
-      agent.setRemoteParameters({
-        ufrag: plan.remoteUfrag,
-        pwd: plan.remotePwd,
-        lite: remote?.remoteLite ?? false,
-        ...(remote?.remotePacingMs !== undefined ? { pacingMs: remote.remotePacingMs } : {}),
-      });
+      // Every value the peer signalled, ice-options included: RFC 8445 §10 (no aggressive nomination facing ice2).
+      agent.setRemoteParameters(plan.remote);
       const fed = this.#fed.get(plan.transportIndex) ?? 0;
       for (const c of plan.remoteCandidates.slice(fed)) agent.addRemoteCandidate(c);
       this.#fed.set(plan.transportIndex, plan.remoteCandidates.length);
