@@ -17,13 +17,14 @@ import {
   isValidIceOption,
   isValidPwd,
   isValidUfrag,
+  mediaHasIce,
   transportIndexOf,
   type IceDescription,
   type IceMediaDescription,
   type RemoteCandidateRef,
 } from './ice-attributes.js';
 import type { RemoteDescriptionResult } from './remote-description.js';
-import type { TrickleMode } from './sdpfrag.js';
+import { DEFAULT_PSEUDO_MEDIA_LINE, type Sdpfrag, type SdpfragMedia, type TrickleMode } from './sdpfrag.js';
 
 /** The local agent's ICE parameters. */
 export interface LocalIceParameters {
@@ -242,4 +243,28 @@ export function buildLocalDescription(ctx: LocalContext, app: IceDescription, re
     bundleGroups: app.bundleGroups,
     media,
   };
+}
+
+/**
+ * The trickle body (RFC 8840 §4.4) for the local description `local`: one pseudo section per transport (the
+ * BUNDLE-tag section, or every section under the `'all'` policy) with every local candidate of the current
+ * generation, and the credentials at the level the offer/answer used.
+ */
+export function localSdpfrag(ctx: LocalContext, local: IceDescription, endOfAllCandidates: boolean): Sdpfrag {
+  const creds = { ufrag: ctx.local.ufrag, pwd: ctx.local.pwd };
+  const media: SdpfragMedia[] = [];
+  for (const m of local.media) {
+    const ti = transportIndexOf(local, m.index);
+    if (m.mid === undefined || !mediaHasIce(m) || m.iceMismatch) continue;
+    if (ti !== m.index && ctx.bundlePolicy === 'bundle-tag') continue;
+    media.push({
+      mid: m.mid,
+      mediaLine: m.port !== 0 ? `${m.kind} ${m.port} ${m.protocol}${m.formats ? ` ${m.formats}` : ''}` : DEFAULT_PSEUDO_MEDIA_LINE,
+      ...(ctx.credentialsLevel === 'media' ? creds : {}),
+      candidates: ctx.candidates(ti),
+      endOfCandidates: ctx.endOfCandidates.has(ti),
+      rtcpMux: m.rtcpMux,
+    });
+  }
+  return { ...(ctx.credentialsLevel === 'session' ? creds : {}), lite: false, endOfCandidates: endOfAllCandidates, bundleGroups: [], media };
 }

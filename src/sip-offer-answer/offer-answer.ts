@@ -24,9 +24,11 @@ import {
   buildLocalDescription,
   generateIceCredentials,
   localPacingProposal,
+  localSdpfrag,
   validateLocalParameters,
   type BundleCandidatePolicy,
   type IceCredentials,
+  type LocalContext,
   type LocalIceParameters,
   type SelectedPairInfo,
 } from './local-description.js';
@@ -40,7 +42,7 @@ import {
   type IceTransportPlan,
   type RemoteDescriptionResult,
 } from './remote-description.js';
-import { DEFAULT_PSEUDO_MEDIA_LINE, buildSdpfrag, parseSdpfrag, sameTrickledCandidate, type Sdpfrag, type SdpfragMedia, type TrickleMode } from './sdpfrag.js';
+import { buildSdpfrag, parseSdpfrag, sameTrickledCandidate, type Sdpfrag, type TrickleMode } from './sdpfrag.js';
 
 /** Options of an `OfferAnswer` session. */
 export interface OfferAnswerOptions {
@@ -485,28 +487,7 @@ export class OfferAnswer {
   sdpfrag(options: { readonly endOfAllCandidates?: boolean } = {}): Sdpfrag {
     const local = this.localDescription;
     if (!local) throw new InvalidStateError('no local description yet: create an offer or an answer first');
-    const media: SdpfragMedia[] = [];
-    for (const m of local.media) {
-      const ti = transportIndexOf(local, m.index);
-      // One pseudo section per transport: the BUNDLE-tag section (or every section under the 'all' policy).
-      if (m.mid === undefined || !mediaHasIce(m) || m.iceMismatch) continue;
-      if (ti !== m.index && this.#bundlePolicy === 'bundle-tag') continue;
-      media.push({
-        mid: m.mid,
-        mediaLine: m.port !== 0 ? `${m.kind} ${m.port} ${m.protocol}${m.formats ? ` ${m.formats}` : ''}` : DEFAULT_PSEUDO_MEDIA_LINE,
-        ...(this.#credLevel === 'media' ? { ufrag: this.#local.ufrag, pwd: this.#local.pwd } : {}),
-        candidates: this.localCandidates(ti),
-        endOfCandidates: this.#localEoc.has(ti),
-        rtcpMux: m.rtcpMux,
-      });
-    }
-    return {
-      ...(this.#credLevel === 'session' ? { ufrag: this.#local.ufrag, pwd: this.#local.pwd } : {}),
-      lite: false,
-      endOfCandidates: options.endOfAllCandidates ?? false,
-      bundleGroups: [],
-      media,
-    };
+    return localSdpfrag(this.#localContext(), local, options.endOfAllCandidates ?? false);
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -534,7 +515,12 @@ export class OfferAnswer {
 
   /** Builds the local ICE description on top of the application's SDP; `remote` is set when answering. */
   #buildLocal(app: IceDescription, remote: RemoteDescriptionResult | undefined, restart: boolean): IceDescription {
-    const ctx = {
+    return buildLocalDescription(this.#localContext(), app, remote, restart);
+  }
+
+  /** What the local description and trickle bodies are built from, as of now. */
+  #localContext(): LocalContext {
+    return {
       local: this.#local,
       trickle: this.#trickle,
       bundlePolicy: this.#bundlePolicy,
@@ -545,6 +531,5 @@ export class OfferAnswer {
       selected: this.#selected,
       endOfCandidates: this.#localEoc,
     };
-    return buildLocalDescription(ctx, app, remote, restart);
   }
 }
