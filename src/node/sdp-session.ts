@@ -10,13 +10,10 @@
 import { EventEmitter } from 'eventemitter3';
 import type { AgentState } from '../checklist/types.js';
 import { InvalidStateError } from '../errors.js';
-import {
-  OfferAnswer,
-  generateIceCredentials,
-  type IceTransportPlan,
-  type RemoteDescriptionResult,
-} from '../sip-offer-answer/offer-answer.js';
 import { readIceDescription } from '../sip-offer-answer/ice-attributes.js';
+import { generateIceCredentials } from '../sip-offer-answer/local-description.js';
+import { OfferAnswer } from '../sip-offer-answer/offer-answer.js';
+import type { IceTransportPlan, RemoteDescriptionResult } from '../sip-offer-answer/remote-description.js';
 import type { TrickleMode } from '../sip-offer-answer/sdpfrag.js';
 import type { IceRole } from '../types.js';
 import type { Candidate } from '../candidates/candidate.js';
@@ -226,7 +223,6 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
 
   /** Hands the remote side of every transport to its agent: credentials, new candidates, end-of-candidates. */
   #feedRemote(): void {
-    const remote = this.#oa.remote;
     for (const plan of this.#oa.transports()) {
       const agent = this.#agents.get(plan.transportIndex);
       if (!agent) continue;
@@ -235,17 +231,13 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
         if (plan.defaultRtcp && plan.components > 1) agent.useWithoutIce(plan.defaultRtcp, 2);
         continue;
       }
-      if (plan.mode !== 'ice' || plan.remoteUfrag === undefined || plan.remotePwd === undefined) continue;
+      if (plan.mode !== 'ice' || plan.remote === undefined) continue;
       if (plan.restart) {
         this.#fed.set(plan.transportIndex, 0);
         this.#eocFed.delete(plan.transportIndex);
       }
-      agent.setRemoteParameters({
-        ufrag: plan.remoteUfrag,
-        pwd: plan.remotePwd,
-        lite: remote?.remoteLite ?? false,
-        ...(remote?.remotePacingMs !== undefined ? { pacingMs: remote.remotePacingMs } : {}),
-      });
+      // Every value the peer signalled, ice-options included: RFC 8445 §10 (no aggressive nomination facing ice2).
+      agent.setRemoteParameters(plan.remote);
       const fed = this.#fed.get(plan.transportIndex) ?? 0;
       for (const c of plan.remoteCandidates.slice(fed)) agent.addRemoteCandidate(c);
       this.#fed.set(plan.transportIndex, plan.remoteCandidates.length);

@@ -3,24 +3,24 @@
  * `ice-pwd`, `ice-pacing`, `ice-options`) and RFC 8840 §8 `end-of-candidates`, read from and written into an SDP
  * body.
  *
- * Reading scans the text line by line so that every error names its 1-based line number and the line's text
- * (`SdpError`); candidate lines go through the shared grammar of `src/candidates/grammar.ts`. Writing edits the
- * application's SDP line by line: its own lines stay verbatim and in place; the ICE attributes are replaced (and
- * written after the application's attributes of their level), and the `c=` address, the `m=` port and `a=rtcp` are
- * set from the description.
+ * Reading scans the text line by line (`sdp-lines.ts`) so that every error names its 1-based line number and the
+ * line's text (`SdpError`); each attribute has its handler in one table; candidate lines go through the shared
+ * grammar of `src/candidates/grammar.ts`. Writing lives in `ice-writer.ts`.
  * @module
  */
 import type { Candidate } from '../candidates/candidate.js';
-import { candidateAddressKind, formatCandidate, parseCandidate } from '../candidates/grammar.js';
+import { candidateAddressKind, parseCandidate } from '../candidates/grammar.js';
 import { CandidateParseError, SdpError } from '../errors.js';
+import { DEFAULT_TA_MS, isPacingValue } from '../stun/pacing.js';
 import type { TransportAddress } from '../types.js';
+import { bundleGroupMids, connectionAddress, splitAttribute, splitSdpLines, type SdpLine } from './sdp-lines.js';
 
 /** The `ice-options` tag of RFC 8445 / RFC 8839 §4.2.1.5. */
 export const ICE2_OPTION = 'ice2';
 /** The `ice-options` tag of Trickle ICE (RFC 8838 §3). */
 export const TRICKLE_OPTION = 'trickle';
-/** RFC 8839 §5.5: the pacing that applies when `a=ice-pacing` is absent. */
-export const DEFAULT_ICE_PACING_MS = 50;
+/** RFC 8839 §5.5: the pacing that applies when `a=ice-pacing` is absent (an alias of `DEFAULT_TA_MS`, one default). */
+export const DEFAULT_ICE_PACING_MS = DEFAULT_TA_MS;
 
 /** One entry of `a=remote-candidates` (RFC 8839 §5.2). */
 export interface RemoteCandidateRef {
@@ -120,95 +120,303 @@ export function isValidIceOption(s: string): boolean {
   return s.length >= 1 && ICE_CHAR.test(s);
 }
 
-/** One SDP line with its position. */
-export interface SdpLine {
-  /** 1-based line number. */
-  readonly number: number;
-  readonly text: string;
-  /** The type letter (`v`, `o`, `m`, `a`, ...). */
-  readonly type: string;
-  /** Everything after `x=`. */
-  readonly value: string;
-}
-
-/** Splits SDP text into lines (CRLF, LF or CR), skipping empty ones; throws `SdpError` for a line that is not `x=...`. */
-export function splitSdpLines(sdp: string): SdpLine[] {
-  const out: SdpLine[] = [];
-  const raw = sdp.split(/\r\n|\r|\n/);
-  for (let i = 0; i < raw.length; i++) {
-    const text = raw[i]!;
-    if (text.trim() === '') continue;
-    if (!/^[a-z]=/.test(text)) throw new SdpError(i + 1, text, 'not an SDP "<type>=<value>" line');
-    out.push({ number: i + 1, text, type: text[0]!, value: text.slice(2) });
-  }
-  return out;
-}
-
-/** Splits an `a=` value into the attribute name and its value (undefined for property attributes). */
-function splitAttribute(value: string): [name: string, arg: string | undefined] {
-  const colon = value.indexOf(':');
-  return colon < 0 ? [value.trim(), undefined] : [value.slice(0, colon), value.slice(colon + 1)];
-}
-
 const M_LINE = /^([A-Za-z0-9\-_.!%*+`'~]+) (\d{1,5})(?:\/\d+)? (\S+)(?: (.*))?$/;
-const C_LINE = /^IN (IP4|IP6) (\S+)$/;
 const RTCP_ATTR = /^(\d{1,5})(?: IN (IP4|IP6) (\S+))?$/;
+/** RFC 8839 §5.5 `pacing-value = 1*10DIGIT`, as text; the value rule itself is `isPacingValue`. */
+const PACING_TEXT = /^\d{1,10}$/;
+
+function fail(line: SdpLine, reason: string): never {
+  throw new SdpError(line.number, line.text, reason);
+}
 
 function parseOptions(arg: string | undefined, line: SdpLine): string[] {
   const tags = (arg ?? '').trim().split(/ +/).filter((t) => t !== '');
-  if (tags.length === 0) throw new SdpError(line.number, line.text, 'ice-options needs at least one ice-option-tag');
-  for (const t of tags) {
-    if (!isValidIceOption(t)) throw new SdpError(line.number, line.text, `"${t}" is not an ice-option-tag (1*ice-char)`);
-  }
+  if (tags.length === 0) fail(line, 'ice-options needs at least one ice-option-tag');
+  for (const t of tags) if (!isValidIceOption(t)) fail(line, `"${t}" is not an ice-option-tag (1*ice-char)`);
   return tags;
 }
 
 function parseRemoteCandidates(arg: string | undefined, line: SdpLine): RemoteCandidateRef[] {
   const parts = (arg ?? '').trim().split(/ +/).filter((t) => t !== '');
-  if (parts.length === 0 || parts.length % 3 !== 0) {
-    throw new SdpError(line.number, line.text, 'remote-candidates must be groups of "component address port"');
-  }
+  if (parts.length === 0 || parts.length % 3 !== 0) fail(line, 'remote-candidates must be groups of "component address port"');
   const out: RemoteCandidateRef[] = [];
   for (let i = 0; i < parts.length; i += 3) {
     const comp = parts[i]!;
     const address = parts[i + 1]!;
     const port = parts[i + 2]!;
-    if (!/^\d{1,3}$/.test(comp) || Number(comp) < 1 || Number(comp) > 256) {
-      throw new SdpError(line.number, line.text, `bad component-id "${comp}"`);
-    }
-    if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) throw new SdpError(line.number, line.text, `bad port "${port}"`);
+    if (!/^\d{1,3}$/.test(comp) || Number(comp) < 1 || Number(comp) > 256) fail(line, `bad component-id "${comp}"`);
+    if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) fail(line, `bad port "${port}"`);
     out.push({ component: Number(comp), address, port: Number(port) });
   }
   return out;
 }
 
-interface MutableMedia {
+/** What one level (the session, or one `m=` section) has carried so far. */
+interface Level {
+  ufrag?: string;
+  pwd?: string;
+  options?: string[];
+  ufragLine?: SdpLine;
+  pwdLine?: SdpLine;
+  connection?: string;
+  endOfCandidates: boolean;
+}
+
+interface MutableMedia extends Level {
   index: number;
   kind: string;
   port: number;
   protocol: string;
   formats: string;
   mid?: string;
-  ufrag?: string;
-  pwd?: string;
-  options?: string[];
-  ufragLine?: SdpLine;
-  pwdLine?: SdpLine;
   mLine: SdpLine;
   candidates: Candidate[];
   ignored: IgnoredCandidate[];
-  endOfCandidates: boolean;
   iceMismatch: boolean;
   remoteCandidates?: RemoteCandidateRef[];
-  connection?: string;
   rtcpPort?: number;
   rtcpAddress?: string;
   rtcpMux: boolean;
   bundleOnly: boolean;
 }
 
+/** The reader's state: the session level, the `m=` sections read so far, and the current one (undefined before). */
+interface ReadState {
+  readonly session: Level;
+  lite: boolean;
+  pacingMs?: number;
+  readonly bundleGroups: string[][];
+  readonly media: MutableMedia[];
+  cur?: MutableMedia;
+}
+
 function once<T>(current: T | undefined, line: SdpLine, name: string): void {
-  if (current !== undefined) throw new SdpError(line.number, line.text, `${name} given twice at the same level`);
+  if (current !== undefined) fail(line, `${name} given twice at the same level`);
+}
+
+/** A property attribute (no value); a value is an error naming the line. */
+function noValue(arg: string | undefined, line: SdpLine, name: string): void {
+  if (arg !== undefined) fail(line, `${name} takes no value`);
+}
+
+/** Handles one `a=` line; `arg` is the text after the colon (undefined for a property attribute). */
+type AttributeHandler = (st: ReadState, arg: string | undefined, line: SdpLine) => void;
+
+function credential(name: 'ufrag' | 'pwd', valid: (s: string) => boolean, rule: string): AttributeHandler {
+  return (st, arg, line) => {
+    const v = (arg ?? '').trim();
+    if (!valid(v)) fail(line, `ice-${name} must be ${rule} ice-chars`);
+    const level = st.cur ?? st.session;
+    once(level[name], line, `ice-${name}`);
+    level[name] = v;
+    level[`${name}Line`] = line;
+  };
+}
+
+/** The attributes the reader understands, by name. Anything else is the application's business and is skipped. */
+const ATTRIBUTES = new Map<string, AttributeHandler>([
+  ['ice-ufrag', credential('ufrag', isValidUfrag, '4 to 256')],
+  ['ice-pwd', credential('pwd', isValidPwd, '22 to 256')],
+  [
+    'ice-options',
+    (st, arg, line) => {
+      const tags = parseOptions(arg, line);
+      const level = st.cur ?? st.session;
+      once(level.options, line, 'ice-options');
+      level.options = tags;
+    },
+  ],
+  [
+    'ice-lite',
+    (st, arg, line) => {
+      noValue(arg, line, 'ice-lite');
+      // RFC 8839 §5.3: session level only.
+      if (st.cur) fail(line, 'ice-lite is a session-level attribute');
+      st.lite = true;
+    },
+  ],
+  [
+    'ice-mismatch',
+    (st, arg, line) => {
+      noValue(arg, line, 'ice-mismatch');
+      // RFC 8839 §5.3: media level only.
+      if (!st.cur) fail(line, 'ice-mismatch is a media-level attribute');
+      st.cur.iceMismatch = true;
+    },
+  ],
+  [
+    'ice-pacing',
+    (st, arg, line) => {
+      // RFC 8839 §5.5: session level, pacing-value = 1*10DIGIT.
+      if (st.cur) fail(line, 'ice-pacing is a session-level attribute');
+      const v = (arg ?? '').trim();
+      if (!PACING_TEXT.test(v) || !isPacingValue(Number(v))) fail(line, 'ice-pacing must be 1 to 10 digits');
+      once(st.pacingMs, line, 'ice-pacing');
+      st.pacingMs = Number(v);
+    },
+  ],
+  [
+    'end-of-candidates',
+    (st, arg, line) => {
+      noValue(arg, line, 'end-of-candidates');
+      (st.cur ?? st.session).endOfCandidates = true;
+    },
+  ],
+  [
+    'candidate',
+    (st, _arg, line) => {
+      // RFC 8839 §5.1: media level only.
+      if (!st.cur) fail(line, 'candidate is a media-level attribute');
+      readCandidate(st.cur, line);
+    },
+  ],
+  [
+    'remote-candidates',
+    (st, arg, line) => {
+      if (!st.cur) fail(line, 'remote-candidates is a media-level attribute');
+      // Appended in place: copying the list per line made thousands of lines quadratic.
+      const list = (st.cur.remoteCandidates ??= []);
+      for (const r of parseRemoteCandidates(arg, line)) list.push(r);
+    },
+  ],
+  [
+    'mid',
+    (st, arg, line) => {
+      if (!st.cur) return;
+      const v = (arg ?? '').trim();
+      if (v === '' || /\s/.test(v)) fail(line, 'mid needs one identification-tag');
+      once(st.cur.mid, line, 'mid');
+      st.cur.mid = v;
+    },
+  ],
+  [
+    'group',
+    (st, _arg, line) => {
+      const mids = st.cur ? undefined : bundleGroupMids(line);
+      if (mids) st.bundleGroups.push(mids);
+    },
+  ],
+  [
+    'rtcp',
+    (st, arg, line) => {
+      if (!st.cur) return;
+      const r = RTCP_ATTR.exec((arg ?? '').trim());
+      if (!r || Number(r[1]) > 65535) fail(line, 'bad rtcp attribute (RFC 3605)');
+      st.cur.rtcpPort = Number(r[1]);
+      if (r[3] !== undefined) st.cur.rtcpAddress = r[3];
+    },
+  ],
+  [
+    'rtcp-mux',
+    (st) => {
+      if (st.cur) st.cur.rtcpMux = true;
+    },
+  ],
+  [
+    'rtcp-mux-only', // RFC 8858: exclusive multiplexing implies multiplexing
+    (st) => {
+      if (st.cur) st.cur.rtcpMux = true;
+    },
+  ],
+  [
+    'bundle-only',
+    (st) => {
+      if (st.cur) st.cur.bundleOnly = true;
+    },
+  ],
+]);
+
+function readCandidate(cur: MutableMedia, line: SdpLine): void {
+  let cand: Candidate;
+  try {
+    cand = parseCandidate(line.value);
+  } catch (e) {
+    if (!(e instanceof CandidateParseError)) throw e;
+    // RFC 8839 §5.1: unsupported transports and candidate types are ignored, not fatal.
+    if (e.field === 'transport' || (e.field === 'type' && /^typ [A-Za-z0-9\-.!%*_+`'~]+(\s|$)/.test(afterAddress(line.value)))) {
+      cur.ignored.push({ line: line.number, text: line.text, reason: e.message });
+      return;
+    }
+    const err = new SdpError(line.number, line.text, e.message);
+    err.cause = e;
+    throw err;
+  }
+  // RFC 8839 §5.1: candidates with FQDNs (other than the mDNS extension's .local names) MUST be ignored.
+  if (candidateAddressKind(cand.address) === 'fqdn') {
+    cur.ignored.push({ line: line.number, text: line.text, reason: 'FQDN candidate address' });
+    return;
+  }
+  cur.candidates.push(cand);
+}
+
+function readMediaLine(st: ReadState, line: SdpLine): void {
+  const m = M_LINE.exec(line.value);
+  if (!m) fail(line, 'bad m= line (expected "<media> <port> <proto> <fmt ...>")');
+  const port = Number(m[2]);
+  if (port > 65535) fail(line, `port ${port} is out of range`);
+  st.cur = {
+    index: st.media.length,
+    kind: m[1]!,
+    port,
+    protocol: m[3]!,
+    formats: m[4] ?? '',
+    mLine: line,
+    candidates: [],
+    ignored: [],
+    endOfCandidates: false,
+    iceMismatch: false,
+    rtcpMux: false,
+    bundleOnly: false,
+  };
+  st.media.push(st.cur);
+}
+
+function readConnectionLine(st: ReadState, line: SdpLine): void {
+  const address = connectionAddress(line.value);
+  if (address === undefined) fail(line, 'bad c= line (expected "IN IP4|IP6 <address>")');
+  if (address === '') fail(line, 'c= line without an address');
+  const level = st.cur ?? st.session;
+  once(level.connection, line, 'c=');
+  level.connection = address;
+}
+
+/** The effective ICE view of one `m=` section (media level, else session level), checked against RFC 8839 §5.4. */
+function finishMedia(st: ReadState, m: MutableMedia): IceMediaDescription {
+  const s = st.session;
+  const effUfrag = m.ufrag ?? s.ufrag;
+  const effPwd = m.pwd ?? s.pwd;
+  // RFC 8839 §5.4: there MUST be an ice-pwd and an ice-ufrag for each data stream (when ICE is used at all).
+  if ((effUfrag === undefined) !== (effPwd === undefined)) {
+    fail(m.ufragLine ?? m.pwdLine ?? s.ufragLine ?? s.pwdLine ?? m.mLine, `m-section ${m.index} has ${effUfrag === undefined ? 'ice-pwd without ice-ufrag' : 'ice-ufrag without ice-pwd'}`);
+  }
+  const conn = m.connection ?? s.connection;
+  const rtcpAddress = m.rtcpAddress ?? conn;
+  const rtcp: TransportAddress | undefined = m.rtcpPort !== undefined && rtcpAddress !== undefined ? { address: rtcpAddress, port: m.rtcpPort } : undefined;
+  return {
+    index: m.index,
+    kind: m.kind,
+    port: m.port,
+    protocol: m.protocol,
+    formats: m.formats,
+    ...(m.mid !== undefined ? { mid: m.mid } : {}),
+    ...(effUfrag !== undefined ? { ufrag: effUfrag } : {}),
+    ...(effPwd !== undefined ? { pwd: effPwd } : {}),
+    options: m.options ?? s.options ?? [],
+    mediaLevel: {
+      ...(m.ufrag !== undefined ? { ufrag: m.ufrag } : {}),
+      ...(m.pwd !== undefined ? { pwd: m.pwd } : {}),
+      ...(m.options !== undefined ? { options: m.options } : {}),
+    },
+    candidates: m.candidates,
+    ignoredCandidates: m.ignored,
+    endOfCandidates: m.endOfCandidates,
+    iceMismatch: m.iceMismatch,
+    ...(m.remoteCandidates !== undefined ? { remoteCandidates: m.remoteCandidates } : {}),
+    ...(conn !== undefined ? { connection: conn } : {}),
+    ...(rtcp !== undefined ? { rtcp } : {}),
+    rtcpMux: m.rtcpMux,
+    bundleOnly: m.bundleOnly,
+  };
 }
 
 /**
@@ -218,267 +426,42 @@ function once<T>(current: T | undefined, line: SdpLine, name: string): void {
  */
 export function readIceDescription(sdp: string): IceDescription {
   if (typeof sdp !== 'string') throw new SdpError(0, '', 'SDP must be a string');
-  const lines = splitSdpLines(sdp);
-  let ufrag: string | undefined;
-  let pwd: string | undefined;
-  let ufragLine: SdpLine | undefined;
-  let pwdLine: SdpLine | undefined;
-  let options: string[] | undefined;
-  let lite = false;
-  let pacingMs: number | undefined;
-  let endOfCandidates = false;
-  let connection: string | undefined;
-  const bundleGroups: string[][] = [];
-  const media: MutableMedia[] = [];
-  let cur: MutableMedia | undefined;
-
-  for (const line of lines) {
-    if (line.type === 'm') {
-      const m = M_LINE.exec(line.value);
-      if (!m) throw new SdpError(line.number, line.text, 'bad m= line (expected "<media> <port> <proto> <fmt ...>")');
-      const port = Number(m[2]);
-      if (port > 65535) throw new SdpError(line.number, line.text, `port ${port} is out of range`);
-      cur = {
-        index: media.length,
-        kind: m[1]!,
-        port,
-        protocol: m[3]!,
-        formats: m[4] ?? '',
-        mLine: line,
-        candidates: [],
-        ignored: [],
-        endOfCandidates: false,
-        iceMismatch: false,
-        rtcpMux: false,
-        bundleOnly: false,
-      };
-      media.push(cur);
-      continue;
-    }
-    if (line.type === 'c') {
-      const c = C_LINE.exec(line.value);
-      if (!c) throw new SdpError(line.number, line.text, 'bad c= line (expected "IN IP4|IP6 <address>")');
-      // Multicast c= lines may carry /ttl or /count: the address is what precedes the first slash.
-      const address = c[2]!.split('/')[0]!;
-      if (address === '') throw new SdpError(line.number, line.text, 'c= line without an address');
-      if (cur) {
-        once(cur.connection, line, 'c=');
-        cur.connection = address;
-      } else {
-        once(connection, line, 'c=');
-        connection = address;
-      }
-      continue;
-    }
-    if (line.type !== 'a') continue;
-    const [name, arg] = splitAttribute(line.value);
-    switch (name) {
-      case 'ice-ufrag': {
-        const v = (arg ?? '').trim();
-        if (!isValidUfrag(v)) throw new SdpError(line.number, line.text, 'ice-ufrag must be 4 to 256 ice-chars');
-        if (cur) {
-          once(cur.ufrag, line, 'ice-ufrag');
-          cur.ufrag = v;
-          cur.ufragLine = line;
-        } else {
-          once(ufrag, line, 'ice-ufrag');
-          ufrag = v;
-          ufragLine = line;
-        }
-        break;
-      }
-      case 'ice-pwd': {
-        const v = (arg ?? '').trim();
-        if (!isValidPwd(v)) throw new SdpError(line.number, line.text, 'ice-pwd must be 22 to 256 ice-chars');
-        if (cur) {
-          once(cur.pwd, line, 'ice-pwd');
-          cur.pwd = v;
-          cur.pwdLine = line;
-        } else {
-          once(pwd, line, 'ice-pwd');
-          pwd = v;
-          pwdLine = line;
-        }
-        break;
-      }
-      case 'ice-options': {
-        const tags = parseOptions(arg, line);
-        if (cur) {
-          once(cur.options, line, 'ice-options');
-          cur.options = tags;
-        } else {
-          once(options, line, 'ice-options');
-          options = tags;
-        }
-        break;
-      }
-      case 'ice-lite':
-        if (arg !== undefined) throw new SdpError(line.number, line.text, 'ice-lite takes no value');
-        // RFC 8839 §5.3: session level only.
-        if (cur) throw new SdpError(line.number, line.text, 'ice-lite is a session-level attribute');
-        lite = true;
-        break;
-      case 'ice-mismatch':
-        if (arg !== undefined) throw new SdpError(line.number, line.text, 'ice-mismatch takes no value');
-        // RFC 8839 §5.3: media level only.
-        if (!cur) throw new SdpError(line.number, line.text, 'ice-mismatch is a media-level attribute');
-        cur.iceMismatch = true;
-        break;
-      case 'ice-pacing': {
-        // RFC 8839 §5.5: session level, pacing-value = 1*10DIGIT.
-        if (cur) throw new SdpError(line.number, line.text, 'ice-pacing is a session-level attribute');
-        const v = (arg ?? '').trim();
-        if (!/^\d{1,10}$/.test(v)) throw new SdpError(line.number, line.text, 'ice-pacing must be 1 to 10 digits');
-        once(pacingMs, line, 'ice-pacing');
-        pacingMs = Number(v);
-        break;
-      }
-      case 'end-of-candidates':
-        if (arg !== undefined) throw new SdpError(line.number, line.text, 'end-of-candidates takes no value');
-        if (cur) cur.endOfCandidates = true;
-        else endOfCandidates = true;
-        break;
-      case 'candidate': {
-        // RFC 8839 §5.1: media level only.
-        if (!cur) throw new SdpError(line.number, line.text, 'candidate is a media-level attribute');
-        let cand: Candidate;
-        try {
-          cand = parseCandidate(line.value);
-        } catch (e) {
-          if (e instanceof CandidateParseError) {
-            // RFC 8839 §5.1: unsupported transports and candidate types are ignored, not fatal.
-            if (e.field === 'transport' || (e.field === 'type' && /^typ [A-Za-z0-9\-.!%*_+`'~]+(\s|$)/.test(afterAddress(line.value)))) {
-              cur.ignored.push({ line: line.number, text: line.text, reason: e.message });
-              break;
-            }
-            const err = new SdpError(line.number, line.text, e.message);
-            err.cause = e;
-            throw err;
-          }
-          throw e;
-        }
-        // RFC 8839 §5.1: candidates with FQDNs (other than the mDNS extension's .local names) MUST be ignored.
-        if (candidateAddressKind(cand.address) === 'fqdn') {
-          cur.ignored.push({ line: line.number, text: line.text, reason: 'FQDN candidate address' });
-          break;
-        }
-        cur.candidates.push(cand);
-        break;
-      }
-      case 'remote-candidates': {
-        if (!cur) throw new SdpError(line.number, line.text, 'remote-candidates is a media-level attribute');
-        const refs = parseRemoteCandidates(arg, line);
-        // Appended in place: copying the list per line made thousands of lines quadratic.
-        const list = (cur.remoteCandidates ??= []);
-        for (const r of refs) list.push(r);
-        break;
-      }
-      case 'mid':
-        if (cur) {
-          const v = (arg ?? '').trim();
-          if (v === '' || /\s/.test(v)) throw new SdpError(line.number, line.text, 'mid needs one identification-tag');
-          once(cur.mid, line, 'mid');
-          cur.mid = v;
-        }
-        break;
-      case 'group': {
-        if (cur) break;
-        // Mids never contain whitespace (the a=mid check below): split on any, so a stray tab cannot join a mid.
-        const parts = (arg ?? '').trim().split(/\s+/).filter((t) => t !== '');
-        if (parts[0]?.toUpperCase() === 'BUNDLE') bundleGroups.push(parts.slice(1));
-        break;
-      }
-      case 'rtcp': {
-        if (!cur) break;
-        const r = RTCP_ATTR.exec((arg ?? '').trim());
-        if (!r || Number(r[1]) > 65535) throw new SdpError(line.number, line.text, 'bad rtcp attribute (RFC 3605)');
-        cur.rtcpPort = Number(r[1]);
-        if (r[3] !== undefined) cur.rtcpAddress = r[3];
-        break;
-      }
-      case 'rtcp-mux':
-      case 'rtcp-mux-only': // RFC 8858: exclusive multiplexing implies multiplexing
-        if (cur) cur.rtcpMux = true;
-        break;
-      case 'bundle-only':
-        if (cur) cur.bundleOnly = true;
-        break;
-      default:
-        break;
+  const st: ReadState = { session: { endOfCandidates: false }, lite: false, bundleGroups: [], media: [] };
+  for (const line of splitSdpLines(sdp)) {
+    if (line.type === 'm') readMediaLine(st, line);
+    else if (line.type === 'c') readConnectionLine(st, line);
+    else if (line.type === 'a') {
+      const [name, arg] = splitAttribute(line.value);
+      ATTRIBUTES.get(name)?.(st, arg, line);
     }
   }
 
   const mids = new Set<string>();
-  for (const m of media) {
-    if (m.mid !== undefined) {
-      if (mids.has(m.mid)) throw new SdpError(m.mLine.number, m.mLine.text, `duplicate mid "${m.mid}"`);
-      mids.add(m.mid);
-    }
+  for (const m of st.media) {
+    if (m.mid === undefined) continue;
+    if (mids.has(m.mid)) fail(m.mLine, `duplicate mid "${m.mid}"`);
+    mids.add(m.mid);
   }
-  const outMedia: IceMediaDescription[] = media.map((m) => {
-    const effUfrag = m.ufrag ?? ufrag;
-    const effPwd = m.pwd ?? pwd;
-    // RFC 8839 §5.4: there MUST be an ice-pwd and an ice-ufrag for each data stream (when ICE is used at all).
-    if ((effUfrag === undefined) !== (effPwd === undefined)) {
-      const l = m.ufragLine ?? m.pwdLine ?? ufragLine ?? pwdLine ?? m.mLine;
-      throw new SdpError(l.number, l.text, `m-section ${m.index} has ${effUfrag === undefined ? 'ice-pwd without ice-ufrag' : 'ice-ufrag without ice-pwd'}`);
-    }
-    const conn = m.connection ?? connection;
-    const rtcp: TransportAddress | undefined =
-      m.rtcpPort === undefined
-        ? undefined
-        : m.rtcpAddress !== undefined
-          ? { address: m.rtcpAddress, port: m.rtcpPort }
-          : conn !== undefined
-            ? { address: conn, port: m.rtcpPort }
-            : undefined;
-    return {
-      index: m.index,
-      kind: m.kind,
-      port: m.port,
-      protocol: m.protocol,
-      formats: m.formats,
-      ...(m.mid !== undefined ? { mid: m.mid } : {}),
-      ...(effUfrag !== undefined ? { ufrag: effUfrag } : {}),
-      ...(effPwd !== undefined ? { pwd: effPwd } : {}),
-      options: m.options ?? options ?? [],
-      mediaLevel: {
-        ...(m.ufrag !== undefined ? { ufrag: m.ufrag } : {}),
-        ...(m.pwd !== undefined ? { pwd: m.pwd } : {}),
-        ...(m.options !== undefined ? { options: m.options } : {}),
-      },
-      candidates: m.candidates,
-      ignoredCandidates: m.ignored,
-      endOfCandidates: m.endOfCandidates,
-      iceMismatch: m.iceMismatch,
-      ...(m.remoteCandidates !== undefined ? { remoteCandidates: m.remoteCandidates } : {}),
-      ...(conn !== undefined ? { connection: conn } : {}),
-      ...(rtcp !== undefined ? { rtcp } : {}),
-      rtcpMux: m.rtcpMux,
-      bundleOnly: m.bundleOnly,
-    };
-  });
+  const media = st.media.map((m) => finishMedia(st, m));
   // RFC 8839 §5.4: identical ufrags in two streams MUST come with identical passwords.
   const pwdOf = new Map<string, string>();
-  for (const [i, m] of outMedia.entries()) {
+  for (const [i, m] of media.entries()) {
     if (m.ufrag === undefined || m.pwd === undefined) continue;
     const seen = pwdOf.get(m.ufrag);
-    if (seen !== undefined && seen !== m.pwd) {
-      const l = media[i]!.pwdLine ?? media[i]!.mLine;
-      throw new SdpError(l.number, l.text, `ice-ufrag "${m.ufrag}" is used with two different ice-pwd values`);
-    }
+    if (seen !== undefined && seen !== m.pwd) fail(st.media[i]!.pwdLine ?? st.media[i]!.mLine, `ice-ufrag "${m.ufrag}" is used with two different ice-pwd values`);
     pwdOf.set(m.ufrag, m.pwd);
   }
+  const s = st.session;
   return {
-    ...(ufrag !== undefined ? { ufrag } : {}),
-    ...(pwd !== undefined ? { pwd } : {}),
-    options: options ?? [],
-    lite,
-    ...(pacingMs !== undefined ? { pacingMs } : {}),
-    endOfCandidates,
-    ...(connection !== undefined ? { connection } : {}),
-    bundleGroups,
-    media: outMedia,
+    ...(s.ufrag !== undefined ? { ufrag: s.ufrag } : {}),
+    ...(s.pwd !== undefined ? { pwd: s.pwd } : {}),
+    options: s.options ?? [],
+    lite: st.lite,
+    ...(st.pacingMs !== undefined ? { pacingMs: st.pacingMs } : {}),
+    endOfCandidates: s.endOfCandidates,
+    ...(s.connection !== undefined ? { connection: s.connection } : {}),
+    bundleGroups: st.bundleGroups,
+    media,
   };
 }
 
@@ -545,215 +528,4 @@ function bundleOwners(d: IceDescription): ReadonlyMap<string, number> {
   owners = out;
   ownersCache.set(d, owners);
   return owners;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Writing
-
-const ICE_ATTRIBUTE_NAMES = new Set([
-  'ice-ufrag',
-  'ice-pwd',
-  'ice-options',
-  'ice-lite',
-  'ice-mismatch',
-  'ice-pacing',
-  'candidate',
-  'remote-candidates',
-  'end-of-candidates',
-]);
-
-function ipVer(address: string): number {
-  return address.includes(':') ? 6 : 4;
-}
-
-function checkToken(ok: boolean, what: string): void {
-  if (!ok) throw new SdpError(0, '', `cannot write ${what}`);
-}
-
-/** A value that goes on one line: no CR or LF may slip in (it would inject lines). */
-function oneLine(v: string, what: string): string {
-  checkToken(!/[\r\n]/.test(v), what);
-  return v;
-}
-
-function isIceLine(l: SdpLine): boolean {
-  return l.type === 'a' && ICE_ATTRIBUTE_NAMES.has(splitAttribute(l.value)[0]);
-}
-
-/** The reader's test for a BUNDLE group line (`a=group:` then `BUNDLE` as the first token, any spacing). */
-function isBundleGroup(l: SdpLine): boolean {
-  if (l.type !== 'a') return false;
-  const [name, arg] = splitAttribute(l.value);
-  return name === 'group' && (arg ?? '').trim().split(/\s+/)[0]?.toUpperCase() === 'BUNDLE';
-}
-
-function attrName(l: SdpLine): string | undefined {
-  return l.type === 'a' ? splitAttribute(l.value)[0] : undefined;
-}
-
-/** `c=` for `address`: the base's own line when it already names that address (keeps `/ttl`, case), else a new one. */
-function connectionLine(address: string, original: SdpLine | undefined): string {
-  if (original) {
-    const c = C_LINE.exec(original.value);
-    if (c && c[2]!.split('/')[0] === address) return original.text;
-  }
-  checkToken(/^\S+$/.test(address), `c= address "${address}"`);
-  return `c=IN IP${ipVer(address)} ${address}`;
-}
-
-function candidateLines(m: IceMediaDescription): string[] {
-  const out: string[] = [];
-  if (m.mediaLevel.ufrag !== undefined) {
-    checkToken(isValidUfrag(m.mediaLevel.ufrag), `ice-ufrag "${m.mediaLevel.ufrag}"`);
-    out.push(`a=ice-ufrag:${m.mediaLevel.ufrag}`);
-  }
-  if (m.mediaLevel.pwd !== undefined) {
-    checkToken(isValidPwd(m.mediaLevel.pwd), 'ice-pwd');
-    out.push(`a=ice-pwd:${m.mediaLevel.pwd}`);
-  }
-  if (m.mediaLevel.options !== undefined && m.mediaLevel.options.length > 0) {
-    m.mediaLevel.options.forEach((o) => checkToken(isValidIceOption(o), `ice-option "${o}"`));
-    out.push(`a=ice-options:${m.mediaLevel.options.join(' ')}`);
-  }
-  if (m.iceMismatch) out.push('a=ice-mismatch');
-  for (const c of m.candidates) out.push(`a=${oneLine(formatCandidate(c), 'candidate')}`);
-  if (m.remoteCandidates !== undefined && m.remoteCandidates.length > 0) {
-    const refs = m.remoteCandidates.map((r) => `${r.component} ${r.address} ${r.port}`).join(' ');
-    out.push(`a=remote-candidates:${oneLine(refs, 'remote-candidates')}`);
-  }
-  if (m.endOfCandidates) out.push('a=end-of-candidates');
-  return out;
-}
-
-/**
- * Writes `desc` into an SDP body (CRLF line ends). With `baseSdp` (the application's SDP: codecs, directions, DTLS
- * attributes...), every line of the base is kept verbatim and in place except those `desc` owns: the ICE attributes
- * (replaced by those of `desc`, written after the application's attributes of their level), `c=` (rewritten only
- * when the address changes), the `m=` line, `a=rtcp`, `a=mid`, `a=rtcp-mux`, `a=bundle-only` and `a=group:BUNDLE`
- * (set from `desc`, in place when the base had them). `desc.media` must match the base's `m=` lines one to one.
- * Without a base, a minimal SDP is built from `desc` alone. Throws `SdpError` (line 0) for a description the
- * grammar cannot carry, `SdpError` for a base line that is not `x=...`, and `CandidateParseError` from the
- * candidate formatter.
- */
-export function writeIceDescription(desc: IceDescription, baseSdp?: string): string {
-  const base =
-    baseSdp ??
-    ['v=0', 'o=- 0 0 IN IP4 127.0.0.1', 's=-', 't=0 0', ...desc.media.map((m) => `m=${m.kind} ${m.port} ${m.protocol}${m.formats !== '' ? ` ${m.formats}` : ''}`), ''].join('\r\n');
-  const lines = splitSdpLines(base);
-  const firstM = lines.findIndex((l) => l.type === 'm');
-  const sessionLines = firstM < 0 ? lines : lines.slice(0, firstM);
-  const sections: SdpLine[][] = [];
-  for (const l of firstM < 0 ? [] : lines.slice(firstM)) {
-    if (l.type === 'm') sections.push([l]);
-    else sections[sections.length - 1]!.push(l);
-  }
-  if (sections.length !== desc.media.length) {
-    throw new SdpError(0, '', `base SDP has ${sections.length} m= lines, the description ${desc.media.length}`);
-  }
-
-  // Session level.
-  const sIce: string[] = [];
-  if (desc.lite) sIce.push('a=ice-lite');
-  if (desc.ufrag !== undefined) {
-    checkToken(isValidUfrag(desc.ufrag), `ice-ufrag "${desc.ufrag}"`);
-    sIce.push(`a=ice-ufrag:${desc.ufrag}`);
-  }
-  if (desc.pwd !== undefined) {
-    checkToken(isValidPwd(desc.pwd), 'ice-pwd');
-    sIce.push(`a=ice-pwd:${desc.pwd}`);
-  }
-  if (desc.options.length > 0) {
-    desc.options.forEach((o) => checkToken(isValidIceOption(o), `ice-option "${o}"`));
-    sIce.push(`a=ice-options:${desc.options.join(' ')}`);
-  }
-  if (desc.pacingMs !== undefined) {
-    checkToken(Number.isInteger(desc.pacingMs) && desc.pacingMs >= 0 && desc.pacingMs <= 9_999_999_999, `ice-pacing ${desc.pacingMs}`);
-    sIce.push(`a=ice-pacing:${desc.pacingMs}`);
-  }
-  if (desc.endOfCandidates) sIce.push('a=end-of-candidates');
-  const groups = desc.bundleGroups.map((g) => {
-    g.forEach((mid) => checkToken(/^\S+$/.test(mid), `BUNDLE mid "${mid}"`));
-    return `a=group:BUNDLE${g.map((t) => ` ${t}`).join('')}`;
-  });
-  const out: string[] = [];
-  let connectionDone = desc.connection === undefined;
-  let groupsDone = groups.length === 0;
-  for (const l of sessionLines) {
-    if (l.type === 'c') {
-      if (!connectionDone) out.push(connectionLine(desc.connection!, l));
-      connectionDone = true;
-      continue;
-    }
-    if (isIceLine(l)) continue;
-    if (isBundleGroup(l)) {
-      if (!groupsDone) out.push(...groups);
-      groupsDone = true;
-      continue;
-    }
-    // RFC 4566 §5 order: c= comes before b=, t=, ...; BUNDLE groups go with the first session attribute.
-    if (!connectionDone && (l.type === 'b' || l.type === 't' || l.type === 'r' || l.type === 'z' || l.type === 'k' || l.type === 'a')) {
-      out.push(connectionLine(desc.connection!, undefined));
-      connectionDone = true;
-    }
-    if (!groupsDone && l.type === 'a') {
-      out.push(...groups);
-      groupsDone = true;
-    }
-    out.push(l.text);
-  }
-  if (!connectionDone) out.push(connectionLine(desc.connection!, undefined));
-  if (!groupsDone) out.push(...groups);
-  out.push(...sIce);
-
-  // Media level.
-  desc.media.forEach((m, i) => {
-    const section = sections[i]!;
-    const mLine = section[0]!;
-    checkToken(Number.isInteger(m.port) && m.port >= 0 && m.port <= 65535, `port ${m.port}`);
-    checkToken(/^\S+$/.test(m.kind) && /^\S+$/.test(m.protocol), `m= line for m-section ${i}`);
-    // Keep a port count (RFC 4566 `<port>/<number of ports>`) the base had, unless the stream is disabled.
-    const count = m.port !== 0 ? (/^\S+ \d+(\/\d+)/.exec(mLine.value)?.[1] ?? '') : '';
-    out.push(`m=${m.kind} ${m.port}${count} ${m.protocol}${m.formats !== '' ? ` ${oneLine(m.formats, 'm= formats')}` : ''}`);
-    const mediaConnection = m.connection !== undefined && m.connection !== desc.connection ? m.connection : undefined;
-    let rtcpLine: string | undefined;
-    if (m.rtcp !== undefined) {
-      checkToken(Number.isInteger(m.rtcp.port) && m.rtcp.port >= 0 && m.rtcp.port <= 65535 && /^\S+$/.test(m.rtcp.address), 'a=rtcp');
-      rtcpLine = m.rtcp.address === m.connection ? `a=rtcp:${m.rtcp.port}` : `a=rtcp:${m.rtcp.port} IN IP${ipVer(m.rtcp.address)} ${m.rtcp.address}`;
-    }
-    if (m.mid !== undefined) checkToken(/^\S+$/.test(m.mid), `mid "${m.mid}"`);
-    // Lines `desc` owns: written where the base had them, the missing ones after the application's attributes.
-    const owned = new Map<string, string | undefined>([
-      ['rtcp', rtcpLine],
-      ['mid', m.mid !== undefined ? `a=mid:${m.mid}` : undefined],
-      ['rtcp-mux', m.rtcpMux ? 'a=rtcp-mux' : undefined],
-      ['bundle-only', m.bundleOnly ? 'a=bundle-only' : undefined],
-    ]);
-    const done = new Set<string>();
-    let connectionWritten = mediaConnection === undefined;
-    for (const l of section.slice(1)) {
-      if (l.type === 'c') {
-        if (!connectionWritten) out.push(connectionLine(mediaConnection!, l));
-        connectionWritten = true;
-        continue;
-      }
-      // RFC 4566 §5 order: m=, i=, c=, b=, k=, a=.
-      if (!connectionWritten && l.type !== 'i') {
-        out.push(connectionLine(mediaConnection!, undefined));
-        connectionWritten = true;
-      }
-      if (isIceLine(l)) continue;
-      const name = attrName(l);
-      if (name !== undefined && owned.has(name)) {
-        const v = owned.get(name);
-        if (v !== undefined && !done.has(name)) out.push(v);
-        done.add(name);
-        continue;
-      }
-      out.push(l.text);
-    }
-    if (!connectionWritten) out.push(connectionLine(mediaConnection!, undefined));
-    for (const [name, v] of owned) if (v !== undefined && !done.has(name)) out.push(v);
-    out.push(...candidateLines(m));
-  });
-  return `${out.join('\r\n')}\r\n`;
 }

@@ -22,16 +22,15 @@ export {
   isValidUfrag,
   mediaHasIce,
   readIceDescription,
-  splitSdpLines,
   supportsIce2,
   transportIndexOf,
-  writeIceDescription,
   type IceDescription,
   type IceMediaDescription,
   type IgnoredCandidate,
   type RemoteCandidateRef,
-  type SdpLine,
 } from './ice-attributes.js';
+export { splitSdpLines, type SdpLine } from './sdp-lines.js';
+export { writeIceDescription } from './ice-writer.js';
 export {
   PLACEHOLDER_PORT,
   chooseDefaultCandidate,
@@ -45,22 +44,15 @@ export {
   type DefaultDestinationOptions,
 } from './default-candidate.js';
 export { detectIceMismatch, signalledDestination, type MismatchVerdict, type SignalledDestination } from './ice-mismatch.js';
+export { OfferAnswer, type OfferAnswerOptions, type SignalingState, type TrickleResult } from './offer-answer.js';
 export {
-  OfferAnswer,
   generateIceCredentials,
   type BundleCandidatePolicy,
   type IceCredentials,
-  type IceMode,
-  type IceTransportPlan,
   type LocalIceParameters,
-  type OfferAnswerOptions,
-  type RemoteDescriptionResult,
-  type RemoteStream,
   type SelectedPairInfo,
-  type SignalingState,
-  type StreamIceMode,
-  type TrickleResult,
-} from './offer-answer.js';
+} from './local-description.js';
+export { type IceMode, type IceTransportPlan, type RemoteDescriptionResult, type RemoteStream, type StreamIceMode } from './remote-description.js';
 export {
   DEFAULT_PSEUDO_MEDIA_LINE,
   TRICKLE_ICE_INFO_PACKAGE,

@@ -8,17 +8,10 @@
  * @module
  */
 import type { Candidate } from '../candidates/candidate.js';
-import { formatCandidate } from '../candidates/grammar.js';
 import { SdpError } from '../errors.js';
-import {
-  isValidIceOption,
-  isValidPwd,
-  isValidUfrag,
-  readIceDescription,
-  splitSdpLines,
-  type IgnoredCandidate,
-  type RemoteCandidateRef,
-} from './ice-attributes.js';
+import { readIceDescription, type IgnoredCandidate, type RemoteCandidateRef } from './ice-attributes.js';
+import { candidateLine, credentialLines, pacingLine, remoteCandidatesLines, type WriteCheck } from './ice-writer.js';
+import { splitSdpLines } from './sdp-lines.js';
 
 /** RFC 8840 §9 / §12.2: the media type of INFO bodies. */
 export const TRICKLE_ICE_SDPFRAG_CONTENT_TYPE = 'application/trickle-ice-sdpfrag';
@@ -156,9 +149,9 @@ export function parseSdpfrag(body: string): Sdpfrag {
   };
 }
 
-function need(ok: boolean, what: string): void {
-  if (!ok) throw new SdpError(0, '', `cannot write sdpfrag: ${what}`);
-}
+const need: WriteCheck = (ok, what) => {
+  if (!ok) throw new SdpError(0, '', `cannot write sdpfrag: bad ${what}`);
+};
 
 /**
  * Writes an `application/trickle-ice-sdpfrag` body (CRLF line ends). Per RFC 8840 §4.4 the `a=mid` line immediately
@@ -167,42 +160,19 @@ function need(ok: boolean, what: string): void {
 export function buildSdpfrag(frag: Sdpfrag): string {
   const out: string[] = [];
   if (frag.lite) out.push('a=ice-lite');
-  if (frag.ufrag !== undefined) {
-    need(isValidUfrag(frag.ufrag), 'bad ice-ufrag');
-    out.push(`a=ice-ufrag:${frag.ufrag}`);
-  }
-  if (frag.pwd !== undefined) {
-    need(isValidPwd(frag.pwd), 'bad ice-pwd');
-    out.push(`a=ice-pwd:${frag.pwd}`);
-  }
-  if (frag.options !== undefined && frag.options.length > 0) {
-    need(frag.options.every(isValidIceOption), 'bad ice-options');
-    out.push(`a=ice-options:${frag.options.join(' ')}`);
-  }
-  if (frag.pacingMs !== undefined) {
-    need(Number.isInteger(frag.pacingMs) && frag.pacingMs >= 0 && frag.pacingMs <= 9_999_999_999, 'bad ice-pacing');
-    out.push(`a=ice-pacing:${frag.pacingMs}`);
-  }
+  out.push(...credentialLines(frag, need));
+  if (frag.pacingMs !== undefined) out.push(pacingLine(frag.pacingMs, need));
   for (const g of frag.bundleGroups) out.push(`a=group:BUNDLE${g.map((t) => ` ${t}`).join('')}`);
   if (frag.endOfCandidates) out.push('a=end-of-candidates');
   for (const m of frag.media) {
-    need(/^\S+$/.test(m.mid), `bad mid "${m.mid}"`);
-    need(/^\S+ \d+(\/\d+)? \S+( .*)?$/.test(m.mediaLine), `bad pseudo m= line "${m.mediaLine}"`);
+    need(/^\S+$/.test(m.mid), `mid "${m.mid}"`);
+    need(/^\S+ \d+(\/\d+)? \S+( .*)?$/.test(m.mediaLine), `pseudo m= line "${m.mediaLine}"`);
     out.push(`m=${m.mediaLine}`);
-    if (m.ufrag !== undefined) {
-      need(isValidUfrag(m.ufrag), 'bad ice-ufrag');
-      out.push(`a=ice-ufrag:${m.ufrag}`);
-    }
-    if (m.pwd !== undefined) {
-      need(isValidPwd(m.pwd), 'bad ice-pwd');
-      out.push(`a=ice-pwd:${m.pwd}`);
-    }
+    out.push(...credentialLines({ ufrag: m.ufrag, pwd: m.pwd }, need)); // no media-level ice-options in a body
     if (m.rtcpMux) out.push('a=rtcp-mux');
     out.push(`a=mid:${m.mid}`);
-    for (const c of m.candidates) out.push(`a=${formatCandidate(c)}`);
-    if (m.remoteCandidates !== undefined && m.remoteCandidates.length > 0) {
-      out.push(`a=remote-candidates:${m.remoteCandidates.map((r) => `${r.component} ${r.address} ${r.port}`).join(' ')}`);
-    }
+    for (const c of m.candidates) out.push(candidateLine(c));
+    out.push(...remoteCandidatesLines(m.remoteCandidates));
     if (m.endOfCandidates) out.push('a=end-of-candidates');
   }
   return out.length === 0 ? '' : `${out.join('\r\n')}\r\n`;

@@ -1,143 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { cand } from './arbitraries.js';
 import { InvalidStateError, SdpError } from '../../src/errors.js';
-import { OfferAnswer, readIceDescription, type LocalIceParameters } from '../../src/sip-offer-answer/index.js';
-import type { RandomSource } from '../../src/types.js';
-
-const fixture = (name: string) => readFileSync(new URL(`../fixtures/sdp/${name}`, import.meta.url), 'utf8');
-
-/** An application SDP with one audio stream and no ICE (what a SIP stack hands over). */
-const APP_AUDIO = ['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', 'm=audio 9 RTP/AVP 0 8', 'a=rtpmap:0 PCMU/8000', 'a=sendrecv', ''].join('\r\n');
-/** An application SDP for answering the Chrome offer (BUNDLE 0 1, DTLS active). */
-const APP_WEBRTC_ANSWER = [
-  'v=0',
-  'o=- 2 1 IN IP4 127.0.0.1',
-  's=-',
-  't=0 0',
-  'a=group:BUNDLE 0 1',
-  'm=audio 9 UDP/TLS/RTP/SAVPF 111',
-  'c=IN IP4 0.0.0.0',
-  'a=mid:0',
-  'a=setup:active',
-  'a=fingerprint:sha-256 AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99',
-  'a=rtcp-mux',
-  'a=rtpmap:111 opus/48000/2',
-  'm=video 9 UDP/TLS/RTP/SAVPF 96',
-  'c=IN IP4 0.0.0.0',
-  'a=mid:1',
-  'a=setup:active',
-  'a=rtcp-mux',
-  'a=rtpmap:96 VP8/90000',
-  '',
-].join('\r\n');
-
-const A: LocalIceParameters = { ufrag: 'AAAA', pwd: 'aaaaaaaaaaaaaaaaaaaaaa' };
-const B: LocalIceParameters = { ufrag: 'BBBB', pwd: 'bbbbbbbbbbbbbbbbbbbbbb' };
-
-const hostA = cand({ address: '10.0.0.1', port: 5000 });
-const hostA2 = cand({ address: '10.0.0.1', port: 5001, component: 2, priority: 2130706430 });
-const relayA = cand({ foundation: 'r1', type: 'relay', address: '198.51.100.1', port: 60000, priority: 16777215, relatedAddress: '203.0.113.1', relatedPort: 5000 });
-const relayA2 = cand({ foundation: 'r1', type: 'relay', address: '198.51.100.1', port: 60002, component: 2, priority: 16777214, relatedAddress: '203.0.113.1', relatedPort: 5001 });
-const hostB = cand({ address: '10.0.0.2', port: 6000 });
-
-/** A deterministic RandomSource for tests. */
-function counterRandom(): RandomSource {
-  let n = 0;
-  return { bytes: (k: number) => Uint8Array.from({ length: k }, () => (n++ * 37 + 11) & 0xff) };
-}
-
-const lines = (sdp: string) => sdp.split('\r\n');
-
-/** A full exchange between two sessions; returns both texts. */
-function exchange(a: OfferAnswer, b: OfferAnswer, appA = APP_AUDIO, appB = APP_AUDIO) {
-  const offer = a.createOffer(appA);
-  const ro = b.setRemoteDescription(offer, 'offer');
-  const answer = b.createAnswer(appB);
-  const ra = a.setRemoteDescription(answer, 'answer');
-  return { offer, answer, ro, ra };
-}
-
-describe('peers without ICE (shared SIP fixtures)', () => {
-  it('behind-nat INVITE: iceMode none, remote 10.0.0.180:56014, answer without any ICE attribute', () => {
-    const s = new OfferAnswer({ local: B });
-    s.setLocalCandidates(0, [hostB, cand({ foundation: 's1', type: 'srflx', address: '203.0.113.2', port: 6000, priority: 1694498815, relatedAddress: '10.0.0.2', relatedPort: 6000 })]);
-    const r = s.setRemoteDescription(fixture('sip-invite-behind-nat.sdp'), 'offer');
-    expect(r.iceMode).toBe('none');
-    expect(s.iceMode).toBe('none');
-    expect(r.streams[0]).toMatchObject({ mode: 'none', defaultRtp: { address: '10.0.0.180', port: 56014 }, defaultRtcp: { address: '10.0.0.180', port: 56015 }, candidates: [] });
-    const answer = s.createAnswer(APP_AUDIO);
-    expect(answer).not.toMatch(/^a=(ice-|candidate|end-of-candidates|remote-candidates)/m);
-    // The most reachable candidate (srflx over host) is the destination a non-ICE peer sends to.
-    const d = readIceDescription(answer);
-    expect(d.media[0]).toMatchObject({ connection: '203.0.113.2', port: 6000 });
-  });
-
-  it('after-rtpproxy INVITE: the remote destination is the relay 90.0.0.1:51164', () => {
-    const s = new OfferAnswer({ local: B });
-    const r = s.setRemoteDescription(fixture('sip-invite-after-rtpproxy.sdp'), 'offer');
-    expect(r.iceMode).toBe('none');
-    expect(r.streams[0]!.defaultRtp).toEqual({ address: '90.0.0.1', port: 51164 });
-  });
-
-  it('an offerer whose answer comes back without ICE falls back to the c=/m= address', () => {
-    const a = new OfferAnswer({ local: A });
-    a.setLocalCandidates(0, [hostA]);
-    a.createOffer(APP_AUDIO);
-    const r = a.setRemoteDescription(fixture('sip-invite-after-rtpproxy.sdp'), 'answer');
-    expect(r.iceMode).toBe('none');
-    expect(r.streams[0]).toMatchObject({ mode: 'none', defaultRtp: { address: '90.0.0.1', port: 51164 } });
-  });
-});
-
-describe('ICE mismatch', () => {
-  it('answers an ICE offer rewritten by a relay with a=ice-mismatch and no candidates; the stream runs without ICE', () => {
-    const s = new OfferAnswer({ local: B });
-    s.setLocalCandidates(0, [hostB]);
-    const r = s.setRemoteDescription(fixture('sip-ice-offer-after-rtpproxy.sdp'), 'offer');
-    expect(r.streams[0]).toMatchObject({ mode: 'mismatch', defaultRtp: { address: '90.0.0.1', port: 51164 }, candidates: [] });
-    expect(r.iceMode).toBe('none');
-    const answer = s.createAnswer(fixture('sip-invite-behind-nat.sdp'));
-    const d = readIceDescription(answer);
-    expect(d.media[0]).toMatchObject({ iceMismatch: true, candidates: [], ufrag: 'BBBB', connection: '10.0.0.2', port: 6000 });
-    expect(answer).toContain('a=ice-mismatch');
-    expect(answer).not.toContain('a=candidate');
-  });
-
-  it('the same offer without the rewrite runs ICE', () => {
-    const s = new OfferAnswer({ local: B });
-    const r = s.setRemoteDescription(fixture('sip-ice-offer.sdp'), 'offer');
-    expect(r.iceMode).toBe('ice');
-    expect(r.streams[0]!.mode).toBe('ice');
-    expect(r.streams[0]!.candidates).toHaveLength(4);
-    expect(r.role).toBe('controlled');
-    expect(r.remotePacingMs).toBe(50);
-  });
-
-  it('an offerer receiving a=ice-mismatch runs that stream without ICE', () => {
-    const a = new OfferAnswer({ local: A });
-    const b = new OfferAnswer({ local: B });
-    a.setLocalCandidates(0, [hostA]);
-    const offer = a.createOffer(APP_AUDIO);
-    // A relay rewrites the offer's c=/m= on the way.
-    const rewritten = offer.replace(/^c=IN IP4 10\.0\.0\.1$/m, 'c=IN IP4 90.0.0.1').replace(/^m=audio 5000 /m, 'm=audio 51164 ');
-    expect(b.setRemoteDescription(rewritten, 'offer').streams[0]!.mode).toBe('mismatch');
-    const r = a.setRemoteDescription(b.createAnswer(APP_AUDIO), 'answer');
-    expect(r.streams[0]!.mode).toBe('mismatch');
-    expect(r.iceMode).toBe('none');
-  });
-
-  it('an offerer detecting a mismatch in the answer stops ICE for the whole session (RFC 8839 §4.3.3)', () => {
-    const a = new OfferAnswer({ local: A });
-    const b = new OfferAnswer({ local: B });
-    b.setLocalCandidates(0, [hostB]);
-    b.setRemoteDescription(a.createOffer(APP_AUDIO), 'offer');
-    const answer = b.createAnswer(APP_AUDIO).replace(/^m=audio 6000 /m, 'm=audio 40000 ');
-    const r = a.setRemoteDescription(answer, 'answer');
-    expect(r.iceMode).toBe('none');
-    expect(r.streams[0]!.mode).toBe('mismatch');
-  });
-});
+import { OfferAnswer, readIceDescription } from '../../src/sip-offer-answer/index.js';
+import { fixture, APP_AUDIO, APP_WEBRTC_ANSWER, A, B, hostA, hostA2, relayA, relayA2, hostB, counterRandom, lines, exchange } from './samples.js';
 
 describe('offer and answer between two sessions', () => {
   it('exchanges credentials and candidates, offerer controlling, defaults in c=/m=/a=rtcp', () => {
@@ -373,56 +238,6 @@ describe('pacing (RFC 8839 §5.5)', () => {
   });
 });
 
-describe('after nomination', () => {
-  it('the controlling offerer aligns c=/m= with the selected pair, lists only its candidates, adds remote-candidates', () => {
-    const a = new OfferAnswer({ local: A });
-    const b = new OfferAnswer({ local: B });
-    a.setLocalCandidates(0, [hostA, relayA]);
-    b.setLocalCandidates(0, [hostB, cand({ foundation: 'h2', address: '10.0.0.3', port: 6002, priority: 2130706000 })]);
-    exchange(a, b);
-    a.setSelectedPair(0, 1, { local: hostA, remote: { address: '10.0.0.3', port: 6002 } });
-    const offer = a.createOffer(APP_AUDIO);
-    const d = readIceDescription(offer).media[0]!;
-    expect(d).toMatchObject({ connection: '10.0.0.1', port: 5000, candidates: [hostA], remoteCandidates: [{ component: 1, address: '10.0.0.3', port: 6002 }] });
-    // The controlled answerer puts the remote-candidates in its default destination (RFC 8839 §4.4.2).
-    const ro = b.setRemoteDescription(offer, 'offer');
-    expect(ro.streams[0]!.remoteCandidates).toEqual([{ component: 1, address: '10.0.0.3', port: 6002 }]);
-    expect(ro.restart).toBe(false);
-    const ans = readIceDescription(b.createAnswer(APP_AUDIO)).media[0]!;
-    expect(ans).toMatchObject({ connection: '10.0.0.3', port: 6002 });
-    expect(ans.candidates.map((c) => c.port)).toEqual([6002]);
-    expect(ans.remoteCandidates).toBeUndefined();
-  });
-
-  it('a controlled offerer aligns the default but sends no remote-candidates', () => {
-    const a = new OfferAnswer({ local: A });
-    const b = new OfferAnswer({ local: B });
-    a.setLocalCandidates(0, [hostA]);
-    b.setLocalCandidates(0, [hostB, relayA]);
-    exchange(a, b);
-    b.setSelectedPair(0, 1, { local: hostB, remote: { address: '10.0.0.1', port: 5000 } });
-    const d = readIceDescription(b.createOffer(APP_AUDIO)).media[0]!;
-    expect(d).toMatchObject({ connection: '10.0.0.2', port: 6000, candidates: [hostB] });
-    expect(d.remoteCandidates).toBeUndefined();
-  });
-
-  it('updatedOfferNeeded when the selected pair is not the default and the peer lacks ice2 (RFC 8839 §4.3.4)', () => {
-    const a = new OfferAnswer({ local: A });
-    const b = new OfferAnswer({ local: B });
-    a.setLocalCandidates(0, [hostA, relayA]);
-    b.setLocalCandidates(0, [hostB]);
-    const offer = a.createOffer(APP_AUDIO);
-    b.setRemoteDescription(offer, 'offer');
-    const rfc5245Answer = b.createAnswer(APP_AUDIO).replace('a=ice-options:ice2\r\n', '');
-    a.setRemoteDescription(rfc5245Answer, 'answer');
-    expect(a.updatedOfferNeeded).toBe(false);
-    a.setSelectedPair(0, 1, { local: relayA, remote: { address: '10.0.0.2', port: 6000 } });
-    expect(a.updatedOfferNeeded).toBe(false); // relay is the signalled default
-    a.setSelectedPair(0, 1, { local: hostA, remote: { address: '10.0.0.2', port: 6000 } });
-    expect(a.updatedOfferNeeded).toBe(true);
-  });
-});
-
 describe('state and input errors', () => {
   it('throws InvalidStateError out of order and SdpError for a wrong m= count', () => {
     const a = new OfferAnswer({ local: A });
@@ -464,47 +279,6 @@ describe('state and input errors', () => {
   });
 });
 
-describe('transports() for the ICE agent', () => {
-  it('one transport for a BUNDLE group, RTCP multiplexed, remote credentials and candidates, trickle', () => {
-    const b = new OfferAnswer({ local: B, trickle: 'full' });
-    b.setRemoteDescription(fixture('chrome-offer-bundle.sdp'), 'offer');
-    b.createAnswer(APP_WEBRTC_ANSWER);
-    expect(b.trickleNegotiated).toBe(true);
-    const [t, ...rest] = b.transports();
-    expect(rest).toEqual([]);
-    expect(t).toMatchObject({ transportIndex: 0, mids: ['0', '1'], mode: 'ice', components: 1, remoteUfrag: 'Kd1x', remotePwd: 'Zm9vYmFyYmF6cXV4cXV1eDEy', remoteEndOfCandidates: false, restart: false });
-    expect(t!.remoteCandidates.map((c) => c.type)).toEqual(['host', 'srflx']);
-    b.addRemoteCandidate({ mid: '0' });
-    expect(b.transports()[0]!.remoteEndOfCandidates).toBe(true);
-  });
-
-  it('a SIP peer without ICE: mode none, two components, the address to send to and latch', () => {
-    const b = new OfferAnswer({ local: B, trickle: 'full' });
-    b.setRemoteDescription(fixture('sip-invite-behind-nat.sdp'), 'offer');
-    b.createAnswer(APP_AUDIO);
-    expect(b.trickleNegotiated).toBe(false);
-    expect(b.transports()).toEqual([
-      {
-        transportIndex: 0,
-        mids: [],
-        mode: 'none',
-        components: 2,
-        remoteCandidates: [],
-        remoteEndOfCandidates: false,
-        defaultRtp: { address: '10.0.0.180', port: 56014 },
-        defaultRtcp: { address: '10.0.0.180', port: 56015 },
-        restart: false,
-      },
-    ]);
-  });
-
-  it('the Firefox offer carries end-of-candidates for its transport', () => {
-    const b = new OfferAnswer({ local: B });
-    b.setRemoteDescription(fixture('firefox-offer.sdp'), 'offer');
-    expect(b.transports().map((t) => [t.transportIndex, t.mids, t.remoteEndOfCandidates, t.remoteCandidates.length])).toEqual([[0, ['0', '1'], true, 3]]);
-  });
-});
-
 describe('robustness', () => {
   it('a mutated remote offer throws only SdpError, and an accepted one can be answered', async () => {
     const fc = (await import('fast-check')).default;
@@ -531,14 +305,3 @@ describe('robustness', () => {
   });
 });
 
-describe('ice2 (RFC 8445 §10)', () => {
-  const local = { ufrag: 'abcd1234', pwd: 'abcdefghijklmnopqrstuvwx' } as const;
-  it('is written by default', () => {
-    expect(new OfferAnswer({ local }).createOffer(APP_AUDIO)).toMatch(/a=ice-options:ice2\r\n/);
-  });
-  it('is not claimed by an agent that nominates aggressively (ice2: false)', () => {
-    const offer = new OfferAnswer({ local: { ...local, ice2: false } }).createOffer(APP_AUDIO);
-    expect(offer).not.toMatch(/ice2/);
-    expect(offer).toMatch(/a=ice-ufrag:abcd1234/);
-  });
-});

@@ -143,6 +143,12 @@ describe('buildSdpfrag', () => {
       'a=ice-ufrag:8hhY\r\na=ice-pwd:asd88fgpdd777uzjYhagZg\r\nm=audio 9 RTP/AVP 0\r\na=rtcp-mux\r\na=mid:0\r\na=candidate:1 1 udp 1 192.0.2.1 5000 typ host\r\na=end-of-candidates\r\n',
     );
   });
+  it('writes ice-pacing under the one RFC 8839 §5.5 rule (stun/pacing isPacingValue)', () => {
+    const frag: Sdpfrag = { lite: false, endOfCandidates: false, bundleGroups: [], media: [], ufrag: '8hhY', pwd: 'asd88fgpdd777uzjYhagZg' };
+    expect(buildSdpfrag({ ...frag, pacingMs: 0 })).toContain('a=ice-pacing:0\r\n');
+    expect(parseSdpfrag(buildSdpfrag({ ...frag, pacingMs: 9_999_999_999 })).pacingMs).toBe(9_999_999_999);
+    for (const v of [-1, 1.5, 10_000_000_000]) expect(() => buildSdpfrag({ ...frag, pacingMs: v })).toThrow(SdpError);
+  });
 });
 
 describe('SIP constants (RFC 8840 §10)', () => {
