@@ -1,7 +1,7 @@
 /**
  * `IceAgent`: the Node edge of icewire, shaped like the W3C RTCIceTransport. It binds UDP sockets on the selected
  * host addresses, resolves the configured ICE servers, and drives one sans-IO {@link AgentMachine} with real
- * timers. Application data and STUN share each socket and are told apart per RFC 7983 inside the core.
+ * timers. Application data and STUN share each socket; the first byte tells them apart (RFC 7983, `stun/demux.ts`).
  * @module
  */
 import { EventEmitter } from 'eventemitter3';
@@ -16,6 +16,7 @@ import type { AgentState, AgentStats, IceParameters, LocalIceParameters, Nominat
 import type { GlobalPacer } from '../stun/pacing.js';
 import { processWidePacer } from './pacer.js';
 import { InvalidStateError } from '../errors.js';
+import { isDataByte } from '../stun/demux.js';
 import { ipFamily } from '../ip.js';
 import { normalizeIceServers, type IceServerConfig } from '../turnclient/uri.js';
 import type { Datagram, IceRole, RandomSource, TransportAddress } from '../types.js';
@@ -507,8 +508,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const d = this.#driver;
     const m = this.#machine;
     if (!d || !m || d.closed) return;
-    const b0 = datagram.data[0] ?? 0;
-    if (b0 > 3 && (b0 < 64 || b0 > 79)) {
+    if (isDataByte(datagram.data[0] ?? 0)) {
       // Data fast path (RFC 7983): neither STUN (0..3) nor TURN ChannelData (64..79), so no TURN client or check
       // state is involved; the core turns it into a `data` event without touching any deadline.
       try {
