@@ -5,7 +5,7 @@
  * @module
  */
 import { EventEmitter } from 'eventemitter3';
-import { AgentMachine, type AgentMachineEvent, type StreamBase } from '../agent-machine.js';
+import { AgentMachine, type AgentMachineEvent, type AgentMachineOptions, type StreamBase } from '../agent-machine.js';
 import type { Candidate, LocalCandidate } from '../candidates/candidate.js';
 import { DEFAULT_GATHER_TIMEOUT_MS, type RelayServerConfig } from '../candidates/gatherer.js';
 import { formatCandidate, parseCandidate } from '../candidates/grammar.js';
@@ -71,19 +71,28 @@ export interface IceAgentOptions extends HostSelectionOptions {
   readonly consentIntervalMs?: number;
   /** Consent expiry (RFC 7675; default 30000 ms). */
   readonly consentTimeoutMs?: number;
+  /** Keepalive period Tr on the selected pair (RFC 8445 §11; default and minimum 15000 ms). */
   readonly keepaliveIntervalMs?: number;
+  /** Maximum candidate pairs per checklist (RFC 8445 §6.1.2.5; default 100). */
   readonly checklistLimit?: number;
+  /** Maximum remote candidates, peer-reflexive ones included (default 100): a bound on hostile signalling. */
   readonly remoteCandidateLimit?: number;
   /** RFC 8863 PAC wait before failure (default 39500 ms). */
   readonly failureGraceMs?: number;
+  /**
+   * Controlling with regular nomination: nominate a component's best valid pair once no better pair is pending, or
+   * at the latest this long after its first valid pair (default 1000 ms).
+   */
+  readonly nominationTimeoutMs?: number;
   /** Injected randomness (default `crypto.randomBytes`). */
   readonly random?: RandomSource;
   /** DNS resolver for server host names (default node:dns). */
   readonly resolver?: TurnDnsResolver;
   /** SOFTWARE attribute for server requests. */
   readonly software?: string;
-  /** Local ICE credentials (generated when absent; the SDP layer may choose them). */
+  /** Local ICE ufrag (generated when absent; the SDP layer may choose it). */
   readonly ufrag?: string;
+  /** Local ICE password (generated when absent). */
   readonly pwd?: string;
 }
 
@@ -147,14 +156,10 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   readonly #selected = new Map<number, IceCandidatePair>();
   /** Commands given before gather() finished binding, replayed once the machine exists. */
   readonly #early: ((m: AgentMachine) => void)[] = [];
-  #pendingResolutions = 0;
-  readonly #withoutIce = new Set<number>();
   /** Ends `gather()`'s wait for completion (set while it waits). */
   #endGatherWait: (() => void) | undefined;
   /** The peer's parameters last set, to tell a peer-initiated restart (changed ufrag/pwd). */
   #remoteParams: IceParameters | undefined;
-  /** end-of-candidates was signalled and waits for remote `.local` names still resolving. */
-  #endOfRemote = false;
   /** We restarted and wait for the peer's new parameters. */
   #restarting = false;
   /** A drain of the commands given in this synchronous run is queued (see #command). */
@@ -254,10 +259,27 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       bases,
       stunServers,
       turnServers,
+      // The edge's socket names our host candidates and resolves the peer's `.local` names (`resolve-mdns`).
       ...(mdns ? { mdnsRegistrar: { register: (_now: number, address: string) => mdns.register(address) } } : {}),
+      resolveMdns: mdns !== undefined,
       ...(o.pacer === false ? {} : { pacer: o.pacer ?? processWidePacer() }),
-      ...pick(o, ['lite', 'nomination', 'pacingMs', 'gatherTimeoutMs', 'consentIntervalMs', 'consentTimeoutMs',
-        'keepaliveIntervalMs', 'checklistLimit', 'remoteCandidateLimit', 'failureGraceMs', 'software', 'iceTransportPolicy', 'ufrag', 'pwd']),
+      ...withoutUndefined<AgentMachineOptions>({
+        lite: o.lite,
+        nomination: o.nomination,
+        nominationTimeoutMs: o.nominationTimeoutMs,
+        pacingMs: o.pacingMs,
+        gatherTimeoutMs: o.gatherTimeoutMs,
+        consentIntervalMs: o.consentIntervalMs,
+        consentTimeoutMs: o.consentTimeoutMs,
+        keepaliveIntervalMs: o.keepaliveIntervalMs,
+        checklistLimit: o.checklistLimit,
+        remoteCandidateLimit: o.remoteCandidateLimit,
+        failureGraceMs: o.failureGraceMs,
+        software: o.software,
+        iceTransportPolicy: o.iceTransportPolicy,
+        ufrag: o.ufrag,
+        pwd: o.pwd,
+      }),
     });
     this.#machine = machine;
     const endpoint = this.#endpoint;
@@ -318,46 +340,17 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     this.#command((m) => m.setRemoteParameters(0, params));
   }
 
-  /** Adds a remote candidate: a record or an `a=candidate` line. `.local` names are resolved through mDNS. */
+  /**
+   * Adds a remote candidate: a record or an `a=candidate` line. `.local` names are resolved through the mDNS socket
+   * (dropped with a warning when `mdns` is off or the name does not resolve).
+   */
   addRemoteCandidate(candidate: Candidate | string): void {
     const c = typeof candidate === 'string' ? parseCandidate(candidate) : candidate;
-    if (c.address.toLowerCase().endsWith('.local')) {
-      if (!this.#options.mdns) {
-        this.#warn(`remote mDNS candidate ${c.address} dropped: mdns is off`);
-        return;
-      }
-      this.#pendingResolutions++;
-      void this.gather()
-        .then(() => this.#mdns!.resolve(c.address))
-        .then(
-          (address) => {
-            if (this.#closing) return;
-            if (address === undefined) this.#warn(`remote mDNS candidate ${c.address} did not resolve`);
-            else this.#command((m) => m.core.addRemoteCandidate(0, { ...c, address, mdnsName: c.address }));
-          },
-          () => undefined,
-        )
-        .finally(() => {
-          this.#pendingResolutions--;
-          this.#maybeEndOfRemote();
-        });
-      return;
-    }
-    this.#command((m) => m.core.addRemoteCandidate(0, c));
+    this.#command((m) => m.addRemoteCandidate(this.#driver!.now(), 0, c));
   }
 
-  /** The peer has no more candidates (RFC 8838 end-of-candidates). */
+  /** The peer has no more candidates (RFC 8838 end-of-candidates); held by the machine while names resolve. */
   endOfRemoteCandidates(): void {
-    this.#assertOpen();
-    // The core ignores candidates after end-of-candidates (RFC 8838 §14), so it waits for `.local` names still
-    // resolving.
-    this.#endOfRemote = true;
-    this.#maybeEndOfRemote();
-  }
-
-  #maybeEndOfRemote(): void {
-    if (!this.#endOfRemote || this.#pendingResolutions > 0 || this.#closing) return;
-    this.#endOfRemote = false;
     this.#command((m) => m.endOfRemoteCandidates(0));
   }
 
@@ -392,12 +385,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
    * and keepalives hold the NAT binding open. The agent reports `connected` once every component is set up so.
    */
   useWithoutIce(remote: TransportAddress, component = 1): void {
-    this.#command((m) => {
-      const d = this.#driver!;
-      m.useWithoutIce(d.now(), 0, component, remote);
-      this.#withoutIce.add(component);
-      if (this.#withoutIce.size >= (this.#options.components ?? 1)) this.#setState('connected');
-    });
+    this.#command((m) => m.useWithoutIce(this.#driver!.now(), 0, component, remote));
   }
 
   /** ICE restart (RFC 8445 §9): new local ufrag/pwd; signal them, then set the peer's new parameters. */
@@ -620,6 +608,12 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       case 'remote-candidate-dropped':
         this.#warn(`remote candidate ${formatCandidate(e.candidate)} dropped: ${e.reason}`);
         return;
+      case 'resolve-mdns':
+        // The machine holds the candidate (and any end-of-candidates behind it) until this answer.
+        void this.#mdns?.resolve(e.name).then((address) => {
+          if (!this.#closing) this.#command((m) => m.mdnsResolved(this.#driver!.now(), e.name, address));
+        });
+        return;
       default:
         return;
     }
@@ -638,11 +632,17 @@ function runDue(m: AgentMachine, d: MachineDriver): void {
   if (t !== undefined && t <= now) m.handleTimeout(now);
 }
 
+/** `T` with every property optional and allowed to be `undefined`, as options read from another options object are. */
+type Loose<T> = { [K in keyof T]?: T[K] | undefined };
 
-
-function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
-  const out: Partial<Pick<T, K>> = {};
-  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+/**
+ * Drops the properties whose value is `undefined`, so that the core's defaults apply (with
+ * `exactOptionalPropertyTypes`, an absent option and an `undefined` one are different types). Typed by the target
+ * options, so every key given is checked against them.
+ */
+function withoutUndefined<T extends object>(values: Loose<T>): Partial<T> {
+  const out: Partial<T> = {};
+  for (const k of Object.keys(values) as (keyof T)[]) if (values[k] !== undefined) out[k] = values[k] as T[keyof T];
   return out;
 }
 
