@@ -7,7 +7,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { AgentMachine, type AgentMachineEvent, type AgentMachineOptions, type StreamBase } from '../agent-machine.js';
 import type { Candidate, LocalCandidate } from '../candidates/candidate.js';
-import { DEFAULT_GATHER_TIMEOUT_MS, type RelayServerConfig } from '../candidates/gatherer.js';
+import { DEFAULT_GATHER_TIMEOUT_MS } from '../candidates/gatherer.js';
 import { formatCandidate, parseCandidate } from '../candidates/grammar.js';
 import { signalledCandidate } from '../candidates/signal.js';
 import type { HostSelectionOptions } from '../candidates/host.js';
@@ -17,14 +17,13 @@ import type { GlobalPacer } from '../stun/pacing.js';
 import { processWidePacer } from './pacer.js';
 import { InvalidStateError } from '../errors.js';
 import { isDataByte } from '../stun/demux.js';
-import { ipFamily } from '../ip.js';
-import { normalizeIceServers, type IceServerConfig } from '../turnclient/uri.js';
+import type { IceServerConfig } from '../turnclient/uri.js';
 import type { Datagram, IceRole, RandomSource, TransportAddress } from '../types.js';
 import { MachineDriver, warnCallbackError } from './driver.js';
 import { listHostAddresses } from './interfaces.js';
 import { MdnsSocket, type MdnsSocketOptions } from './mdns-socket.js';
 import { cryptoRandom } from './random.js';
-import { nodeTurnResolver, resolveTurnServers, type TurnDnsResolver } from './turn-resolve.js';
+import { nodeTurnResolver, resolveIceServers, type TurnDnsResolver } from './turn-resolve.js';
 import { UdpEndpoint, type PortRange } from './udp-endpoint.js';
 import { TurnStreams, type TurnTlsOptions } from './turn-streams.js';
 
@@ -205,24 +204,9 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const components = o.components ?? 1;
     const addresses: string[] = [];
     for (let c = 1; c <= components; c++) for (const h of hosts) addresses.push(h.address);
-    const { stun, turn } = normalizeIceServers(o.iceServers ?? []);
-    const resolver = o.resolver ?? nodeTurnResolver;
-    const stunServers: TransportAddress[] = [];
-    for (const s of stun) {
-      if (ipFamily(s.host) !== 0) stunServers.push({ address: s.host, port: s.port });
-      else for (const a of await resolver.lookup(s.host).catch(() => [] as string[])) stunServers.push({ address: a, port: s.port });
-    }
-    const turnServers: RelayServerConfig[] = [];
-    /** Host names of TCP/TLS TURN servers by `address|port`, for the TLS certificate check. */
-    const turnNames = new Map<string, string>();
-    for (const t of turn) {
-      const resolved = await resolveTurnServers(t.uri, resolver, this.#random);
-      const first = resolved[0];
-      if (first) {
-        turnServers.push({ server: { address: first.address, port: first.port }, transport: t.uri.transport, username: t.username, credential: t.password });
-        if (t.uri.transport !== 'udp') turnNames.set(`${first.address}|${first.port}`, first.hostname);
-      } else this.#warn(`TURN server ${t.uri.host} did not resolve`);
-    }
+    const { stunServers, turnServers, turnNames } = await resolveIceServers(o.iceServers ?? [], o.resolver ?? nodeTurnResolver, this.#random, (m) =>
+      this.#warn(m),
+    );
     if (turnServers.some((t) => t.transport !== 'udp')) this.#turnStreams = this.#openTurnStreams(turnNames);
     if (o.iceTransportPolicy === 'relay' && turnServers.length === 0) {
       this.#warn('iceTransportPolicy "relay" without a usable TURN server: no candidate will be gathered');
