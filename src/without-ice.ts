@@ -13,7 +13,7 @@
  * wrapping) and offers it only datagrams nobody else took.
  * @module
  */
-import type { AgentState } from './checklist/types.js';
+import type { AgentEvent, AgentState } from './checklist/types.js';
 import { encodeKeepalive } from './checklist/checks.js';
 import { canonicalIp } from './ip.js';
 import type { SansIoMachine } from './machine.js';
@@ -27,14 +27,7 @@ export const NO_ICE_KEEPALIVE_MS = 15_000;
 export type NoIceEvent =
   /** A component latched on to the source of what came back. */
   | { readonly type: 'latched'; readonly stream: number; readonly component: number; readonly remote: TransportAddress }
-  | {
-      readonly type: 'data';
-      readonly stream: number;
-      readonly component: number;
-      readonly data: Uint8Array;
-      readonly from: TransportAddress;
-      readonly local: TransportAddress;
-    }
+  | Extract<AgentEvent, { type: 'data' }>
   /** Every component of every stream runs without ICE (reported once). */
   | { readonly type: 'state'; readonly state: Extract<AgentState, 'connected'> };
 
