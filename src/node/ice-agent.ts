@@ -1,13 +1,13 @@
 /**
  * `IceAgent`: the Node edge of icewire, shaped like the W3C RTCIceTransport. It binds UDP sockets on the selected
  * host addresses, resolves the configured ICE servers, and drives one sans-IO {@link AgentMachine} with real
- * timers. Application data and STUN share each socket and are told apart per RFC 7983 inside the core.
+ * timers. Application data and STUN share each socket; the first byte tells them apart (RFC 7983, `stun/demux.ts`).
  * @module
  */
 import { EventEmitter } from 'eventemitter3';
-import { AgentMachine, type AgentMachineEvent, type StreamBase } from '../agent-machine.js';
+import { AgentMachine, type AgentMachineEvent, type AgentMachineOptions, type StreamBase } from '../agent-machine.js';
 import type { Candidate, LocalCandidate } from '../candidates/candidate.js';
-import { DEFAULT_GATHER_TIMEOUT_MS, type RelayServerConfig } from '../candidates/gatherer.js';
+import { DEFAULT_GATHER_TIMEOUT_MS } from '../candidates/gatherer.js';
 import { formatCandidate, parseCandidate } from '../candidates/grammar.js';
 import { signalledCandidate } from '../candidates/signal.js';
 import type { HostSelectionOptions } from '../candidates/host.js';
@@ -16,14 +16,14 @@ import type { AgentState, AgentStats, IceParameters, LocalIceParameters, Nominat
 import type { GlobalPacer } from '../stun/pacing.js';
 import { processWidePacer } from './pacer.js';
 import { InvalidStateError } from '../errors.js';
-import { ipFamily } from '../ip.js';
-import { normalizeIceServers, type IceServerConfig } from '../turnclient/uri.js';
+import { isDataByte } from '../stun/demux.js';
+import type { IceServerConfig } from '../turnclient/uri.js';
 import type { Datagram, IceRole, RandomSource, TransportAddress } from '../types.js';
 import { MachineDriver, warnCallbackError } from './driver.js';
 import { listHostAddresses } from './interfaces.js';
 import { MdnsSocket, type MdnsSocketOptions } from './mdns-socket.js';
 import { cryptoRandom } from './random.js';
-import { nodeTurnResolver, resolveTurnServers, type TurnDnsResolver } from './turn-resolve.js';
+import { nodeTurnResolver, resolveIceServers, type TurnDnsResolver } from './turn-resolve.js';
 import { UdpEndpoint, type PortRange } from './udp-endpoint.js';
 import { TurnStreams, type TurnTlsOptions } from './turn-streams.js';
 
@@ -70,19 +70,28 @@ export interface IceAgentOptions extends HostSelectionOptions {
   readonly consentIntervalMs?: number;
   /** Consent expiry (RFC 7675; default 30000 ms). */
   readonly consentTimeoutMs?: number;
+  /** Keepalive period Tr on the selected pair (RFC 8445 §11; default and minimum 15000 ms). */
   readonly keepaliveIntervalMs?: number;
+  /** Maximum candidate pairs per checklist (RFC 8445 §6.1.2.5; default 100). */
   readonly checklistLimit?: number;
+  /** Maximum remote candidates, peer-reflexive ones included (default 100): a bound on hostile signalling. */
   readonly remoteCandidateLimit?: number;
   /** RFC 8863 PAC wait before failure (default 39500 ms). */
   readonly failureGraceMs?: number;
+  /**
+   * Controlling with regular nomination: nominate a component's best valid pair once no better pair is pending, or
+   * at the latest this long after its first valid pair (default 1000 ms).
+   */
+  readonly nominationTimeoutMs?: number;
   /** Injected randomness (default `crypto.randomBytes`). */
   readonly random?: RandomSource;
   /** DNS resolver for server host names (default node:dns). */
   readonly resolver?: TurnDnsResolver;
   /** SOFTWARE attribute for server requests. */
   readonly software?: string;
-  /** Local ICE credentials (generated when absent; the SDP layer may choose them). */
+  /** Local ICE ufrag (generated when absent; the SDP layer may choose it). */
   readonly ufrag?: string;
+  /** Local ICE password (generated when absent). */
   readonly pwd?: string;
 }
 
@@ -146,14 +155,10 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   readonly #selected = new Map<number, IceCandidatePair>();
   /** Commands given before gather() finished binding, replayed once the machine exists. */
   readonly #early: ((m: AgentMachine) => void)[] = [];
-  #pendingResolutions = 0;
-  readonly #withoutIce = new Set<number>();
   /** Ends `gather()`'s wait for completion (set while it waits). */
   #endGatherWait: (() => void) | undefined;
   /** The peer's parameters last set, to tell a peer-initiated restart (changed ufrag/pwd). */
   #remoteParams: IceParameters | undefined;
-  /** end-of-candidates was signalled and waits for remote `.local` names still resolving. */
-  #endOfRemote = false;
   /** We restarted and wait for the peer's new parameters. */
   #restarting = false;
   /** A drain of the commands given in this synchronous run is queued (see #command). */
@@ -199,24 +204,9 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const components = o.components ?? 1;
     const addresses: string[] = [];
     for (let c = 1; c <= components; c++) for (const h of hosts) addresses.push(h.address);
-    const { stun, turn } = normalizeIceServers(o.iceServers ?? []);
-    const resolver = o.resolver ?? nodeTurnResolver;
-    const stunServers: TransportAddress[] = [];
-    for (const s of stun) {
-      if (ipFamily(s.host) !== 0) stunServers.push({ address: s.host, port: s.port });
-      else for (const a of await resolver.lookup(s.host).catch(() => [] as string[])) stunServers.push({ address: a, port: s.port });
-    }
-    const turnServers: RelayServerConfig[] = [];
-    /** Host names of TCP/TLS TURN servers by `address|port`, for the TLS certificate check. */
-    const turnNames = new Map<string, string>();
-    for (const t of turn) {
-      const resolved = await resolveTurnServers(t.uri, resolver, this.#random);
-      const first = resolved[0];
-      if (first) {
-        turnServers.push({ server: { address: first.address, port: first.port }, transport: t.uri.transport, username: t.username, credential: t.password });
-        if (t.uri.transport !== 'udp') turnNames.set(`${first.address}|${first.port}`, first.hostname);
-      } else this.#warn(`TURN server ${t.uri.host} did not resolve`);
-    }
+    const { stunServers, turnServers, turnNames } = await resolveIceServers(o.iceServers ?? [], o.resolver ?? nodeTurnResolver, this.#random, (m) =>
+      this.#warn(m),
+    );
     if (turnServers.some((t) => t.transport !== 'udp')) this.#turnStreams = this.#openTurnStreams(turnNames);
     if (o.iceTransportPolicy === 'relay' && turnServers.length === 0) {
       this.#warn('iceTransportPolicy "relay" without a usable TURN server: no candidate will be gathered');
@@ -253,10 +243,27 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       bases,
       stunServers,
       turnServers,
+      // The edge's socket names our host candidates and resolves the peer's `.local` names (`resolve-mdns`).
       ...(mdns ? { mdnsRegistrar: { register: (_now: number, address: string) => mdns.register(address) } } : {}),
+      resolveMdns: mdns !== undefined,
       ...(o.pacer === false ? {} : { pacer: o.pacer ?? processWidePacer() }),
-      ...pick(o, ['lite', 'nomination', 'pacingMs', 'gatherTimeoutMs', 'consentIntervalMs', 'consentTimeoutMs',
-        'keepaliveIntervalMs', 'checklistLimit', 'remoteCandidateLimit', 'failureGraceMs', 'software', 'iceTransportPolicy', 'ufrag', 'pwd']),
+      ...withoutUndefined<AgentMachineOptions>({
+        lite: o.lite,
+        nomination: o.nomination,
+        nominationTimeoutMs: o.nominationTimeoutMs,
+        pacingMs: o.pacingMs,
+        gatherTimeoutMs: o.gatherTimeoutMs,
+        consentIntervalMs: o.consentIntervalMs,
+        consentTimeoutMs: o.consentTimeoutMs,
+        keepaliveIntervalMs: o.keepaliveIntervalMs,
+        checklistLimit: o.checklistLimit,
+        remoteCandidateLimit: o.remoteCandidateLimit,
+        failureGraceMs: o.failureGraceMs,
+        software: o.software,
+        iceTransportPolicy: o.iceTransportPolicy,
+        ufrag: o.ufrag,
+        pwd: o.pwd,
+      }),
     });
     this.#machine = machine;
     const endpoint = this.#endpoint;
@@ -317,46 +324,17 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     this.#command((m) => m.setRemoteParameters(0, params));
   }
 
-  /** Adds a remote candidate: a record or an `a=candidate` line. `.local` names are resolved through mDNS. */
+  /**
+   * Adds a remote candidate: a record or an `a=candidate` line. `.local` names are resolved through the mDNS socket
+   * (dropped with a warning when `mdns` is off or the name does not resolve).
+   */
   addRemoteCandidate(candidate: Candidate | string): void {
     const c = typeof candidate === 'string' ? parseCandidate(candidate) : candidate;
-    if (c.address.toLowerCase().endsWith('.local')) {
-      if (!this.#options.mdns) {
-        this.#warn(`remote mDNS candidate ${c.address} dropped: mdns is off`);
-        return;
-      }
-      this.#pendingResolutions++;
-      void this.gather()
-        .then(() => this.#mdns!.resolve(c.address))
-        .then(
-          (address) => {
-            if (this.#closing) return;
-            if (address === undefined) this.#warn(`remote mDNS candidate ${c.address} did not resolve`);
-            else this.#command((m) => m.core.addRemoteCandidate(0, { ...c, address, mdnsName: c.address }));
-          },
-          () => undefined,
-        )
-        .finally(() => {
-          this.#pendingResolutions--;
-          this.#maybeEndOfRemote();
-        });
-      return;
-    }
-    this.#command((m) => m.core.addRemoteCandidate(0, c));
+    this.#command((m) => m.addRemoteCandidate(this.#driver!.now(), 0, c));
   }
 
-  /** The peer has no more candidates (RFC 8838 end-of-candidates). */
+  /** The peer has no more candidates (RFC 8838 end-of-candidates); held by the machine while names resolve. */
   endOfRemoteCandidates(): void {
-    this.#assertOpen();
-    // The core ignores candidates after end-of-candidates (RFC 8838 §14), so it waits for `.local` names still
-    // resolving.
-    this.#endOfRemote = true;
-    this.#maybeEndOfRemote();
-  }
-
-  #maybeEndOfRemote(): void {
-    if (!this.#endOfRemote || this.#pendingResolutions > 0 || this.#closing) return;
-    this.#endOfRemote = false;
     this.#command((m) => m.endOfRemoteCandidates(0));
   }
 
@@ -391,12 +369,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
    * and keepalives hold the NAT binding open. The agent reports `connected` once every component is set up so.
    */
   useWithoutIce(remote: TransportAddress, component = 1): void {
-    this.#command((m) => {
-      const d = this.#driver!;
-      m.useWithoutIce(d.now(), 0, component, remote);
-      this.#withoutIce.add(component);
-      if (this.#withoutIce.size >= (this.#options.components ?? 1)) this.#setState('connected');
-    });
+    this.#command((m) => m.useWithoutIce(this.#driver!.now(), 0, component, remote));
   }
 
   /** ICE restart (RFC 8445 §9): new local ufrag/pwd; signal them, then set the peer's new parameters. */
@@ -507,8 +480,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const d = this.#driver;
     const m = this.#machine;
     if (!d || !m || d.closed) return;
-    const b0 = datagram.data[0] ?? 0;
-    if (b0 > 3 && (b0 < 64 || b0 > 79)) {
+    if (isDataByte(datagram.data[0] ?? 0)) {
       // Data fast path (RFC 7983): neither STUN (0..3) nor TURN ChannelData (64..79), so no TURN client or check
       // state is involved; the core turns it into a `data` event without touching any deadline.
       try {
@@ -620,6 +592,12 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       case 'remote-candidate-dropped':
         this.#warn(`remote candidate ${formatCandidate(e.candidate)} dropped: ${e.reason}`);
         return;
+      case 'resolve-mdns':
+        // The machine holds the candidate (and any end-of-candidates behind it) until this answer.
+        void this.#mdns?.resolve(e.name).then((address) => {
+          if (!this.#closing) this.#command((m) => m.mdnsResolved(this.#driver!.now(), e.name, address));
+        });
+        return;
       default:
         return;
     }
@@ -638,11 +616,17 @@ function runDue(m: AgentMachine, d: MachineDriver): void {
   if (t !== undefined && t <= now) m.handleTimeout(now);
 }
 
+/** `T` with every property optional and allowed to be `undefined`, as options read from another options object are. */
+type Loose<T> = { [K in keyof T]?: T[K] | undefined };
 
-
-function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
-  const out: Partial<Pick<T, K>> = {};
-  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+/**
+ * Drops the properties whose value is `undefined`, so that the core's defaults apply (with
+ * `exactOptionalPropertyTypes`, an absent option and an `undefined` one are different types). Typed by the target
+ * options, so every key given is checked against them.
+ */
+function withoutUndefined<T extends object>(values: Loose<T>): Partial<T> {
+  const out: Partial<T> = {};
+  for (const k of Object.keys(values) as (keyof T)[]) if (values[k] !== undefined) out[k] = values[k] as T[keyof T];
   return out;
 }
 

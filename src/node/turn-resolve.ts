@@ -1,11 +1,13 @@
 /**
  * DNS resolution of a TURN URI (RFC 5928 §3 via SRV, RFC 8656 §5 service names), with an injectable resolver: the
  * default uses node:dns/promises; tests pass a fake. The ordering logic is pure and lives in `src/turnclient/uri.ts`.
+ * {@link resolveIceServers} turns a whole RTCIceServer list into the resolved servers an agent gathers from.
  * @module
  */
 import { promises as dns } from 'node:dns';
 import { ipFamily } from '../ip.js';
-import { orderSrvRecords, resolutionPlan, type SrvRecord, type TurnUri } from '../turnclient/uri.js';
+import type { RelayServerConfig } from '../candidates/gatherer.js';
+import { normalizeIceServers, orderSrvRecords, resolutionPlan, type IceServerConfig, type SrvRecord, type TurnUri } from '../turnclient/uri.js';
 import type { RandomSource, TransportAddress, TransportProtocol } from '../types.js';
 import { cryptoRandom } from './random.js';
 
@@ -66,4 +68,40 @@ export async function resolveTurnServers(
     return out;
   }
   return await lookup(plan.host, plan.fallbackPort);
+}
+
+/** An RTCIceServer list, resolved: what the gatherer contacts, plus what the TLS check needs. */
+export interface ResolvedIceServers {
+  readonly stunServers: TransportAddress[];
+  readonly turnServers: RelayServerConfig[];
+  /** Host names of TCP/TLS TURN servers by `address|port`, for the TLS certificate check. */
+  readonly turnNames: Map<string, string>;
+}
+
+/**
+ * Resolves `stun:`/`turn:`/`turns:` servers: every address of a STUN host name, the first address of each TURN URI
+ * (RFC 5928 order). A TURN server that does not resolve is reported through `warn` and left out.
+ */
+export async function resolveIceServers(
+  servers: readonly IceServerConfig[],
+  resolver: TurnDnsResolver,
+  random: RandomSource,
+  warn: (message: string) => void,
+): Promise<ResolvedIceServers> {
+  const { stun, turn } = normalizeIceServers(servers);
+  const stunServers: TransportAddress[] = [];
+  for (const s of stun) {
+    if (ipFamily(s.host) !== 0) stunServers.push({ address: s.host, port: s.port });
+    else for (const a of await resolver.lookup(s.host).catch(() => [] as string[])) stunServers.push({ address: a, port: s.port });
+  }
+  const turnServers: RelayServerConfig[] = [];
+  const turnNames = new Map<string, string>();
+  for (const t of turn) {
+    const first = (await resolveTurnServers(t.uri, resolver, random))[0];
+    if (first) {
+      turnServers.push({ server: { address: first.address, port: first.port }, transport: t.uri.transport, username: t.username, credential: t.password });
+      if (t.uri.transport !== 'udp') turnNames.set(`${first.address}|${first.port}`, first.hostname);
+    } else warn(`TURN server ${t.uri.host} did not resolve`);
+  }
+  return { stunServers, turnServers, turnNames };
 }

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Socket as TcpSocket } from 'node:net';
-import type { TurnStreamEvent } from '../agent-machine.js';
+import type { TurnStreamEvent } from '../turnclient/allocations.js';
 import { canonicalIp, ipFamily } from '../ip.js';
 import { StreamFramer } from '../turnclient/channel-data.js';
 import type { Datagram, TransportAddress } from '../types.js';

@@ -1,18 +1,19 @@
 /**
  * Node edge of the TURN client: connects a sans-IO `TurnClient` to a real UDP socket (node:dgram), TCP connection
- * (node:net) or TLS connection (node:tls), runs its timers from `pollTimeout`, and feeds stream bytes through the
- * `StreamFramer`. `openTurnAllocation` is the promise-shaped convenience used by tests, the bench and the agent.
+ * (node:net) or TLS connection (node:tls) and feeds stream bytes through the `StreamFramer`; a {@link MachineDriver}
+ * runs its drain loop and timers, as for every machine of the edge. `openTurnAllocation` is the promise-shaped
+ * convenience used by tests and the bench; `connectTurnStream` also serves the agent's TURN-over-TCP/TLS edge.
  * @module
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect as netConnect, type Socket as TcpSocket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { performance } from 'node:perf_hooks';
 import { IcewireError, TurnError } from '../errors.js';
 import { ipFamily } from '../ip.js';
 import { StreamFramer } from '../turnclient/channel-data.js';
 import { TurnClient, type TurnClientEvent, type TurnClientOptions, type TurnTransport } from '../turnclient/turn-client.js';
-import type { RandomSource, TransportAddress } from '../types.js';
+import type { Datagram, RandomSource, TransportAddress } from '../types.js';
+import { MachineDriver } from './driver.js';
 import { cryptoRandom } from './random.js';
 
 /** Options of `openTurnAllocation`: the TurnClient options minus what the edge supplies, plus socket settings. */
@@ -55,30 +56,35 @@ export interface TurnAllocation {
   close(): Promise<void>;
 }
 
-const now = (): number => performance.now();
-
-/** Drives one TurnClient over one socket or connection. */
+/**
+ * Runs one TurnClient over one socket or connection. The client's drain loop and timers are a {@link MachineDriver}'s,
+ * as for every other machine of the edge: this class only moves bytes and follows redirects.
+ */
 class TurnDriver {
   readonly client: TurnClient;
+  readonly driver: MachineDriver;
   readonly #listeners = new Set<(e: TurnClientEvent) => void>();
   readonly #options: TurnAllocationOptions;
   readonly #transport: TurnTransport;
   #udp: UdpSocket | undefined;
   #stream: TcpSocket | undefined;
-  #framer = new StreamFramer();
-  #timer: NodeJS.Timeout | undefined;
-  #timerAt = Infinity;
-  #driving = false;
-  #again = false;
-  #closed = false;
 
   constructor(options: TurnAllocationOptions, local: TransportAddress, socket: { udp?: UdpSocket; stream?: TcpSocket }) {
     this.#options = options;
     this.#transport = options.transport ?? 'udp';
     const { transport: _t, localAddress: _l, ca: _c, rejectUnauthorized: _r, servername: _s, timeoutMs: _m, random, ...rest } = options;
     this.client = new TurnClient({ ...rest, transport: this.#transport, local, random: random ?? cryptoRandom });
+    this.driver = new MachineDriver({ send: (d) => this.#send(d) });
     if (socket.udp) this.#attachUdp(socket.udp, local);
     if (socket.stream) this.#attachStream(socket.stream, local);
+    this.driver.attach(this.client, (e) => {
+      if (e.type === 'redirect' && this.#transport !== 'udp') void this.#reconnect(e.server, e.domain);
+      for (const l of [...this.#listeners]) l(e);
+    });
+  }
+
+  now(): number {
+    return this.driver.now();
   }
 
   on(cb: (e: TurnClientEvent) => void): () => void {
@@ -86,11 +92,20 @@ class TurnDriver {
     return () => this.#listeners.delete(cb);
   }
 
+  /** Drains after a command given to the client. */
+  kick(): void {
+    this.driver.kick(this.client);
+  }
+
+  #send(d: Datagram): void {
+    if (this.#udp) this.#udp.send(d.data, d.remote.port, d.remote.address);
+    else if (this.#stream && !this.#stream.destroyed) this.#stream.write(d.data);
+  }
+
   #attachUdp(udp: UdpSocket, local: TransportAddress): void {
     this.#udp = udp;
     udp.on('message', (msg, rinfo) => {
-      this.client.handleReceive(now(), { local, remote: { address: rinfo.address, port: rinfo.port }, data: new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength) });
-      this.drive();
+      this.driver.receive({ local, remote: { address: rinfo.address, port: rinfo.port }, data: new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength) });
     });
     udp.on('error', () => {
       // A UDP socket error (e.g. ICMP port unreachable surfaced by the OS) is not fatal: transactions time out.
@@ -99,69 +114,22 @@ class TurnDriver {
 
   #attachStream(stream: TcpSocket, local: TransportAddress): void {
     this.#stream = stream;
-    this.#framer = new StreamFramer();
-    const framer = this.#framer;
+    const framer = new StreamFramer();
     const transport = this.#transport;
     stream.on('data', (chunk: Buffer) => {
       if (this.#stream !== stream) return;
-      const frames = framer.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-      const t = now();
-      for (const f of frames) this.client.handleReceive(t, { local, remote: this.client.server, data: f, transport });
+      for (const data of framer.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))) {
+        this.driver.receive({ local, remote: this.client.server, data, transport });
+      }
       if (framer.error) stream.destroy();
-      this.drive();
     });
     stream.on('error', () => {});
     stream.on('close', () => {
       if (this.#stream !== stream) return;
       this.#stream = undefined;
-      this.client.connectionClosed(now());
-      this.drive();
+      this.client.connectionClosed(this.now());
+      this.kick();
     });
-  }
-
-  /** Drains transmits and events, then re-arms the single timer. Re-entrant calls are folded into one loop. */
-  drive(): void {
-    if (this.#driving) {
-      this.#again = true;
-      return;
-    }
-    this.#driving = true;
-    try {
-      do {
-        this.#again = false;
-        for (let d = this.client.pollTransmit(); d; d = this.client.pollTransmit()) {
-          if (this.#udp) this.#udp.send(d.data, d.remote.port, d.remote.address);
-          else if (this.#stream && !this.#stream.destroyed) this.#stream.write(d.data);
-        }
-        for (let e = this.client.pollEvent(); e; e = this.client.pollEvent()) {
-          if (e.type === 'redirect' && this.#transport !== 'udp') void this.#reconnect(e.server, e.domain);
-          for (const l of [...this.#listeners]) l(e);
-        }
-      } while (this.#again);
-    } finally {
-      this.#driving = false;
-    }
-    this.#arm();
-  }
-
-  #arm(): void {
-    if (this.#closed) return;
-    const at = this.client.pollTimeout();
-    if (at === undefined) {
-      if (this.#timer) clearTimeout(this.#timer);
-      this.#timer = undefined;
-      this.#timerAt = Infinity;
-      return;
-    }
-    if (this.#timer && at === this.#timerAt) return;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timerAt = at;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#timerAt = Infinity;
-      this.client.handleTimeout(now());
-      this.drive();
-    }, Math.max(0, Math.ceil(at - now())));
   }
 
   async #reconnect(server: TransportAddress, domain: string | undefined): Promise<void> {
@@ -174,17 +142,15 @@ class TurnDriver {
       const options = domain !== undefined ? { ...this.#options, servername: domain } : this.#options;
       const { stream, local } = await connectStream(this.#transport, server, options);
       this.#attachStream(stream, local);
-      this.client.redirectConnected(now(), local);
+      this.client.redirectConnected(this.now(), local);
     } catch {
-      this.client.connectionClosed(now());
+      this.client.connectionClosed(this.now());
     }
-    this.drive();
+    this.kick();
   }
 
   shutdown(): void {
-    this.#closed = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.driver.close();
     this.#udp?.close();
     this.#udp = undefined;
     const s = this.#stream;
@@ -338,8 +304,8 @@ export async function openTurnAllocation(options: TurnAllocationOptions): Promis
           reject(e.error);
         }
       });
-      client.allocate(now());
-      driver.drive();
+      client.allocate(driver.now());
+      driver.kick();
     });
   } catch (e) {
     driver.shutdown();
@@ -382,8 +348,8 @@ export async function openTurnAllocation(options: TurnAllocationOptions): Promis
     lifetimeSec: allocated.lifetimeSec,
     local: client.local,
     send(peer, data) {
-      client.send(now(), peer, data);
-      driver.drive();
+      client.send(driver.now(), peer, data);
+      driver.kick();
     },
     onData(cb) {
       dataListeners.add(cb);
@@ -398,8 +364,8 @@ export async function openTurnAllocation(options: TurnAllocationOptions): Promis
         (e) => (e.type === 'error' && (e.fatal || (e.operation === 'permission' && e.peer?.address === peerIp)) ? e.error : undefined),
         timeoutMs,
       ).then(() => undefined);
-      client.createPermission(now(), peerIp);
-      driver.drive();
+      client.createPermission(driver.now(), peerIp);
+      driver.kick();
       return p;
     },
     bindChannel(peer) {
@@ -411,15 +377,15 @@ export async function openTurnAllocation(options: TurnAllocationOptions): Promis
         (e) => (e.type === 'error' && (e.fatal || (e.operation === 'channel' && e.peer?.port === peer.port && e.peer.address === peer.address)) ? e.error : undefined),
         timeoutMs,
       );
-      number = client.bindChannel(now(), peer);
-      driver.drive();
+      number = client.bindChannel(driver.now(), peer);
+      driver.kick();
       return p;
     },
     async close() {
       if (client.state !== 'closed') {
         const done = waitFor((e) => (e.type === 'closed' ? true : undefined), () => undefined, 3000).catch(() => undefined);
-        client.close(now());
-        driver.drive();
+        client.close(driver.now());
+        driver.kick();
         await done;
       }
       driver.shutdown();

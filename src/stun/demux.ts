@@ -33,3 +33,13 @@ export function classifyPacket(data: Uint8Array): PacketKind {
   if (b >= 128 && b <= 191) return 'rtp';
   return 'unknown';
 }
+
+/**
+ * True when a first byte rules out both STUN (0..3) and TURN ChannelData (64..79), the two kinds an ICE agent's own
+ * machinery (checks, TURN clients, gathering) consumes: what remains is application data (DTLS, RTP, ZRTP) or a
+ * reserved value the receiver drops. The edge's data fast path asks this per datagram, so it takes the byte, not the
+ * buffer, and allocates nothing. An empty datagram has no first byte: pass 0, which counts as STUN-range.
+ */
+export function isDataByte(b0: number): boolean {
+  return b0 > 3 && (b0 < 64 || b0 > 79);
+}

@@ -3,7 +3,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { classifyPacket, type PacketKind } from '../../src/stun/demux.js';
+import { classifyPacket, isDataByte, type PacketKind } from '../../src/stun/demux.js';
 import { encodeStunMessage, StunMethod } from '../../src/stun/index.js';
 
 const stun = encodeStunMessage({ method: StunMethod.Binding, cls: 'request', transactionId: new Uint8Array(12), attributes: [] });
@@ -64,5 +64,15 @@ describe('classifyPacket', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('isDataByte', () => {
+  it('agrees with classifyPacket for every first byte: false exactly for the STUN and ChannelData ranges', () => {
+    for (let b = 0; b < 256; b++) {
+      const kind = classifyPacket(new Uint8Array(32).fill(b));
+      const machinery = b <= 3 || kind === 'stun' || kind === 'channel-data';
+      expect(isDataByte(b), `first byte ${b}`).toBe(!machinery);
+    }
   });
 });
