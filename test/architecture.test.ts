@@ -70,8 +70,6 @@ const ROOT_FILES: Readonly<Record<string, string>> = {
   'without-ice.ts': 'agent',
   'core.ts': 'facade-core',
   'index.ts': 'facade-index',
-  // Moving to src/checklist/agent-core.ts; until then it is checklist code that happens to live at the root.
-  'agent-core.ts': 'checklist',
 };
 
 /**
@@ -365,7 +363,6 @@ describe('architecture: the layers of src/', () => {
 describe('architecture: the checkers fail when they must', () => {
   it('places files in rooms, today and after the moves', () => {
     expect(roomOf('errors.ts')).toBe('values');
-    expect(roomOf('agent-core.ts')).toBe('checklist');
     expect(roomOf('checklist/agent-core.ts')).toBe('checklist');
     expect(roomOf('without-ice.ts')).toBe('agent');
     expect(roomOf('turnclient/allocations.ts')).toBe('turnclient');
@@ -400,7 +397,7 @@ describe('architecture: the checkers fail when they must', () => {
     expect(checkFile('stun/demux.ts', `const m = await import('../agent-machine.js');`)).toEqual(['imports agent-machine.ts (stun may not import agent)']);
     expect(checkFile('types.ts', `import type { SansIoMachine } from './machine.js';`)).toEqual(['imports machine.ts (values may not import types of machine)']);
     expect(checkFile('checklist/x.ts', `import { TurnClient } from '../turnclient/turn-client.js';`)).toEqual(['imports turnclient/turn-client.ts (checklist may not import turnclient)']);
-    expect(checkFile('agent-core.ts', `import type { TurnClient } from './turnclient/turn-client.js';`)).toEqual(['imports turnclient/turn-client.ts (checklist may not import types of turnclient)']);
+    expect(checkFile('checklist/agent-core.ts', `import type { TurnClient } from '../turnclient/turn-client.js';`)).toEqual(['imports turnclient/turn-client.ts (checklist may not import types of turnclient)']);
     expect(checkFile('testing/x.ts', `import { IceAgent } from '../node/ice-agent.js';`)).toEqual(['imports node/ice-agent.ts (testing may not import node)']);
     expect(checkFile('node/x.ts', `import { VirtualNetwork } from '../testing/index.js';`)).toEqual(['imports testing/index.ts (node may not import testing)']);
     expect(checkFile('core.ts', `export { IceAgent } from './node/ice-agent.js';`)).toEqual(['imports node/ice-agent.ts (facade-core may not import node)']);
@@ -414,7 +411,7 @@ describe('architecture: the checkers fail when they must', () => {
     expect(checkFile('candidates/x.ts', `import { TurnClient } from '../turnclient/turn-client.js';`)).toEqual(['imports turnclient/turn-client.ts (candidates may not import turnclient)']);
     expect(checkFile('turnclient/x.ts', `import { type A, Gatherer } from '../candidates/gatherer.js';`)).toEqual(['imports candidates/gatherer.ts (turnclient may not import candidates)']);
     expect(checkFile('sip-offer-answer/x.ts', `export type { AgentState } from '../checklist/types.js';`)).toEqual([]);
-    expect(checkFile('sip-offer-answer/x.ts', `import { AgentCore } from '../agent-core.js';`)).toEqual(['imports agent-core.ts (sip-offer-answer may not import checklist)']);
+    expect(checkFile('sip-offer-answer/x.ts', `import { AgentCore } from '../checklist/agent-core.js';`)).toEqual(['imports checklist/agent-core.ts (sip-offer-answer may not import checklist)']);
     expect(checkFile('checklist/x.ts', `import type { OfferAnswer } from '../sip-offer-answer/offer-answer.js';`)).toEqual(['imports sip-offer-answer/offer-answer.ts (checklist may not import types of sip-offer-answer)']);
     expect(checkFile('agent-machine.ts', `import { NoIcePaths } from './without-ice.js';`)).toEqual([]);
     expect(checkFile('testing/x.ts', `import { AgentMachine } from '../agent-machine.js';`)).toEqual([]);

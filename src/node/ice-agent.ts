@@ -157,10 +157,6 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   readonly #early: ((m: AgentMachine) => void)[] = [];
   /** Ends `gather()`'s wait for completion (set while it waits). */
   #endGatherWait: (() => void) | undefined;
-  /** The peer's parameters last set, to tell a peer-initiated restart (changed ufrag/pwd). */
-  #remoteParams: IceParameters | undefined;
-  /** We restarted and wait for the peer's new parameters. */
-  #restarting = false;
   /** A drain of the commands given in this synchronous run is queued (see #command). */
   #flushQueued = false;
 
@@ -314,13 +310,6 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
    * be added again.
    */
   setRemoteParameters(params: IceParameters): void {
-    const previous = this.#remoteParams;
-    const peerRestart = previous !== undefined && (previous.ufrag !== params.ufrag || previous.pwd !== params.pwd);
-    this.#remoteParams = params;
-    // RFC 8839 §4.4.2.1: the answer to a restart MUST carry a new ufrag/pwd too. When the peer restarted and we did
-    // not, restart now; the caller signals getLocalParameters() (changed) back, then the candidates again.
-    if (peerRestart && !this.#restarting) this.#command((m) => m.restart(this.#driver!.now()));
-    this.#restarting = false;
     this.#command((m) => m.setRemoteParameters(0, params));
   }
 
@@ -374,7 +363,6 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
 
   /** ICE restart (RFC 8445 §9): new local ufrag/pwd; signal them, then set the peer's new parameters. */
   restart(): void {
-    this.#restarting = true;
     this.#command((m) => m.restart(this.#driver!.now()));
   }
 
