@@ -23,6 +23,12 @@ export interface Datagram {
   readonly data: Uint8Array;
   /** Defaults to `'udp'`. */
   readonly transport?: TransportProtocol;
+  /**
+   * Set on the first send of a new gathering or connectivity-check transaction, the sends RFC 8445 §14.2 paces
+   * process-wide (retransmissions, answers, consent checks and keepalives are not, §14.1). The edge stamps the
+   * pacer's grant with the time the datagram really leaves.
+   */
+  readonly paced?: true;
 }
 
 /** Source of randomness injected into every core machine. The Node edge backs it with `crypto.randomBytes`. */

@@ -179,7 +179,7 @@ function sendCheck(ctx: AgentContext, now: number, pair: CandidatePair, effectiv
   const request: Datagram = { local: pair.local.base, remote: addrOf(pair.remote), data };
   ctx.txs.cancelChecks(pair);
   ctx.txs.add(id, { kind: 'check', pair, timer, request, useCandidate, role: ctx.role, priority, sentAt: now, key: remote.key, cancelled: false });
-  ctx.transmits.push(request);
+  ctx.transmits.push({ ...request, paced: true });
   pair.counters.requestsSent++;
   pair.lastSentAt = now;
   ctx.scheduler.checksSent++;
