@@ -220,13 +220,15 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
       if (old.type !== 'prflx' || candidate.type === 'prflx') return;
       // RFC 8838 §11 rule 4.A: the signalled candidate replaces the peer-reflexive one; existing pairs keep their
       // state (and foundation) but now name the signalled candidate and take its priority.
+      // Every pair of the stream, valid-list-only pairs included: the selected pair must report it too.
       s.remotes[same] = candidate;
-      for (const p of s.checklist.pairs) {
-        if (p.remote !== old) continue;
+      for (const p of ctx.pairs.values()) {
+        if (p.stream !== s.index || p.remote !== old) continue;
         p.remote = candidate;
         p.priority = priorityOf(ctx, p.local.priority, candidate.priority);
       }
       s.checklist.resort();
+      markDirty(ctx); // the selected pair is reported again with its new remote candidate
       return;
     }
     if (s.remotes.length >= ctx.config.remoteCandidateLimit) return drop(ctx, 'remote-limit');
@@ -279,11 +281,14 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     return sendData(ctx, now, streamAt(ctx, stream), component, data);
   }
 
-  /** The selected pair of a component (after a restart, the previous one until a new one is selected). */
+  /**
+   * The pair a component sends on (RTCIceTransport's selected candidate pair): from its first valid pair on, then
+   * the best valid pair, then the nominated one (`nominated: true`), which stays; after a restart, the previous
+   * pair until the new session nominates one (RFC 8445 §12.1).
+   */
   getSelectedPair(stream: number, component: number): PairInfo | undefined {
     const s = this.#ctx.streams[stream];
-    const comp = s && componentOf(s, component);
-    const p = comp?.selected ?? comp?.previous;
+    const p = s && componentOf(s, component)?.sending;
     return p ? pairInfo(p) : undefined;
   }
 

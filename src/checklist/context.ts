@@ -43,8 +43,16 @@ export interface PendingRequest {
 
 /** What the agent knows of one component of a stream. */
 export interface ComponentState {
-  /** The selected pair (RFC 8445 §8.1.1). */
+  /** The selected pair of RFC 8445 §8.1.1: the highest-priority nominated valid pair. Fixed once nominated. */
   selected: CandidatePair | undefined;
+  /**
+   * The pair data goes on now, which `getSelectedPair` reports (RTCIceTransport's "selected candidate pair"): the
+   * nominated pair, or during a restart the previous one (§12.1), or before nomination the best valid pair, which
+   * RFC 8445 §12.1 allows data on. Derived after every input by `reportSelection`.
+   */
+  sending: CandidatePair | undefined;
+  /** The remote candidate `sending` was last reported with (RFC 8838 §11 may replace a peer-reflexive one). */
+  reportedRemote: Candidate | undefined;
   /** RFC 8445 §12.1: the pair used before an ICE restart, kept until the new session selects one. */
   previous: CandidatePair | undefined;
   /** When the component's first valid pair appeared (the regular nomination timer). */
@@ -259,7 +267,7 @@ export function componentOf(s: Stream, c: number): ComponentState | undefined {
 
 /** New component records, one per component. */
 export function newComponents(count: number): ComponentState[] {
-  return Array.from({ length: count }, () => ({ selected: undefined, previous: undefined, firstValidAt: undefined, dataPair: undefined }));
+  return Array.from({ length: count }, () => ({ selected: undefined, sending: undefined, reportedRemote: undefined, previous: undefined, firstValidAt: undefined, dataPair: undefined }));
 }
 
 /**
@@ -331,6 +339,9 @@ export function setPairState(ctx: AgentContext, p: CandidatePair, state: PairSta
 
 export function setAgentState(ctx: AgentContext, state: AgentState): void {
   if (ctx.state === state) return;
+  // `connected` always comes before `completed` (an aggressive peer or a lite agent can nominate the first valid
+  // pair at once): code that waits for `connected` must run.
+  if (state === 'completed' && (ctx.state === 'new' || ctx.state === 'checking')) ctx.events.push({ type: 'state', state: 'connected' });
   ctx.state = state;
   ctx.events.push({ type: 'state', state });
 }

@@ -159,6 +159,32 @@ export function acceptLiteNomination(ctx: AgentContext, now: number, s: Stream, 
   updateSelection(ctx, s, local.component);
 }
 
+/**
+ * The pair each component sends on, as reported by `getSelectedPair` and the `selected-pair` event: the nominated
+ * (selected) pair, the previous one while a restarted checklist runs (RFC 8445 §12.1), or before nomination the
+ * best valid pair whose consent holds (§12.1 allows data on any valid pair; RTCIceTransport and pion select it so).
+ * A lite agent sends only once every component has a valid pair (§12.1.1). The event fires when the pair changes,
+ * or when its remote candidate was replaced by the signalled one (RFC 8838 §11 rule 4.A).
+ */
+export function reportSelection(ctx: AgentContext): void {
+  for (const s of ctx.streams) {
+    const liteWaits = ctx.config.lite && s.components.some((_c, i) => i < componentsInUse(s) && !s.checklist.bestValid(i + 1));
+    s.components.forEach((comp, i) => {
+      const c = i + 1;
+      const restarting = s.checklist.state !== 'failed' ? comp.previous : undefined;
+      const pair = comp.selected ?? restarting ?? (liteWaits ? undefined : s.checklist.valid.find((v) => v.component === c && !v.consentLost));
+      if (pair === undefined) {
+        comp.sending = undefined;
+        return;
+      }
+      if (pair === comp.sending && pair.remote === comp.reportedRemote) return;
+      comp.sending = pair;
+      comp.reportedRemote = pair.remote;
+      ctx.events.push({ type: 'selected-pair', stream: s.index, component: c, pair: pairInfo(pair) });
+    });
+  }
+}
+
 /** Selected pair = highest-priority nominated valid pair (RFC 8445 §8.1.1); conclude the component (§8.1.2). */
 export function updateSelection(ctx: AgentContext, s: Stream, component: number): void {
   const best = s.checklist.bestValid(component, true);
@@ -171,7 +197,6 @@ export function updateSelection(ctx: AgentContext, s: Stream, component: number)
   if (old && old !== best) ctx.consentNext.delete(old);
   comp.selected = best;
   comp.previous = undefined;
-  ctx.events.push({ type: 'selected-pair', stream: s.index, component, pair: pairInfo(best) });
   if (consentEnabled(ctx)) ctx.consentNext.set(best, ctx.now + consentJitter(ctx));
   const nominator = nominatorFor(ctx);
   // RFC 8445 §8.1.2: remove the component's other Frozen/Waiting pairs, cancel its In-Progress checks.

@@ -9,7 +9,7 @@
  * @module
  */
 import { componentsInUse, consentEnabled, setAgentState, type AgentContext } from './context.js';
-import { maybeComplete } from './nomination.js';
+import { maybeComplete, reportSelection } from './nomination.js';
 import type { AgentState } from './types.js';
 
 /** Starts the PAC timer at the first input after checks became possible (`pacDeadline` null). */
@@ -36,6 +36,7 @@ export function updateStates(ctx: AgentContext, now: number): void {
     const r = s.checklist.evaluate(s.endOfRemote && pacOver && !ctx.config.lite, componentsInUse(s));
     if (r === 'failed') s.checklist.state = 'failed';
   }
+  reportSelection(ctx);
   setAgentState(ctx, deriveState(ctx, now));
 }
 

@@ -54,7 +54,7 @@ describe('data before selection (RFC 8445 §11, §12.1; RFC 7675 §5.1)', () => 
       unreachable: [{ address: '10.0.0.3', port: 5000 }],
     });
     d.run(2000);
-    expect(r.getSelectedPair(0, 1)).toBeUndefined();
+    expect(r.getSelectedPair(0, 1)?.nominated).toBe(false);
     return { d, l, r };
   };
 
@@ -63,10 +63,10 @@ describe('data before selection (RFC 8445 §11, §12.1; RFC 7675 §5.1)', () => 
     const refused: number[] = [];
     for (let t = 2000; t <= 38_000; t += 1000) {
       d.run(t);
-      if (r.getSelectedPair(0, 1)) break;
+      if (r.getSelectedPair(0, 1)?.nominated) break;
       if (!r.send(t, 0, 1, new Uint8Array([7]))) refused.push(t);
     }
-    expect(r.getSelectedPair(0, 1)).toBeUndefined(); // still no selection at 38 s
+    expect(r.getSelectedPair(0, 1)?.nominated).toBe(false); // still no nomination at 38 s
     expect(refused).toEqual([]);
     // The consent checks went on the 5-tuple the data used.
     const data = d.sent.filter((s) => s.agent === 'R' && s.kind === 'data');
@@ -79,7 +79,7 @@ describe('data before selection (RFC 8445 §11, §12.1; RFC 7675 §5.1)', () => 
     const { d, r } = slowNomination(0);
     expect(r.send(2000, 0, 1, new Uint8Array([7]))).toBe(true);
     d.run(2000 + 16_000);
-    expect(r.getSelectedPair(0, 1)).toBeUndefined();
+    expect(r.getSelectedPair(0, 1)?.nominated).toBe(false);
     const ka = d.sent.filter((s) => s.agent === 'R' && s.kind === 'indication');
     expect(ka.length).toBeGreaterThanOrEqual(1);
     expect(ka[0]!.t - 2000).toBeGreaterThanOrEqual(15_000);
@@ -95,7 +95,7 @@ describe('consent lost before selection (RFC 7675 §5.1)', () => {
       unreachable: [{ address: '10.0.0.3', port: 5000 }],
     });
     d.run(2000);
-    expect(l.getSelectedPair(0, 1)).toBeUndefined();
+    expect(l.getSelectedPair(0, 1)?.nominated).toBe(false);
     expect(l.send(2000, 0, 1, new Uint8Array([1]))).toBe(true);
     d.muted.add('R'); // the peer stops answering
     d.run(60_000);

@@ -57,7 +57,7 @@ describe('ICE restart before any selection', () => {
     });
     d.run(5000, () => l.state === 'connected');
     expect(l.state).toBe('connected');
-    expect(l.getSelectedPair(0, 1)).toBeUndefined();
+    expect(l.getSelectedPair(0, 1)?.nominated).toBe(false);
     l.restart();
     r.restart();
     l.setRemoteParameters(0, r.getLocalParameters());

@@ -8,6 +8,7 @@ import { scenario, type Scenario, type Side } from './harness.js';
 
 const text = (s: string) => new TextEncoder().encode(s);
 const firstTime = (side: Side, state: string) => side.states.find((x) => x.state === state)?.time;
+const everState = (side: Side, state: string): boolean => side.states.some((x) => x.state === state);
 const events = <T extends AgentMachineEvent['type']>(side: Side, type: T) =>
   side.attachment.events.filter((e): e is Extract<AgentMachineEvent, { type: T }> => e.type === type);
 
@@ -36,7 +37,7 @@ describe('behaviours over the virtual network', () => {
         a: { nat: 'port-restricted' },
         b: { nat: 'full-cone' },
       }).start();
-      const ok = sc.runUntilConnected(30_000);
+      const ok = sc.runUntilCompleted(30_000);
       // With 10% loss per hop, a STUN round trip fails 19% of the time; all four tries within the 5 s gathering
       // bound fail for about 1 side in 750. Without b's srflx the port-restricted side never opens its filter to b,
       // so that run cannot connect (and must then fail cleanly). Every other run must connect.
@@ -52,10 +53,14 @@ describe('behaviours over the virtual network', () => {
       expect(['srflx', 'prflx']).toContain(sc.selected(sc.a)!.local.type);
       expect(deliver(sc, sc.a, 'a->b')).toBe(true);
       expect(deliver(sc, sc.b, 'b->a')).toBe(true);
-      // Consent survives 10% loss for a minute (a consent failure needs 30 s without any answer).
+      // Consent survives 10% loss for a minute (a consent failure needs 30 s without any answer). Two consent
+      // checks lost in a row (about 4% of the time here) make a side `disconnected` for a while: allowed, not failed.
       sc.net.runFor(60_000);
-      expect(['connected', 'completed']).toContain(sc.state(sc.a));
-      expect(['connected', 'completed']).toContain(sc.state(sc.b));
+      for (const side of [sc.a, sc.b]) {
+        expect(everState(side, 'failed')).toBe(false);
+        expect(['connected', 'completed', 'disconnected']).toContain(sc.state(side));
+      }
+      expect(deliver(sc, sc.a, 'a->b after a minute')).toBe(true);
       expect(sc.net.stats.dropped.loss ?? 0).toBeGreaterThan(0);
     }
     expect(connectedRuns).toBeGreaterThanOrEqual(18);
@@ -105,7 +110,9 @@ describe('behaviours over the virtual network', () => {
     sc.net.runFor(200);
     const restartAt = sc.net.now;
     sc.restart(sc.a);
-    const newSelection = (side: Side) => side.attachment.events.length > 0 && events(side, 'selected-pair').length >= 2;
+    const nominatedBefore = (side: Side) => events(side, 'selected-pair').filter((e) => e.pair.nominated).length;
+    const before = { a: nominatedBefore(sc.a), b: nominatedBefore(sc.b) };
+    const newSelection = (side: Side) => nominatedBefore(side) > before[side === sc.a ? 'a' : 'b'];
     expect(sc.net.runUntilTrue(() => newSelection(sc.a) && newSelection(sc.b), 10_000)).toBe(true);
     sc.net.runFor(1_000);
     flowing = false;
@@ -361,7 +368,7 @@ describe('behaviours over the virtual network', () => {
     const natOptions = { mappingTimeoutMs: 20_000 };
     const agent = { consentIntervalMs: 0 };
     const sc = scenario({ seed: 'keepalive', a: { nat: 'port-restricted', natOptions, agent }, b: { nat: 'full-cone', natOptions, agent } }).start();
-    expect(sc.runUntilConnected(30_000)).toBe(true);
+    expect(sc.runUntilCompleted(30_000)).toBe(true);
     const mark = sc.net.trace.length;
     sc.net.runFor(5 * 60_000);
     const sends = agentSends(sc, mark, 'a');
@@ -451,7 +458,7 @@ describe('behaviours over the virtual network', () => {
 
   it('mDNS names do not resolve across NATs: the host candidates are dropped, srflx connects, no private IP leaks', () => {
     const sc = scenario({ seed: 'mdns-wan', a: { mdns: true, nat: 'port-restricted', turn: true }, b: { mdns: true, nat: 'full-cone' } }).start();
-    expect(sc.runUntilConnected(10_000)).toBe(true);
+    expect(sc.runUntilCompleted(10_000)).toBe(true);
     // draft §3.1.2.2: the srflx candidate's raddr is 0.0.0.0 port 9, never the private address.
     const signalledByA = sc.b.delivered[0]!;
     expect(signalledByA.map((c) => c.type).sort()).toEqual(['host', 'relay', 'srflx']);

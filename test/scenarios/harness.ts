@@ -456,9 +456,17 @@ export class Scenario {
     return this.net.runUntilTrue(() => peer.received.some((r) => r.text === text && r.stream === stream && r.component === component), limitMs);
   }
 
-  /** Runs until both sides are connected (and selected everywhere), for at most `limitMs` of virtual time. */
+  /**
+   * Runs until both sides are connected with a pair to send on everywhere (the first valid pairs, before any
+   * nomination: RFC 8445 §12.1), for at most `limitMs` of virtual time.
+   */
   runUntilConnected(limitMs = 60_000): boolean {
     return this.net.runUntilTrue(() => this.connected() && this.selectedEverywhere(), limitMs);
+  }
+
+  /** Runs until both sides completed: every component nominated (RFC 8445 §8.1.2), the agents settled. */
+  runUntilCompleted(limitMs = 60_000): boolean {
+    return this.net.runUntilTrue(() => this.state(this.a) === 'completed' && this.state(this.b) === 'completed' && this.selectedEverywhere(), limitMs);
   }
 
   /** A text image of the run: packet trace plus both agents' events, for determinism checks. */

@@ -119,8 +119,13 @@ function assertConnected(c: Cell, e: Extract<Expectation, { connects: true }>, o
   const { sc } = o;
   expect(o.connected).toBe(true);
   expect(everState(sc.a, 'failed') || everState(sc.b, 'failed')).toBe(false);
-  // Selection within a few seconds of virtual time (checks, then the 1 s nomination wait at most).
+  // A pair to send on within a few seconds of virtual time: the first valid pair (RFC 8445 §12.1).
   expect(sc.net.now).toBeLessThan(5_000);
+  // Both conclude (RFC 8445 §8.1.2) shortly after; the nominated pair is what theory predicts.
+  const connectedAt = sc.net.now;
+  expect(sc.net.runUntilTrue(() => sc.state(sc.a) === 'completed' && sc.state(sc.b) === 'completed', 5_000)).toBe(true);
+  expect(sc.net.now - connectedAt).toBeLessThan(1_500);
+  expect(sc.selected(sc.a)!.nominated && sc.selected(sc.b)!.nominated).toBe(true);
   expect(sc.sameSelectedPair()).toBe(true);
   const pa = sc.selected(sc.a)!;
   const pb = sc.selected(sc.b)!;
@@ -149,8 +154,6 @@ function assertConnected(c: Cell, e: Extract<Expectation, { connects: true }>, o
   const relayed = sc.turn.server.stats.toPeer + sc.turn.server.stats.toClient - relayedBefore;
   if (e.path === 'relay') expect(relayed).toBeGreaterThanOrEqual(2);
   else expect(relayed).toBe(0);
-  // Both conclude (RFC 8445 §8.1.2) shortly after.
-  expect(sc.net.runUntilTrue(() => sc.state(sc.a) === 'completed' && sc.state(sc.b) === 'completed', 5_000)).toBe(true);
 }
 
 function assertFailed(o: Outcome): void {
