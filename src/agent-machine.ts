@@ -382,6 +382,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
       switch (o.type) {
         case 'candidate':
           this.core.addRemoteCandidate(o.stream, o.candidate);
+          this.#turn.permitPeer(now, o.stream, o.candidate.address);
           break;
         case 'dropped':
           this.#events.push({ type: 'remote-candidate-dropped', stream: o.stream, candidate: o.candidate, reason: o.reason });

@@ -95,11 +95,18 @@ function sendConsent(ctx: AgentContext, now: number, p: CandidatePair): void {
   p.lastSentAt = now;
 }
 
-/** RFC 7675 §5.1, §5.2: consent expired or was revoked; nothing but STUN may be sent on the pair any more. */
+/**
+ * RFC 7675 §5.1, §5.2: consent expired or was revoked. "The same ICE credentials MUST NOT be used on the affected
+ * 5-tuple again": no data, no consent check, and no check either, a nomination in flight on it included.
+ */
 export function loseConsent(ctx: AgentContext, p: CandidatePair): void {
   if (p.consentLost) return;
   p.consentLost = true;
   ctx.consentNext.delete(p);
-  ctx.txs.dropConsent(p);
+  for (const q of p.checkPair && p.checkPair !== p ? [p, p.checkPair] : [p]) {
+    ctx.txs.dropPair(q);
+    ctx.streams[q.stream]?.checklist.dequeue(q);
+    if (q.nomination === 'nominating') q.nomination = 'none';
+  }
   ctx.events.push({ type: 'consent-lost', stream: p.stream, component: p.component, pair: pairInfo(p) });
 }

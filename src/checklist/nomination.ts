@@ -4,8 +4,9 @@
  * What an agent does about nomination depends on its role, its mode and the peer, and the role can change in the
  * middle of a session (a 487, §7.2.5.1). So each behaviour is a strategy, chosen afresh from the current role and
  * mode (pion's `selection.go` cuts it the same way):
- * - controlling, regular (§8.1.1): once a component has a valid pair and no higher-priority pair of it is pending
- *   (or `nominationTimeoutMs` after its first valid pair), repeat that pair's check with USE-CANDIDATE;
+ * - controlling, regular (§8.1.1): once a component has a valid pair and no higher-priority pair of it may still
+ *   succeed (see `mayStillSucceed`; at most `nominationTimeoutMs` after its first valid pair), repeat that pair's
+ *   check with USE-CANDIDATE;
  * - controlling, aggressive (RFC 5245 only; never facing a peer that signals ice2 or is lite, §10): every check
  *   carries USE-CANDIDATE;
  * - controlled (§7.3.1.5): a USE-CANDIDATE request nominates the pair once its own check has succeeded;
@@ -84,6 +85,52 @@ function componentNominating(s: Stream, c: number): boolean {
   return s.checklist.pairs.some((p) => p.component === c && p.nomination === 'nominating') || s.checklist.valid.some((p) => p.component === c && p.nominated);
 }
 
+/** A pending better pair is waited for this many round trips of the valid pair after its first check... */
+export const NOMINATION_WAIT_RTTS = 4;
+/** ...and never less than this many Ta (a slow first answer is not yet evidence of a dead pair). */
+export const NOMINATION_WAIT_MIN_TA = 2;
+
+/**
+ * How long after its first check a better pair stays worth waiting for, given the valid pair `best`: several times
+ * the round trip `best` measured, at least a few Ta. Past that, waiting is unlikely to buy a better pair: its
+ * answer is overdue compared with a path that works, and a retransmission would come only after the RTO (§14.3,
+ * at least 500 ms). The choice is ours: RFC 8445 §8.1.1 leaves the stopping criteria to the agent.
+ */
+function waitAfterFirstCheck(ctx: AgentContext, best: CandidatePair): number {
+  const rttMs = (best.checkPair?.counters.currentRoundTripTime ?? 0) * 1000;
+  return Math.max(NOMINATION_WAIT_RTTS * rttMs, NOMINATION_WAIT_MIN_TA * ctx.scheduler.taMs);
+}
+
+/**
+ * A pending pair may still succeed: it has not been checked yet (it will be, one Ta at a time), or its first check
+ * went out less than `waitMs` ago.
+ */
+function mayStillSucceed(p: CandidatePair, now: number, waitMs: number): boolean {
+  if (p.state !== 'frozen' && p.state !== 'waiting' && p.state !== 'in-progress') return false;
+  return p.firstCheckAt === undefined || now < p.firstCheckAt + waitMs;
+}
+
+/** Relayed ends of a path: 0 direct, 1 through one TURN server, 2 through two. */
+function relayedEnds(p: CandidatePair): number {
+  return (p.local.type === 'relay' ? 1 : 0) + (p.remote.type === 'relay' ? 1 : 0);
+}
+
+/**
+ * Pending pairs of component `c` that would be worth more than the valid pair `best` (checked through `cp`): above
+ * it in priority and, when `best` is relayed, with fewer relayed ends (a pair relayed on the other side instead is
+ * no better a path, however its priority compares).
+ */
+function betterPending(s: Stream, c: number, best: CandidatePair, cp: CandidatePair): CandidatePair[] {
+  const ends = relayedEnds(best);
+  return s.checklist.pairs.filter(
+    (p) =>
+      p.component === c &&
+      p.priority > cp.priority &&
+      (p.state === 'frozen' || p.state === 'waiting' || p.state === 'in-progress') &&
+      (ends === 0 || relayedEnds(p) < ends),
+  );
+}
+
 /** Controlling, regular nomination (RFC 8445 §8.1.1): pick one valid pair per component and repeat its check. */
 function nominateRegular(ctx: AgentContext, now: number): void {
   for (const s of ctx.streams) {
@@ -94,11 +141,10 @@ function nominateRegular(ctx: AgentContext, now: number): void {
       const best = s.checklist.valid.find((v) => v.component === c && !v.consentLost);
       const cp = best?.checkPair;
       if (!best || !cp) continue;
-      const pendingAbove = s.checklist.pairs.some(
-        (p) => p.component === c && p.priority > cp.priority && (p.state === 'frozen' || p.state === 'waiting' || p.state === 'in-progress'),
-      );
+      const waitMs = waitAfterFirstCheck(ctx, best);
+      const worthWaiting = betterPending(s, c, best, cp).some((p) => mayStillSucceed(p, now, waitMs));
       const waited = now >= (componentOf(s, c)!.firstValidAt ?? Infinity) + ctx.config.nominationTimeoutMs;
-      if (pendingAbove && !waited) continue;
+      if (worthWaiting && !waited) continue;
       cp.nomination = 'nominating';
       s.checklist.enqueueTriggered(cp);
       markDirty(ctx);
@@ -106,16 +152,23 @@ function nominateRegular(ctx: AgentContext, now: number): void {
   }
 }
 
+/** When a waiting controlling agent next decides: a better pair's answer becomes overdue, or the cap runs out. */
 function regularDeadline(ctx: AgentContext): number | undefined {
   let t = Infinity;
+  // Only future deadlines: a passed one is acted on by every input (never spin on it).
+  const consider = (at: number): void => {
+    if (at > ctx.now && at < t) t = at;
+  };
   for (const s of ctx.streams) {
     if (s.checklist.state !== 'running') continue;
     for (let c = 1; c <= componentsInUse(s); c++) {
       const f = componentOf(s, c)!.firstValidAt;
-      if (f === undefined) continue;
-      const at = f + ctx.config.nominationTimeoutMs;
-      // Only a future deadline: a passed one is acted on by every handleTimeout (never spin on it).
-      if (at > ctx.now && at < t && !componentNominating(s, c)) t = at;
+      if (f === undefined || componentNominating(s, c)) continue;
+      consider(f + ctx.config.nominationTimeoutMs);
+      const best = s.checklist.valid.find((v) => v.component === c && !v.consentLost);
+      if (!best?.checkPair) continue;
+      const waitMs = waitAfterFirstCheck(ctx, best);
+      for (const p of betterPending(s, c, best, best.checkPair)) if (p.firstCheckAt !== undefined) consider(p.firstCheckAt + waitMs);
     }
   }
   return t === Infinity ? undefined : t;

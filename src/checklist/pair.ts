@@ -77,6 +77,8 @@ export class CandidatePair {
   validPair: CandidatePair | undefined;
   /** For a valid pair: the checklist pair whose check produced it (may be this pair itself). */
   checkPair: CandidatePair | undefined;
+  /** When the pair's first check was sent (regular nomination judges how overdue its answer is), ms. */
+  firstCheckAt: number | undefined;
   /** Last time a response (check or consent) proved the peer consents (RFC 7675), ms. */
   lastConsentAt = -Infinity;
   /** Last time anything was sent on this pair, ms (keepalives, RFC 8445 §11). */

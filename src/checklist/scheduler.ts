@@ -165,6 +165,7 @@ function sendCheck(ctx: AgentContext, now: number, pair: CandidatePair, effectiv
     key: remote.key,
   });
   if (pair.state !== 'succeeded') setPairState(ctx, pair, 'in-progress');
+  pair.firstCheckAt ??= now;
   let waiting = 0;
   let inProgress = 0;
   let total = 0;

@@ -95,9 +95,9 @@ export class CheckTransactions {
     return false;
   }
 
-  /** Drops the consent transactions of `pair` (its consent was lost). */
-  dropConsent(pair: CandidatePair): void {
-    for (const [k, tx] of this.#byId) if (tx.kind === 'consent' && tx.pair === pair) this.#byId.delete(k);
+  /** Drops every transaction of `pair`, checks and consent checks: no retransmission, and a late answer is ignored. */
+  dropPair(pair: CandidatePair): void {
+    for (const [k, tx] of this.#byId) if (tx.pair === pair) this.#byId.delete(k);
   }
 
   /** A restart: the stream's transactions go, but for consent checks on the pairs kept (RFC 8445 §12.1). */

@@ -17,7 +17,7 @@
  * @module
  */
 import type { RelayAllocationRequest, RelayAllocationResult } from '../candidates/gatherer.js';
-import { canonicalIp } from '../ip.js';
+import { canonicalIp, ipFamily } from '../ip.js';
 import type { SansIoMachine } from '../machine.js';
 import type { Datagram, RandomSource, TransportAddress } from '../types.js';
 import { TurnClient, type TurnClientEvent } from './turn-client.js';
@@ -81,6 +81,9 @@ interface StreamRequest {
   connected: boolean;
 }
 
+/** Remote IPs per stream that get permissions ahead of checks (the core keeps at most 100 remote candidates). */
+const MAX_PEERS_PER_STREAM = 128;
+
 const key = (a: TransportAddress) => `${canonicalIp(a.address)}|${a.port}`;
 
 /** The TURN allocations of one agent. */
@@ -91,6 +94,10 @@ export class Allocations implements SansIoMachine<AllocationsEvent> {
   /** Relayed address → allocation, for outbound wrapping. */
   readonly #byRelayed = new Map<string, Allocation>();
   readonly #events: AllocationsEvent[] = [];
+  /** The latest time an input brought: client events are handled while draining, which takes no `now`. */
+  #now = -Infinity;
+  /** IPs of each stream's remote candidates: every allocation of the stream gets a permission for them. */
+  readonly #peers = new Map<number, Set<string>>();
   #closed = false;
 
   constructor(options: AllocationsOptions) {
@@ -117,10 +124,35 @@ export class Allocations implements SansIoMachine<AllocationsEvent> {
   }
 
   /**
+   * Installs a permission for `peerIp` (a remote candidate's address) on every allocation of `stream` of its family
+   * (RFC 8656 §9), now and on allocations that succeed later, instead of at the first check sent there. The peer's
+   * checks to our relayed address come from NAT ports we never sent to and pass only with a permission for their
+   * IP; waiting for our own check, which may be the lowest-priority pair, loses them. libwebrtc likewise creates
+   * the permission when it pairs a relayed candidate. At most `MAX_PEERS_PER_STREAM` IPs per stream.
+   */
+  permitPeer(now: number, stream: number, peerIp: string): void {
+    if (now > this.#now) this.#now = now;
+    if (ipFamily(peerIp) === 0) return; // an unresolved name: its address comes later
+    const ip = canonicalIp(peerIp);
+    let peers = this.#peers.get(stream);
+    if (peers === undefined) this.#peers.set(stream, (peers = new Set()));
+    if (peers.has(ip) || peers.size >= MAX_PEERS_PER_STREAM) return;
+    peers.add(ip);
+    for (const a of this.#byKey.values()) if (a.stream === stream) this.#permit(now, a, ip);
+  }
+
+  #permit(now: number, a: Allocation, ip: string): void {
+    if (a.client.state !== 'allocated' || a.client.hasPermission(ip)) return;
+    if (!a.relayed.some((r) => ipFamily(r.address) === ipFamily(ip))) return;
+    a.client.createPermission(now, ip);
+  }
+
+  /**
    * A gatherer of `stream` asks for an allocation (its `RelayAllocator.allocate`). Over UDP it starts at once from
    * the host base; over TCP/TLS the edge is asked for a connection first.
    */
   allocate(now: number, stream: number, request: RelayAllocationRequest): void {
+    if (now > this.#now) this.#now = now;
     const transport = request.server.transport;
     if (transport === 'tcp' || transport === 'tls') {
       const id = `${stream}:${request.id}`;
@@ -154,6 +186,7 @@ export class Allocations implements SansIoMachine<AllocationsEvent> {
    * (cancelled, closed, unknown id): the edge should close it.
    */
   turnConnected(now: number, id: string, local: TransportAddress): boolean {
+    if (now > this.#now) this.#now = now;
     const t = this.#streams.get(id);
     if (this.#closed || t === undefined) return false;
     if (!t.connected) {
@@ -199,6 +232,7 @@ export class Allocations implements SansIoMachine<AllocationsEvent> {
    * allocation is gone (a relayed pair can outlive a TURN connection that closed, as a dead socket would).
    */
   wrap(now: number, d: Datagram): boolean {
+    if (now > this.#now) this.#now = now;
     const relay = this.#byRelayed.size > 0 ? this.#byRelayed.get(key(d.local)) : undefined;
     if (relay === undefined) return false;
     if (relay.client.state === 'allocated') relay.client.send(now, d.remote, d.data);
@@ -210,6 +244,7 @@ export class Allocations implements SansIoMachine<AllocationsEvent> {
    * server connection (only allocations may take those).
    */
   handleReceive(now: number, d: Datagram): boolean {
+    if (now > this.#now) this.#now = now;
     if (this.#byKey.size === 0) return false;
     if (d.transport !== undefined && d.transport !== 'udp') {
       for (const a of this.#byKey.values()) if (a.client.transport === d.transport && a.client.handleReceive(now, d)) return true;
@@ -225,6 +260,7 @@ export class Allocations implements SansIoMachine<AllocationsEvent> {
   }
 
   handleTimeout(now: number): void {
+    if (now > this.#now) this.#now = now;
     for (const a of this.#byKey.values()) a.client.handleTimeout(now);
   }
 
@@ -298,6 +334,7 @@ export class Allocations implements SansIoMachine<AllocationsEvent> {
       case 'allocated': {
         a.relayed = e.relayed;
         for (const r of e.relayed) this.#byRelayed.set(key(r), a);
+        for (const ip of this.#peers.get(a.stream) ?? []) this.#permit(this.#now, a, ip);
         const relayed = e.relayed[0];
         const mapped = e.mapped;
         this.#report(a, relayed && mapped ? { ok: true, relayed, mapped } : { ok: false, reason: 'allocation without relayed or mapped address' });

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AgentCore } from '../../src/checklist/agent-core.js';
 import type { AgentEvent } from '../../src/checklist/types.js';
-import { Driver, connectPair, signalled, twoHostAgents } from './harness.js';
+import { Driver, connectPair, host, signalled, twoHostAgents } from './harness.js';
 
 const done = (...a: AgentCore[]) => () => a.every((x) => x.state === 'completed');
 
@@ -35,10 +35,24 @@ describe('selection before nomination (RTCIceTransport semantics)', () => {
 
   it('a better valid pair replaces it; nomination fixes it without another event for the same pair', () => {
     const d = new Driver({ delayMs: 1 });
-    // R's best address loses L's first check, so the lower pair becomes valid first and the better one after the
-    // retransmission (RTO 500 ms). L waits for the pending better pair before nominating (default bound).
-    d.drop = (dg) => dg.remote.address === '10.0.9.1' && d.now < 300;
-    const { l, r } = connectPair(d, { rBases: [{ address: '10.0.9.1', port: 6000 }, { address: '10.0.0.2', port: 6000 }] });
+    const l = d.add('L', { role: 'controlling' }, [{ address: '10.0.0.1', port: 5000 }]);
+    const r = d.add('R', { role: 'controlled' }, [{ address: '10.0.9.1', port: 6000 }, { address: '10.0.0.2', port: 6000 }]);
+    l.addStream(1);
+    r.addStream(1);
+    const lc = host('10.0.0.1', 5000);
+    const low = host('10.0.0.2', 6000, 1, 65534, 'R1');
+    const best = host('10.0.9.1', 6000, 1, 65535, 'R0');
+    l.addLocalCandidate(0, lc);
+    r.addLocalCandidate(0, low);
+    l.setRemoteParameters(0, r.getLocalParameters());
+    r.setRemoteParameters(0, l.getLocalParameters());
+    l.addRemoteCandidate(0, signalled(low));
+    r.addRemoteCandidate(0, signalled(lc));
+    // R's better candidate trickles in after L's first check left: the lower pair is valid first, the better one
+    // is not checked yet (so still worth waiting for), then valid one Ta later, and only then nominated.
+    d.run(1);
+    r.addLocalCandidate(0, best);
+    l.addRemoteCandidate(0, signalled(best));
     d.run(5_000, done(l, r));
     expect(timeline(d, 'L')).toEqual(['checking', 'sel:10.0.0.1>10.0.0.2', 'connected', 'sel:10.0.0.1>10.0.9.1', 'completed']);
     expect(l.getSelectedPair(0, 1)).toMatchObject({ nominated: true, remote: { address: '10.0.9.1' } });

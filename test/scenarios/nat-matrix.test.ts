@@ -124,7 +124,8 @@ function assertConnected(c: Cell, e: Extract<Expectation, { connects: true }>, o
   // Both conclude (RFC 8445 §8.1.2) shortly after; the nominated pair is what theory predicts.
   const connectedAt = sc.net.now;
   expect(sc.net.runUntilTrue(() => sc.state(sc.a) === 'completed' && sc.state(sc.b) === 'completed', 5_000)).toBe(true);
-  expect(sc.net.now - connectedAt).toBeLessThan(1_500);
+  // Regular nomination on evidence (nomination.ts): no waiting out a private pair that cannot answer.
+  expect(sc.net.now - connectedAt).toBeLessThanOrEqual(300);
   expect(sc.selected(sc.a)!.nominated && sc.selected(sc.b)!.nominated).toBe(true);
   expect(sc.sameSelectedPair()).toBe(true);
   const pa = sc.selected(sc.a)!;
@@ -147,7 +148,8 @@ function assertConnected(c: Cell, e: Extract<Expectation, { connects: true }>, o
     const otherKind = relayA ? c.b : c.a;
     expect(other.local.type).toBe(otherKind === 'symmetric' ? 'prflx' : 'srflx');
   }
-  // Data both ways on the selected pair.
+  // Data both ways on the selected pair, once checks still in flight at completion have landed.
+  sc.net.runFor(1_000);
   const relayedBefore = sc.turn.server.stats.toPeer + sc.turn.server.stats.toClient;
   expect(sc.exchange(sc.a, 'from a')).toBe(true);
   expect(sc.exchange(sc.b, 'from b')).toBe(true);
