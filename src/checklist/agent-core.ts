@@ -27,6 +27,7 @@
  */
 import type { LocalCandidate } from '../candidates/candidate.js';
 import { InvalidStateError } from '../errors.js';
+import { canonicalIp } from '../ip.js';
 import type { SansIoMachine } from '../machine.js';
 import { StunMethod } from '../stun/constants.js';
 import { shortTermKey } from '../stun/integrity.js';
@@ -63,6 +64,17 @@ import { failureDeadline, startPacTimer, updateStates } from './state.js';
 import type { AgentCoreOptions, AgentEvent, AgentState, AgentStats, IceParameters, LocalIceParameters, PairInfo, PairStats } from './types.js';
 
 export type * from './types.js';
+
+/**
+ * The candidate with its addresses in canonical text. Peers may write IPv6 in any case or zero-compression
+ * (`2001:DB8::2`) while sockets report the canonical form; every comparison and key in the agent then agrees.
+ */
+function canonicalAddresses(c: RemoteCandidate): RemoteCandidate {
+  const address = canonicalIp(c.address);
+  const relatedAddress = c.relatedAddress === undefined ? undefined : canonicalIp(c.relatedAddress);
+  if (address === c.address && relatedAddress === c.relatedAddress) return c;
+  return { ...c, address, ...(relatedAddress === undefined ? {} : { relatedAddress }) };
+}
 
 /**
  * The ICE agent core. One instance is one ICE session (with its restarts) over one or more data streams.
@@ -206,10 +218,11 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
    * remote-candidate limit, or for a component the stream does not have. `mdnsName` marks a candidate that was
    * signalled as a `.local` name and resolved by the caller.
    */
-  addRemoteCandidate(stream: number, candidate: RemoteCandidate): void {
+  addRemoteCandidate(stream: number, signalledCandidate: RemoteCandidate): void {
     const ctx = this.#ctx;
     assertOpen(ctx);
     const s = streamAt(ctx, stream);
+    const candidate = canonicalAddresses(signalledCandidate);
     if (s.endOfRemote) return drop(ctx, 'remote-after-end');
     if (candidate.component < 1 || candidate.component > s.componentCount) return drop(ctx, 'remote-bad-component');
     const same = s.remotes.findIndex(

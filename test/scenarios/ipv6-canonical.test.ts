@@ -32,10 +32,8 @@ describe('IPv6 candidates signalled in non-canonical form', () => {
     expect(sc.selected(sc.a)!.remote.port).toBe(v6.port);
   });
 
-  // Known bug outside this fix: AgentCore's receive route (agent-core.ts, data path and §12.2 fallback) matches the
-  // remote candidate by address text, so data from `2001:db8::2` is dropped as `data-unknown-path`. Canonicalising
-  // remote candidates when they are added fixes it; this case then passes and `.fails` must go.
-  it.fails('data from that peer reaches the agent', () => {
+  // The receive route matches remote candidates by address text: the core canonicalises them when they are added.
+  it('data from that peer reaches the agent', () => {
     const sc = upperCasePeer('ipv6-upper-data');
     expect(sc.runUntilConnected(30_000)).toBe(true);
     expect(sc.exchange(sc.a, 'to lite')).toBe(true);
