@@ -186,10 +186,9 @@ export function honourUseCandidate(ctx: AgentContext, s: Stream, pair: Candidate
     valid.nomination = 'nominated';
     updateSelection(ctx, s, pair.component);
   } else {
+    // The pair's triggered check nominates it on success; an RFC 5245 peer may nominate again (aggressive) after
+    // Completed, and the highest-priority nomination wins (a Completed checklist still sends triggered checks).
     pair.nomination = 'nominate-on-success';
-    // RFC 8445 §8.1.1: an RFC 5245 peer may nominate again (aggressive); the highest-priority nomination wins,
-    // so a completed checklist runs again for this triggered check.
-    if (s.checklist.state === 'completed') s.checklist.state = 'running';
   }
 }
 
@@ -243,7 +242,7 @@ export function updateSelection(ctx: AgentContext, s: Stream, component: number)
   const best = s.checklist.bestValid(component, true);
   const comp = componentOf(s, component)!;
   if (!best || best === comp.selected) {
-    maybeComplete(ctx, s);
+    maybeComplete(s);
     return;
   }
   const old = comp.selected ?? comp.previous;
@@ -265,21 +264,15 @@ export function updateSelection(ctx: AgentContext, s: Stream, component: number)
       ctx.txs.cancelChecks(p);
     }
   }
-  maybeComplete(ctx, s);
+  maybeComplete(s);
 }
 
-/** RFC 8445 §8.1.2: Completed once every component has a nominated (selected) pair and nothing is pending. */
-export function maybeComplete(ctx: AgentContext, s: Stream): void {
+/**
+ * Completed once every component has a nominated (selected) pair (RFC 8445 §8.1.2; RFC 5245 §8.1.2 alike for
+ * aggressive nomination, whose higher-priority checks go on and may still change the selection afterwards).
+ */
+export function maybeComplete(s: Stream): void {
   if (s.checklist.state !== 'running') return;
   for (let c = 1; c <= componentsInUse(s); c++) if (!componentOf(s, c)!.selected) return;
-  if (s.checklist.triggered.length > 0) return;
-  const nominator = nominatorFor(ctx);
-  // A nomination still being checked on a higher-priority pair (RFC 5245 aggressive peer) may change the choice.
-  for (const p of s.checklist.pairs) {
-    const sel = componentOf(s, p.component)!.selected!;
-    if (p.priority <= sel.priority || (p.state !== 'waiting' && p.state !== 'in-progress')) continue;
-    const pending = p.state === 'waiting' || ctx.txs.hasLiveCheck(p);
-    if (pending && nominator.mayStillNominate(p)) return;
-  }
   s.checklist.state = 'completed';
 }

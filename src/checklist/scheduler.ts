@@ -56,10 +56,11 @@ export function pickNextCheck(
   for (let k = 0; k < n; k++) {
     const idx = (cursor + k) % n;
     const cl = checklists[idx]!;
-    if (cl.state !== 'running') continue;
+    if (!servesTriggered(cl)) continue;
     // Step 1: the triggered-check queue first.
     const trig = cl.shiftTriggered();
     if (trig) return { check: { pair: trig, triggered: true }, cursor: (idx + 1) % n };
+    if (cl.state !== 'running') continue;
     // Step 2: no Waiting pair: unfreeze a Frozen pair for each foundation with nothing Waiting/In-Progress anywhere.
     if (!cl.firstWaiting()) unfreezeIdleFoundations(cl, checklists);
     // Step 3: the highest-priority Waiting pair.
@@ -70,14 +71,16 @@ export function pickNextCheck(
 }
 
 /**
- * True when `pickNextCheck` would return a check: some Running checklist has a triggered pair, a Waiting pair, or a
+ * True when `pickNextCheck` would return a check: some Running or Completed checklist has a triggered pair, some
+ * Running checklist a Waiting pair, or a
  * Frozen pair whose foundation has nothing Waiting or In-Progress anywhere (so step 2 would unfreeze it).
  */
 export function hasPendingCheck(checklists: readonly Checklist[]): boolean {
   let frozen = false;
   for (const cl of checklists) {
+    if (servesTriggered(cl) && cl.triggered.length > 0) return true;
     if (cl.state !== 'running') continue;
-    if (cl.triggered.length > 0 || cl.firstWaiting()) return true;
+    if (cl.firstWaiting()) return true;
     if (!frozen && cl.pairs.some((p) => p.state === 'frozen')) frozen = true;
   }
   if (!frozen) return false;
@@ -87,7 +90,17 @@ export function hasPendingCheck(checklists: readonly Checklist[]): boolean {
 
 /** True when the next pick would come from a triggered-check queue (used to ask the global pacer for priority). */
 export function nextIsTriggered(checklists: readonly Checklist[]): boolean {
-  return checklists.some((cl) => cl.state === 'running' && cl.triggered.length > 0);
+  return checklists.some((cl) => servesTriggered(cl) && cl.triggered.length > 0);
+}
+
+/**
+ * A Running checklist schedules every check; a Completed one only its triggered checks. RFC 8445 removes every other
+ * pair of a nominated component (§8.1.2), so that queue is then empty; facing an RFC 5245 peer that nominates
+ * aggressively the agent keeps higher-priority pairs, and RFC 5245 §8.1.2 says it "MUST perform triggered checks"
+ * after Completed, so a better late nomination can still be checked and selected.
+ */
+function servesTriggered(cl: Checklist): boolean {
+  return cl.state === 'running' || cl.state === 'completed';
 }
 
 /**

@@ -31,7 +31,7 @@ export function updateStates(ctx: AgentContext, now: number): void {
   const pacOver = typeof ctx.pacDeadline === 'number' && now >= ctx.pacDeadline;
   for (const s of ctx.streams) {
     if (s.checklist.state !== 'running' || !s.remote) continue;
-    maybeComplete(ctx, s);
+    maybeComplete(s);
     if (s.checklist.state !== 'running') continue;
     const r = s.checklist.evaluate(s.endOfRemote && pacOver && !ctx.config.lite, componentsInUse(s));
     if (r === 'failed') s.checklist.state = 'failed';

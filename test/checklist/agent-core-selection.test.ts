@@ -62,7 +62,9 @@ describe('selection before nomination (RTCIceTransport semantics)', () => {
   for (const mode of ['regular', 'aggressive', 'lite'] as const) {
     it(`${mode}: both sides emit \`connected\` before \`completed\`, with a selected pair at \`connected\``, () => {
       const d = new Driver({ delayMs: 2 });
-      const opts = mode === 'aggressive' ? { l: { nomination: 'aggressive' as const } } : mode === 'lite' ? { r: { lite: true } } : {};
+      // An aggressive agent nominates aggressively only facing a peer without ice2 (RFC 8445 §10): an RFC 5245 peer.
+      const rfc5245 = { nomination: 'aggressive' as const };
+      const opts = mode === 'aggressive' ? { l: rfc5245, r: rfc5245 } : mode === 'lite' ? { r: { lite: true } } : {};
       const { l, r } = connectPair(d, opts);
       d.run(5_000, done(l, r));
       for (const name of ['L', 'R']) {
@@ -93,5 +95,25 @@ describe('the selected pair follows its candidates (RFC 8838 §11)', () => {
     const events = d.eventsOf('L', 'selected-pair');
     expect(events).toHaveLength(before + 1);
     expect(events.at(-1)!.pair.remote.type).toBe('host');
+  });
+});
+
+describe('aggressive nomination completes at once (RFC 5245 §8.1.2)', () => {
+  it('Completed as soon as every component has a nominated pair; a better pair nominated later still takes over', () => {
+    const d = new Driver({ delayMs: 1 });
+    // R's better address loses L's checks for 300 ms: the lower pair is nominated (aggressive: every check nominates)
+    // and both sides complete; the better pair's retransmission (RTO 500 ms) then succeeds, nominated too.
+    d.drop = (dg) => dg.remote.address === '10.0.9.1' && d.now < 300;
+    // Both ends RFC 5245 style (no ice2), or L falls back to regular nomination (RFC 8445 §10).
+    const { l, r } = connectPair(d, { l: { nomination: 'aggressive' }, r: { nomination: 'aggressive' }, rBases: [{ address: '10.0.9.1', port: 6000 }, { address: '10.0.0.2', port: 6000 }] });
+    d.run(5_000, done(l, r));
+    expect(d.now).toBeLessThan(200); // not the 39.5 s a pending higher-priority check used to hold it
+    expect(l.getSelectedPair(0, 1)).toMatchObject({ nominated: true, remote: { address: '10.0.0.2' } });
+    d.run(2_000);
+    expect(l.state).toBe('completed');
+    expect(r.state).toBe('completed');
+    expect(l.getSelectedPair(0, 1)).toMatchObject({ nominated: true, remote: { address: '10.0.9.1' } });
+    expect(r.getSelectedPair(0, 1)).toMatchObject({ nominated: true, local: { address: '10.0.9.1' } });
+    expect(timeline(d, 'L').filter((x) => x === 'completed' || x === 'connected')).toEqual(['connected', 'completed']);
   });
 });

@@ -60,10 +60,17 @@ describe('pickNextCheck (RFC 8445 §6.1.4.2)', () => {
     expect(pickNextCheck([a], 0)).toBeUndefined();
   });
 
-  it('skips checklists that are not running', () => {
-    const a = list(0, [10]);
+  it('skips checklists that are not running, but for the triggered checks of a Completed one (RFC 5245 §8.1.2)', () => {
+    const a = list(0, [10, 20]);
     a.state = 'completed';
     expect(pickNextCheck([a], 0)).toBeUndefined();
     expect(hasPendingCheck([a])).toBe(false);
+    a.enqueueTriggered(a.pairs[0]!);
+    expect(hasPendingCheck([a])).toBe(true);
+    expect(pickNextCheck([a], 0)!.check).toMatchObject({ pair: a.pairs[0], triggered: true });
+    a.enqueueTriggered(a.pairs[1]!);
+    a.state = 'failed';
+    expect(hasPendingCheck([a])).toBe(false);
+    expect(pickNextCheck([a], 0)).toBeUndefined();
   });
 });
