@@ -1,7 +1,9 @@
 /**
  * Checklist and agent states. A checklist completes once every component has a selected pair (RFC 8445 §8.1.2)
- * and fails when every pair failed (§7.2.5.4), but never before the peer's end-of-candidates (RFC 8838 §8) nor
- * before the PAC timer ran out (RFC 8863: patiently awaiting connectivity, 39.5 s from the start of checks).
+ * and fails when every pair failed (§7.2.5.4), but never before the PAC timer ran out (RFC 8863: patiently awaiting
+ * connectivity, 39.5 s from the start of checks by default). The peer's end-of-candidates is what RFC 8838 §8 waits
+ * for; it is only a SHOULD, so the PAC timer also stands in for it (RFC 8863 §5): without it the agent fails when
+ * the timer runs out, and a candidate that arrives later still revives the checklist.
  *
  * The agent state is the W3C `RTCIceTransportState` over those: `connected` = every component can carry data,
  * `completed` = every checklist Completed, `disconnected` after `disconnectedTimeoutMs` without a consent answer on
@@ -33,7 +35,7 @@ export function updateStates(ctx: AgentContext, now: number): void {
     if (s.checklist.state !== 'running' || !s.remote) continue;
     maybeComplete(s);
     if (s.checklist.state !== 'running') continue;
-    const r = s.checklist.evaluate(s.endOfRemote && pacOver && !ctx.config.lite, componentsInUse(s));
+    const r = s.checklist.evaluate(pacOver && !ctx.config.lite, componentsInUse(s));
     if (r === 'failed') s.checklist.state = 'failed';
   }
   reportSelection(ctx);

@@ -76,11 +76,16 @@ export interface IceAgentOptions extends HostSelectionOptions {
   readonly checklistLimit?: number;
   /** Maximum remote candidates, peer-reflexive ones included (default 100): a bound on hostile signalling. */
   readonly remoteCandidateLimit?: number;
-  /** RFC 8863 PAC wait before failure (default 39500 ms). */
+  /**
+   * RFC 8863 PAC timer (default 39500 ms): no failure before it runs out. It is also the fallback for a peer that
+   * never signals end-of-candidates (RFC 8863 §5): the agent then fails when it runs out, if nothing works.
+   */
   readonly failureGraceMs?: number;
   /**
-   * Controlling with regular nomination: nominate a component's best valid pair once no better pair is pending, or
-   * at the latest this long after its first valid pair (default 1000 ms).
+   * Controlling with regular nomination: the longest wait for a better pair before nominating the best valid one
+   * (default 1000 ms). Usually the agent nominates much sooner, once no better pair may still succeed: better pairs
+   * not checked yet are waited for, checked ones only until their answer is overdue (4 x the valid pair's round
+   * trip, at least 2 x Ta). See docs/deviations.md.
    */
   readonly nominationTimeoutMs?: number;
   /** Injected randomness (default `crypto.randomBytes`). */

@@ -161,12 +161,12 @@ describe('ICE lite (RFC 8445 §2.5, §6.1.1, §7.3.2, §8.2)', () => {
 });
 
 describe('trickle (RFC 8838) and the PAC timer (RFC 8863)', () => {
-  it('does not fail before end-of-candidates; late candidates connect', () => {
+  it('does not fail while candidates may still come (PAC timer); late candidates connect', () => {
     const d = new Driver();
     const { l, r, rc } = twoHostAgents(d);
     l.setRemoteParameters(0, r.getLocalParameters());
     r.setRemoteParameters(0, l.getLocalParameters());
-    d.run(90_000);
+    d.run(39_000);
     expect([l.state, r.state]).toEqual(['checking', 'checking']);
     l.addRemoteCandidate(0, signalled(rc));
     d.run(d.now + 5000, done(l, r));
@@ -184,6 +184,23 @@ describe('trickle (RFC 8838) and the PAC timer (RFC 8863)', () => {
     d.run(200_000, () => l.state === 'failed');
     expect(l.state).toBe('failed');
     expect(d.now).toBeGreaterThanOrEqual(39_500);
+  });
+
+  it('without end-of-candidates the PAC timer is the fallback: failed at 39.5 s, revived by a late candidate (RFC 8863 §5)', () => {
+    const d = new Driver();
+    const { l, r } = connectPair(d, { rBases: [{ address: '10.0.9.1', port: 6000 }], unreachable: [{ address: '10.0.9.1', port: 6000 }], endOfCandidates: false });
+    d.muted.add('R');
+    d.run(39_499);
+    expect(l.state).toBe('checking');
+    d.run(39_600);
+    expect(l.state).toBe('failed');
+    // A candidate signalled after all (trickle without end-of-candidates) starts the checklist again.
+    d.muted.delete('R');
+    d.own('R', { address: '10.0.0.2', port: 6000 });
+    r.addLocalCandidate(0, host('10.0.0.2', 6000));
+    l.addRemoteCandidate(0, signalled(host('10.0.0.2', 6000)));
+    d.run(d.now + 5_000, () => l.state === 'completed');
+    expect(l.state).toBe('completed');
   });
 
   it('an empty checklist with end-of-candidates waits for the PAC timer, then fails', () => {
