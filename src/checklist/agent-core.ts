@@ -54,7 +54,7 @@ import {
   type AgentContext,
   type RemoteParams,
 } from './context.js';
-import { receiveData, sendData } from './data-path.js';
+import { expireRetired, receiveData, retiredDeadline, sendData } from './data-path.js';
 import { nominatorFor } from './nomination.js';
 import { handleRequest, processEarlyRequests } from './responder.js';
 import { handleResponse, runTransactions } from './responses.js';
@@ -367,6 +367,7 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     }
     // RFC 8445 §11: "All endpoints MUST send keepalives", a lite agent too (it has no consent checks, RFC 7675 §5.1).
     runConsent(ctx, now);
+    expireRetired(ctx, now);
     updateStates(ctx, now);
     this.#rearm();
   }
@@ -408,5 +409,6 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     d.set('nomination', ctx.config.lite ? undefined : nominatorFor(ctx).deadline(ctx));
     d.set('consent', consentDeadline(ctx));
     d.set('failure', failureDeadline(ctx));
+    d.set('retired', retiredDeadline(ctx));
   }
 }

@@ -18,7 +18,7 @@ import { CheckTransactions } from './transactions.js';
 import type { AgentCoreOptions, AgentEvent, AgentState, DropReason, NominationMode, PairInfo } from './types.js';
 
 /** The agent's named deadlines (see `Deadlines`). The paced check slot is read live, see `AgentCore.pollTimeout`. */
-export type AgentTimer = 'command' | 'retransmit' | 'nomination' | 'consent' | 'failure';
+export type AgentTimer = 'command' | 'retransmit' | 'nomination' | 'consent' | 'failure' | 'retired';
 
 export interface Credentials {
   readonly ufrag: string;
@@ -55,6 +55,12 @@ export interface ComponentState {
   reportedRemote: Candidate | undefined;
   /** RFC 8445 §12.1: the pair used before an ICE restart, kept until the new session selects one. */
   previous: CandidatePair | undefined;
+  /**
+   * The previous pair once the new session selected: the peer may keep sending there until its own selection
+   * changes (§12.1), so its data is still delivered, until `retiredUntil` (one consent timeout) at the latest.
+   */
+  retired: CandidatePair | undefined;
+  retiredUntil: number;
   /** When the component's first valid pair appeared (the regular nomination timer). */
   firstValidAt: number | undefined;
   /**
@@ -267,7 +273,7 @@ export function componentOf(s: Stream, c: number): ComponentState | undefined {
 
 /** New component records, one per component. */
 export function newComponents(count: number): ComponentState[] {
-  return Array.from({ length: count }, () => ({ selected: undefined, sending: undefined, reportedRemote: undefined, previous: undefined, firstValidAt: undefined, dataPair: undefined }));
+  return Array.from({ length: count }, () => ({ selected: undefined, sending: undefined, reportedRemote: undefined, previous: undefined, retired: undefined, retiredUntil: -Infinity, firstValidAt: undefined, dataPair: undefined }));
 }
 
 /**

@@ -53,6 +53,32 @@ function fresh(ctx: AgentContext, p: CandidatePair, now: number): boolean {
   return !p.consentLost && (!consentEnabled(ctx) || now - p.lastConsentAt < ctx.config.consentTimeoutMs);
 }
 
+/** Pairs a restart replaced (RFC 8445 §12.1: the peer sends on its previous selected pair until it selects anew). */
+function retiredPairs(s: Stream): CandidatePair[] {
+  const out: CandidatePair[] = [];
+  for (const comp of s.components) if (comp.retired) out.push(comp.retired);
+  return out;
+}
+
+/** Forgets retired pairs whose grace ran out, and with them the cached routes that led to them. */
+export function expireRetired(ctx: AgentContext, now: number): void {
+  for (const s of ctx.streams) {
+    for (const comp of s.components) {
+      const p = comp.retired;
+      if (p === undefined || now < comp.retiredUntil) continue;
+      comp.retired = undefined;
+      if (p !== comp.selected && p !== comp.sending) ctx.pairs.delete(p.id);
+    }
+  }
+}
+
+/** When the next retired pair's grace runs out. */
+export function retiredDeadline(ctx: AgentContext): number | undefined {
+  let t = Infinity;
+  for (const s of ctx.streams) for (const comp of s.components) if (comp.retired && comp.retiredUntil < t) t = comp.retiredUntil;
+  return t === Infinity ? undefined : t;
+}
+
 function route(d: Datagram, pair: CandidatePair): DataRoute {
   return { localAddress: d.local.address, localPort: d.local.port, remoteAddress: d.remote.address, remotePort: d.remote.port, pair };
 }
@@ -84,7 +110,7 @@ export function receiveData(ctx: AgentContext, d: Datagram): boolean {
     return true;
   }
   for (const s of ctx.streams) {
-    const candidates: CandidatePair[] = [...activePairs(ctx).filter((p) => p.stream === s.index), ...s.checklist.valid, ...s.checklist.pairs];
+    const candidates: CandidatePair[] = [...activePairs(ctx).filter((p) => p.stream === s.index), ...s.checklist.valid, ...s.checklist.pairs, ...retiredPairs(s)];
     const p = candidates.find((x) => sameAddress(x.local.base, d.local) && x.remote.address === d.remote.address && x.remote.port === d.remote.port);
     if (p) {
       if (ctx.dataRoutes.size >= 64) ctx.dataRoutes.clear();

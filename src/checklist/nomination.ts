@@ -246,7 +246,13 @@ export function updateSelection(ctx: AgentContext, s: Stream, component: number)
     return;
   }
   const old = comp.selected ?? comp.previous;
-  if (old && old !== best) ctx.consentNext.delete(old);
+  if (old && old !== best) {
+    ctx.consentNext.delete(old);
+    if (old === comp.previous) {
+      comp.retired = old;
+      comp.retiredUntil = ctx.now + ctx.config.consentTimeoutMs;
+    }
+  }
   comp.selected = best;
   comp.previous = undefined;
   if (consentEnabled(ctx)) ctx.consentNext.set(best, ctx.now + consentJitter(ctx));

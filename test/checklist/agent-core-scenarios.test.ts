@@ -419,3 +419,35 @@ describe('property: completion', () => {
     );
   });
 });
+
+describe('after a restart that moved the peer (RFC 8445 §12.1)', () => {
+  it('data the peer still sends on the previous selected pair is delivered, for one consent timeout at most', () => {
+    const d = new Driver();
+    const { l, r } = connectPair(d);
+    d.run(5000, done(l, r));
+    const old = l.getSelectedPair(0, 1)!;
+    l.restart();
+    r.restart();
+    l.setRemoteParameters(0, r.getLocalParameters());
+    r.setRemoteParameters(0, l.getLocalParameters());
+    // R comes back on another port only: nothing it sends from the old one reaches L any more.
+    d.drop = (dg, from) => from === 'R' && dg.local.port === 6000;
+    d.own('R', { address: '10.0.0.2', port: 6002 });
+    const moved = host('10.0.0.2', 6002);
+    r.addLocalCandidate(0, moved);
+    l.addRemoteCandidate(0, signalled(moved));
+    r.addRemoteCandidate(0, signalled(host('10.0.0.1', 5000)));
+    d.run(d.now + 5000, () => l.getSelectedPair(0, 1)?.remote.port === 6002 && l.getSelectedPair(0, 1)!.nominated);
+    expect(l.getSelectedPair(0, 1)!.remote.port).toBe(6002);
+    // R has not switched yet and sends from its old port: L still takes it.
+    const fromOld = (data: string) => ({ local: old.local.base, remote: { address: old.remote.address, port: old.remote.port }, data: Buffer.from(data) });
+    expect(l.handleReceive(d.now, fromOld('late-1'))).toBe(true);
+    expect(l.handleReceive(d.now + 1, fromOld('late-2'))).toBe(true);
+    d.drain();
+    expect(d.eventsOf('L', 'data').map((e) => text(e.data))).toEqual(['late-1', 'late-2']);
+    // One consent timeout later the old path is gone (the peer had all that time to move).
+    d.run(d.now + 30_001);
+    expect(l.handleReceive(d.now, fromOld('too-late'))).toBe(false);
+    expect(l.getStats().dropped['data-unknown-path']).toBe(1);
+  });
+});
