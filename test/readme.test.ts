@@ -17,6 +17,9 @@ describe('README code samples', () => {
       const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
       try {
         await import(file);
+        // A line `console.log(...); // "text"` documents its output: the sample must really print it.
+        const printed = log.mock.calls.map((args) => args.map(String).join(' '));
+        for (const m of code.matchAll(/console\.log\(.*\);?\s*\/\/ "([^"]*)"/g)) expect(printed).toContain(m[1]);
       } finally {
         log.mockRestore();
       }
