@@ -610,8 +610,10 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
     }
     const data = encodeStunMessage({ method: METHOD[ctx.kind], cls: 'request', transactionId: txid, attributes }, options);
     this.stats.requests++;
-    this.#table.start(now, txid, this.#datagram(data), ctx, this.#timing);
-    this.#pumpTable(now);
+    const request = this.#datagram(data);
+    this.#table.start(now, txid, request, ctx, this.#timing);
+    // An Allocate is a gathering transaction: its first send is paced process-wide (RFC 8445 §14.1, §14.2).
+    this.#pumpTable(now, ctx.kind === 'allocate' ? request : undefined);
   }
 
   #sendIndication(peer: TransportAddress, data: Uint8Array): void {
@@ -651,9 +653,12 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
     this.#transmits.push(this.#datagram(data));
   }
 
-  // Moves retransmissions into our queue (keeping order) and turns transaction time-outs into failures.
-  #pumpTable(now: number): void {
-    for (let d = this.#table.pollTransmit(); d; d = this.#table.pollTransmit()) this.#transmits.push(d);
+  // Moves retransmissions into our queue (keeping order) and turns transaction time-outs into failures. `firstSend`
+  // goes out marked `paced`; retransmissions re-send the same object, so the mark is on a copy.
+  #pumpTable(now: number, firstSend?: Datagram): void {
+    for (let d = this.#table.pollTransmit(); d; d = this.#table.pollTransmit()) {
+      this.#transmits.push(d === firstSend ? { ...d, paced: true } : d);
+    }
     for (let e = this.#table.pollEvent(); e; e = this.#table.pollEvent()) {
       const ctx = e.context;
       const err = ctx.integrityFailed
