@@ -351,13 +351,15 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
   /**
    * Sends `data` to `peer` through the relay: ChannelData when a channel is bound, else a Send indication when a
    * permission is installed, else queued while a CreatePermission is sent (see module comment). Drain afterwards.
+   * `paced`: `data` is the first send of a connectivity check (RFC 8445 §14.2), so the wrapped datagram is marked
+   * for the edge to stamp the process pacer; the mark is not kept while the data waits for a permission.
    */
-  send(now: number, peer: TransportAddress, data: Uint8Array): void {
+  send(now: number, peer: TransportAddress, data: Uint8Array, paced = false): void {
     this.#requireAllocated('send');
     const chan = this.#channels.ofPeer(peer);
     if (chan !== undefined) this.#expireChannel(now, chan);
     if (chan?.state === 'bound') {
-      this.#transmit(encodeChannelData(chan.number, data, this.#transport !== 'udp'));
+      this.#transmit(encodeChannelData(chan.number, data, this.#transport !== 'udp'), paced);
       this.stats.channelDataSent++;
       return;
     }
@@ -377,7 +379,7 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
       if (!this.#permissions.enqueue(perm, peer, data)) this.stats.queueOverflow++;
       return;
     }
-    this.#sendIndication(peer, data);
+    this.#sendIndication(peer, data, paced);
     if (this.#autoBindChannel && chan === undefined && this.#channels.mayAutoBind(peer)) this.#bind(now, peer);
   }
 
@@ -616,7 +618,7 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
     this.#pumpTable(now, ctx.kind === 'allocate' ? request : undefined);
   }
 
-  #sendIndication(peer: TransportAddress, data: Uint8Array): void {
+  #sendIndication(peer: TransportAddress, data: Uint8Array, paced: boolean): void {
     const txid = newTransactionId(this.#random);
     const bytes = encodeStunMessage({
       method: StunMethod.Send,
@@ -624,7 +626,7 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
       transactionId: txid,
       attributes: [attr(TurnAttr.XOR_PEER_ADDRESS, peer, txid), attr(TurnAttr.DATA, data, txid)],
     });
-    this.#transmit(bytes);
+    this.#transmit(bytes, paced);
     this.stats.sendIndications++;
   }
 
@@ -649,8 +651,9 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
       : { local: this.#local, remote: this.#server, data, transport: this.#transport };
   }
 
-  #transmit(data: Uint8Array): void {
-    this.#transmits.push(this.#datagram(data));
+  #transmit(data: Uint8Array, paced = false): void {
+    const d = this.#datagram(data);
+    this.#transmits.push(paced ? { ...d, paced: true } : d);
   }
 
   // Moves retransmissions into our queue (keeping order) and turns transaction time-outs into failures. `firstSend`
