@@ -171,12 +171,11 @@ export async function captureWire(o: WireCaptureOptions): Promise<WireCapture> {
       const [x, y] = [make(), make()];
       await Promise.all([x.gather(), y.gather()]);
       for (const c of [...x.getLocalCandidates(), ...y.getLocalCandidates()]) pairPorts.add(c.port);
-      x.setRemoteParameters(y.getLocalParameters());
-      y.setRemoteParameters(x.getLocalParameters());
-      for (const c of y.getLocalCandidates()) x.addRemoteCandidate(c);
-      for (const c of x.getLocalCandidates()) y.addRemoteCandidate(c);
-      x.endOfRemoteCandidates();
-      y.endOfRemoteCandidates();
+      for (const [from, to] of [[x, y], [y, x]] as const) {
+        to.setRemoteParameters(from.getLocalParameters());
+        for (const c of from.getLocalCandidates()) to.addRemoteCandidate(c);
+        to.endOfRemoteCandidates();
+      }
       await Promise.all([completed(x, 3000), completed(y, 3000)]);
       pairDoneAt = performance.now();
     }
@@ -196,7 +195,7 @@ export async function captureWire(o: WireCaptureOptions): Promise<WireCapture> {
       const now = performance.now();
       if (now >= deadline) break;
       const c = classify(sends, pairPorts, pairDoneAt, stun.port);
-      if (c.newTx.length - c.pairChecks >= expected && (!o.consentPair || c.consentPorts.size >= 2)) break;
+      if (c.newTx.length - c.pairTransactions >= expected && (!o.consentPair || c.consentPorts.size >= 2)) break;
     }
   } finally {
     untap();
@@ -226,7 +225,7 @@ function classify(sends: readonly Send[], pairPorts: ReadonlySet<number>, pairDo
   let retransmissions = 0;
   let consent = 0;
   let gathering = 0;
-  let pairChecks = 0;
+  let pairTransactions = 0;
   for (const s of sends) {
     if (requestMethod(s.head) === undefined) continue; // responses, indications (keepalives), data
     const key = txKey(s.head);
@@ -240,12 +239,12 @@ function classify(sends: readonly Send[], pairPorts: ReadonlySet<number>, pairDo
       consentPorts.add(s.port);
       continue;
     }
-    if (pairPorts.has(s.port)) pairChecks++;
+    if (pairPorts.has(s.port)) pairTransactions++;
     if (s.to === stunPort) gathering++;
     newTx.push(s);
   }
   newTx.sort((a, b) => a.start - b.start);
-  return { newTx, retransmissions, consent, consentPorts, gathering, pairChecks };
+  return { newTx, retransmissions, consent, consentPorts, gathering, pairTransactions };
 }
 
 export async function run(): Promise<BenchResult[]> {
