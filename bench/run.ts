@@ -11,6 +11,7 @@ import * as connect from './connect.bench.js';
 import * as datapath from './datapath.bench.js';
 import * as pacing from './pacing.bench.js';
 import * as pacingRealtime from './pacing-realtime.bench.js';
+import * as pacingWire from './pacing-wire.bench.js';
 import * as scale from './scale.bench.js';
 import * as stunCodec from './stun-codec.bench.js';
 import * as turnRelay from './turn-relay.bench.js';
@@ -33,7 +34,7 @@ export interface BenchModule {
 }
 
 /** Registered benches, run in this order. */
-export const BENCHES: readonly BenchModule[] = [stunCodec, pacing, pacingRealtime, turnRelay, connect, datapath, scale];
+export const BENCHES: readonly BenchModule[] = [stunCodec, pacing, pacingRealtime, pacingWire, turnRelay, connect, datapath, scale];
 
 function format(r: BenchResult): string {
   const v = r.unit === 'x' ? r.value.toFixed(2) : Math.round(r.value).toLocaleString('en-US');

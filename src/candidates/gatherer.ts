@@ -185,6 +185,8 @@ export class Gatherer implements SansIoMachine<GathererEvent> {
   readonly #pacer: PacerClient | undefined;
   readonly #localPrefs: Map<string, number>;
   readonly #table = new TransactionTable<BindingContext>();
+  /** First sends of Binding requests not yet polled: they go out marked `paced`, their retransmissions do not. */
+  readonly #firstSends = new WeakSet<Datagram>();
   readonly #relays = new Map<string, PendingRelay>();
   readonly #events: GathererEvent[] = [];
   readonly #candidates: LocalCandidate[] = [];
@@ -367,7 +369,11 @@ export class Gatherer implements SansIoMachine<GathererEvent> {
   }
 
   pollTransmit(): Datagram | undefined {
-    return this.#closed ? undefined : this.#table.pollTransmit();
+    if (this.#closed) return undefined;
+    const d = this.#table.pollTransmit();
+    // RFC 8445 §14.2: the first send of a gathering transaction is paced process-wide. Retransmissions re-send the
+    // same object, so the mark goes on a copy of the first one only.
+    return d !== undefined && this.#firstSends.delete(d) ? { ...d, paced: true } : d;
   }
 
   pollEvent(): GathererEvent | undefined {
@@ -423,7 +429,9 @@ export class Gatherer implements SansIoMachine<GathererEvent> {
     if (this.#software !== undefined) attributes.push(attr(Attr.SOFTWARE, this.#software, transactionId));
     const data = encodeStunMessage({ method: StunMethod.Binding, cls: 'request', transactionId, attributes });
     this.#bindingRequests++;
-    this.#table.start(now, transactionId, { local: base.address, remote: server, data }, context, this.#timing);
+    const request: Datagram = { local: base.address, remote: server, data };
+    this.#firstSends.add(request);
+    this.#table.start(now, transactionId, request, context, this.#timing);
   }
 
   #localPref(baseIp: string, slot: number): number {

@@ -15,6 +15,7 @@
  */
 import { InvalidStateError } from '../errors.js';
 import type { SansIoMachine } from '../machine.js';
+import type { GlobalPacer } from '../stun/pacing.js';
 import type { Datagram } from '../types.js';
 import { reportCallbackError, warnCallbackError, type CallbackErrorHandler } from './callback-errors.js';
 import { sharedScheduler, type SchedulerTimer, type TimerScheduler } from './timer-scheduler.js';
@@ -50,6 +51,12 @@ export interface MachineDriverOptions {
   readonly scheduler?: TimerScheduler;
   /** When true, this driver's timers do not keep the process alive. Default false. */
   readonly unref?: boolean;
+  /**
+   * The process-wide pacer the attached machines ask for slots (RFC 8445 §14.2). After `send` returns for a datagram
+   * marked `paced` (the first send of a gathering or check transaction), the driver reports the clock to it with
+   * `noteSent`, so the next slot is spaced from the datagram, not from the `now` its grant was decided at.
+   */
+  readonly pacer?: Pick<GlobalPacer, 'noteSent'>;
 }
 
 /** A machine bound to a driver. */
@@ -81,6 +88,7 @@ export class MachineDriver {
   readonly #onError: CallbackErrorHandler;
   readonly #scheduler: TimerScheduler;
   readonly #ref: boolean;
+  readonly #pacer: Pick<GlobalPacer, 'noteSent'> | undefined;
   readonly #bindings = new Map<SansIoMachine<unknown>, Binding>();
   /** Bindings that need a drain, in the order they asked (a Set keeps insertion order and dedups). */
   readonly #pending = new Set<Binding>();
@@ -95,6 +103,7 @@ export class MachineDriver {
     this.#onError = options.onCallbackError ?? warnCallbackError;
     this.#scheduler = options.scheduler ?? sharedScheduler;
     this.#ref = options.unref !== true;
+    this.#pacer = options.pacer;
   }
 
   /** The driver's current time (ms, monotonic): the `now` it passes to machines. */
@@ -265,6 +274,10 @@ export class MachineDriver {
           } catch (error) {
             reportCallbackError(this.#onError, error, 'send');
           }
+          // The datagram has left (node:dgram sends IP literals synchronously): stamp the grant with now, not with the
+          // earlier time the machine decided to send (RFC 8445 §14.2 spaces datagrams). A failed send still holds
+          // its slot: the pacer only errs late.
+          if (d.paced === true) this.#pacer?.noteSent(this.now());
           if (!b.attached) return;
         }
         let events = 0;

@@ -237,6 +237,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       }
     }
     const mdns = this.#mdns;
+    const pacer = o.pacer === false ? undefined : (o.pacer ?? processWidePacer());
     const machine = new AgentMachine({
       random: this.#random,
       role: this.#role,
@@ -247,7 +248,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       // The edge's socket names our host candidates and resolves the peer's `.local` names (`resolve-mdns`).
       ...(mdns ? { mdnsRegistrar: { register: (_now: number, address: string) => mdns.register(address) } } : {}),
       resolveMdns: mdns !== undefined,
-      ...(o.pacer === false ? {} : { pacer: o.pacer ?? processWidePacer() }),
+      ...(pacer ? { pacer } : {}),
       ...withoutUndefined<AgentMachineOptions>({
         lite: o.lite,
         nomination: o.nomination,
@@ -270,6 +271,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const endpoint = this.#endpoint;
     this.#driver = new MachineDriver({
       send: (d) => this.#sendOut(endpoint, d),
+      ...(pacer ? { pacer } : {}),
       onCallbackError: (error, source) => {
         if (source === 'event' && this.listenerCount('error') > 0) super.emit('error', error);
         else warnCallbackError(error, source);

@@ -130,7 +130,7 @@ export class TimerScheduler {
   }
 
   /**
-   * Creates a timer slot. `callback` runs with the scheduler's `now` when the deadline passes. With `ref: false`
+   * Creates a timer slot. `callback` runs with the clock read just before it runs, once the deadline has passed. With `ref: false`
    * the entry does not keep the process alive (the single host timer is unref'd while only such entries are live).
    */
   createTimer(callback: (now: number) => void, options: { readonly ref?: boolean } = {}): SchedulerTimer {
@@ -280,7 +280,9 @@ export class TimerScheduler {
       for (const [entry, gen] of due) {
         if (entry.gen !== gen) continue; // cancelled or rescheduled by an earlier callback in this batch
         try {
-          entry.callback(now);
+          // A fresh reading per callback: a batch of many machines takes time, and a machine given the batch's
+          // start would decide (and ask the pacer, RFC 8445 §14.2) at a time already past.
+          entry.callback(this.#clock.now());
         } catch (error) {
           reportCallbackError(this.#onError, error, 'timer');
         }

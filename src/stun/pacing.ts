@@ -20,9 +20,17 @@
  * check. A head that does not claim its slot within one interval (its timer ran late, or it lost interest without
  * withdrawing) is rotated to the back of its class so the line never stalls.
  *
- * The pacer never reads a clock: every decision uses the `now` passed in. All clients of one pacer must share the
- * time origin of `now`. It paces the start of check and gathering transactions; retransmissions (RTO-driven),
- * consent requests and keepalives are not paced here (§14.1).
+ * Grant time versus send time: a grant is recorded at the `now` the agent was run with, but the datagram leaves
+ * later (an edge runs many agents per timer turn, an agent signs its request after the grant, a GC pause may fall in
+ * between). The spacing RFC 8445 §14.2 asks for is between datagrams, so the edge reports when a granted datagram
+ * really left with `noteSent(at)`: the last grant moves to `max(lastGrant, at)`, and the next slot opens one interval
+ * after the datagram, not after the decision. Every later grant is then at a `now` at least `intervalMs` after that
+ * send, and its own datagram leaves no earlier than that `now`.
+ *
+ * The pacer never reads a clock: every decision uses the `now` (or `at`) passed in. All clients of one pacer must
+ * share the time origin of `now`. It paces the start of check and gathering transactions; retransmissions
+ * (RTO-driven), consent requests and keepalives are not paced here (§14.1: pacing them process-wide would cap a
+ * process at a few hundred agents keeping consent).
  * @module
  */
 
@@ -112,7 +120,10 @@ export class GlobalPacer {
     return this.#grants;
   }
 
-  /** Smallest spacing between two consecutive grants observed (Infinity before the second grant). */
+  /**
+   * Smallest spacing observed between a grant and the one before it, or the reported send of the one before it when
+   * that was later (Infinity before the second grant).
+   */
   get minSpacingMs(): number {
     return this.#minSpacing;
   }
@@ -120,6 +131,16 @@ export class GlobalPacer {
   /** Number of clients waiting for a slot. */
   get waiting(): number {
     return this.#triggered.length + this.#ordinary.length;
+  }
+
+  /**
+   * The edge's report that a datagram of a granted transaction (`Datagram.paced`) left at `at` (same time origin as
+   * `now`): the next slot opens no earlier than `at + intervalMs`. A report for a datagram that left before the last
+   * grant changes nothing. RFC 8445 §14.2 spaces datagrams on the wire, and only the edge knows when they leave.
+   */
+  noteSent(at: number): void {
+    if (Number.isNaN(at)) throw new RangeError('noteSent: at is NaN');
+    if (at > this.#lastGrant) this.#lastGrant = at;
   }
 
   /** @internal */

@@ -235,7 +235,8 @@ export class Allocations implements SansIoMachine<AllocationsEvent> {
     if (now > this.#now) this.#now = now;
     const relay = this.#byRelayed.size > 0 ? this.#byRelayed.get(key(d.local)) : undefined;
     if (relay === undefined) return false;
-    if (relay.client.state === 'allocated') relay.client.send(now, d.remote, d.data);
+    // A check's first send keeps its RFC 8445 §14.2 mark through the wrapping.
+    if (relay.client.state === 'allocated') relay.client.send(now, d.remote, d.data, d.paced === true);
     return true;
   }
 

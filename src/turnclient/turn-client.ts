@@ -351,13 +351,15 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
   /**
    * Sends `data` to `peer` through the relay: ChannelData when a channel is bound, else a Send indication when a
    * permission is installed, else queued while a CreatePermission is sent (see module comment). Drain afterwards.
+   * `paced`: `data` is the first send of a connectivity check (RFC 8445 §14.2), so the wrapped datagram is marked
+   * for the edge to stamp the process pacer; the mark is not kept while the data waits for a permission.
    */
-  send(now: number, peer: TransportAddress, data: Uint8Array): void {
+  send(now: number, peer: TransportAddress, data: Uint8Array, paced = false): void {
     this.#requireAllocated('send');
     const chan = this.#channels.ofPeer(peer);
     if (chan !== undefined) this.#expireChannel(now, chan);
     if (chan?.state === 'bound') {
-      this.#transmit(encodeChannelData(chan.number, data, this.#transport !== 'udp'));
+      this.#transmit(encodeChannelData(chan.number, data, this.#transport !== 'udp'), paced);
       this.stats.channelDataSent++;
       return;
     }
@@ -377,7 +379,7 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
       if (!this.#permissions.enqueue(perm, peer, data)) this.stats.queueOverflow++;
       return;
     }
-    this.#sendIndication(peer, data);
+    this.#sendIndication(peer, data, paced);
     if (this.#autoBindChannel && chan === undefined && this.#channels.mayAutoBind(peer)) this.#bind(now, peer);
   }
 
@@ -610,11 +612,13 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
     }
     const data = encodeStunMessage({ method: METHOD[ctx.kind], cls: 'request', transactionId: txid, attributes }, options);
     this.stats.requests++;
-    this.#table.start(now, txid, this.#datagram(data), ctx, this.#timing);
-    this.#pumpTable(now);
+    const request = this.#datagram(data);
+    this.#table.start(now, txid, request, ctx, this.#timing);
+    // An Allocate is a gathering transaction: its first send is paced process-wide (RFC 8445 §14.1, §14.2).
+    this.#pumpTable(now, ctx.kind === 'allocate' ? request : undefined);
   }
 
-  #sendIndication(peer: TransportAddress, data: Uint8Array): void {
+  #sendIndication(peer: TransportAddress, data: Uint8Array, paced: boolean): void {
     const txid = newTransactionId(this.#random);
     const bytes = encodeStunMessage({
       method: StunMethod.Send,
@@ -622,7 +626,7 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
       transactionId: txid,
       attributes: [attr(TurnAttr.XOR_PEER_ADDRESS, peer, txid), attr(TurnAttr.DATA, data, txid)],
     });
-    this.#transmit(bytes);
+    this.#transmit(bytes, paced);
     this.stats.sendIndications++;
   }
 
@@ -647,13 +651,17 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
       : { local: this.#local, remote: this.#server, data, transport: this.#transport };
   }
 
-  #transmit(data: Uint8Array): void {
-    this.#transmits.push(this.#datagram(data));
+  #transmit(data: Uint8Array, paced = false): void {
+    const d = this.#datagram(data);
+    this.#transmits.push(paced ? { ...d, paced: true } : d);
   }
 
-  // Moves retransmissions into our queue (keeping order) and turns transaction time-outs into failures.
-  #pumpTable(now: number): void {
-    for (let d = this.#table.pollTransmit(); d; d = this.#table.pollTransmit()) this.#transmits.push(d);
+  // Moves retransmissions into our queue (keeping order) and turns transaction time-outs into failures. `firstSend`
+  // goes out marked `paced`; retransmissions re-send the same object, so the mark is on a copy.
+  #pumpTable(now: number, firstSend?: Datagram): void {
+    for (let d = this.#table.pollTransmit(); d; d = this.#table.pollTransmit()) {
+      this.#transmits.push(d === firstSend ? { ...d, paced: true } : d);
+    }
     for (let e = this.#table.pollEvent(); e; e = this.#table.pollEvent()) {
       const ctx = e.context;
       const err = ctx.integrityFailed

@@ -39,4 +39,33 @@ describe('Gatherer and the process-wide pacer', () => {
       for (let i = 1; i < own.length; i++) expect(own[i]! - own[i - 1]!).toBeGreaterThanOrEqual(20);
     }
   });
+
+  it('marks the first send of each Binding request paced, never a retransmission (the edge stamps the grant)', () => {
+    const g = new Gatherer({
+      random: new SeededRandom('mark'),
+      bases: [{ address: { address: '192.0.2.1', port: 5000 }, component: 1 }],
+      stunServers: [1, 2].map((i) => ({ address: `198.51.100.${i}`, port: 3478 })),
+      taMs: 20,
+      pacer: new GlobalPacer().register(),
+    });
+    const sends: { id: string; paced: boolean }[] = [];
+    let now = 0;
+    g.start(now);
+    while (now < 2_000) {
+      for (let d = g.pollTransmit(); d; d = g.pollTransmit()) {
+        sends.push({ id: Buffer.from(d.data.subarray(8, 20)).toString('hex'), paced: d.paced === true });
+      }
+      const next = g.pollTimeout();
+      if (next === undefined) break;
+      now = Math.max(now, next);
+      g.handleTimeout(now);
+    }
+    const ids = [...new Set(sends.map((s) => s.id))];
+    expect(ids).toHaveLength(2);
+    expect(sends.length).toBeGreaterThan(4); // nobody answers: retransmissions follow RTO
+    for (const id of ids) {
+      expect(sends.filter((s) => s.id === id).map((s) => s.paced)[0]).toBe(true);
+      expect(sends.filter((s) => s.id === id && s.paced)).toHaveLength(1);
+    }
+  });
 });

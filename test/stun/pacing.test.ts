@@ -139,6 +139,53 @@ describe('GlobalPacer', () => {
   });
 });
 
+describe('GlobalPacer.noteSent: spacing between datagrams, not decisions (RFC 8445 §14.2)', () => {
+  it('opens the next slot one interval after the datagram really left', () => {
+    const p = new GlobalPacer({ intervalMs: 5 });
+    const [a, b] = [p.register(), p.register()];
+    expect(a.request(0, 'ordinary')).toBe(true);
+    p.noteSent(3.5); // a's datagram left 3.5 ms after its grant (its timer batch ran long)
+    expect(b.request(5, 'ordinary')).toBe(false); // 5 ms after the grant, only 1.5 ms after the datagram
+    expect(b.nextSlot()).toBe(8.5);
+    expect(b.request(8.5, 'ordinary')).toBe(true);
+  });
+
+  it('never moves the last grant back: a report older than the last grant changes nothing', () => {
+    const p = new GlobalPacer({ intervalMs: 5 });
+    const [a, b] = [p.register(), p.register()];
+    expect(a.request(10, 'ordinary')).toBe(true);
+    p.noteSent(7); // stale report (e.g. a datagram of an earlier grant)
+    expect(b.request(14.9, 'ordinary')).toBe(false);
+    expect(b.request(15, 'ordinary')).toBe(true);
+    expect(() => p.noteSent(Number.NaN)).toThrow(RangeError);
+  });
+
+  it('property: with every send reported, consecutive datagrams are at least one interval apart', () => {
+    // Model of the edge: each grant's datagram leaves `lag` ms after the grant (lag >= 0: never before the decision),
+    // and the edge reports that time. Grants that ignore the report would let datagrams bunch up.
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 60 })), { minLength: 1, maxLength: 200 }),
+        (ops) => {
+          const p = new GlobalPacer({ intervalMs: 5 });
+          const clients = Array.from({ length: 4 }, () => p.register());
+          let now = 0;
+          const sent: number[] = [];
+          for (const [who, dtTenths, lagTenths] of ops) {
+            now += dtTenths / 10;
+            if (!clients[who]!.request(now, 'ordinary')) continue;
+            const at = now + lagTenths / 10;
+            sent.push(at);
+            p.noteSent(at);
+            now = at; // the edge's clock moved on while the datagram was built and written
+          }
+          for (let i = 1; i < sent.length; i++) expect(sent[i]! - sent[i - 1]!).toBeGreaterThanOrEqual(5);
+        },
+      ),
+    );
+  });
+});
+
 describe('who paces globally', () => {
   function agents(pacer?: GlobalPacer) {
     return import('../../src/checklist/agent-core.js').then(async ({ AgentCore }) => {
