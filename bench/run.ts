@@ -7,6 +7,7 @@
  * import and one entry to `BENCHES` below.
  * @module
  */
+import * as cold from './cold.bench.js';
 import * as connect from './connect.bench.js';
 import * as datapath from './datapath.bench.js';
 import * as pacing from './pacing.bench.js';
@@ -34,7 +35,7 @@ export interface BenchModule {
 }
 
 /** Registered benches, run in this order. */
-export const BENCHES: readonly BenchModule[] = [stunCodec, pacing, pacingRealtime, pacingWire, turnRelay, connect, datapath, scale];
+export const BENCHES: readonly BenchModule[] = [stunCodec, pacing, pacingRealtime, pacingWire, turnRelay, connect, cold, datapath, scale];
 
 function format(r: BenchResult): string {
   const v = r.unit === 'x' ? r.value.toFixed(2) : Math.round(r.value).toLocaleString('en-US');
