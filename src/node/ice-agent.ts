@@ -21,11 +21,12 @@ import type { IceServerConfig } from '../turnclient/uri.js';
 import type { Datagram, IceRole, RandomSource, TransportAddress } from '../types.js';
 import { MachineDriver, warnCallbackError } from './driver.js';
 import { listHostAddresses } from './interfaces.js';
-import { MdnsSocket, type MdnsSocketOptions } from './mdns-socket.js';
+import type { MdnsSocket, MdnsSocketOptions } from './mdns-socket.js';
 import { cryptoRandom } from './random.js';
 import { nodeTurnResolver, resolveIceServers, type TurnDnsResolver } from './turn-resolve.js';
 import { UdpEndpoint, type PortRange } from './udp-endpoint.js';
-import { TurnStreams, type TurnTlsOptions } from './turn-streams.js';
+// Loaded on first use (TURN over TCP/TLS, mDNS): a fresh process that needs neither does not pay for them.
+import type { TurnStreams, TurnTlsOptions } from './turn-streams.js';
 
 /** Gathering state, as in RTCIceGatheringState. */
 export type IceGatheringState = 'new' | 'gathering' | 'complete';
@@ -208,7 +209,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const { stunServers, turnServers, turnNames } = await resolveIceServers(o.iceServers ?? [], o.resolver ?? nodeTurnResolver, this.#random, (m) =>
       this.#warn(m),
     );
-    if (turnServers.some((t) => t.transport !== 'udp')) this.#turnStreams = this.#openTurnStreams(turnNames);
+    if (turnServers.some((t) => t.transport !== 'udp')) this.#turnStreams = await this.#openTurnStreams(turnNames);
     if (o.iceTransportPolicy === 'relay' && turnServers.length === 0) {
       this.#warn('iceTransportPolicy "relay" without a usable TURN server: no candidate will be gathered');
     }
@@ -229,6 +230,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     if (o.mdns) {
       const mdnsOptions: MdnsSocketOptions = typeof o.mdns === 'object' ? o.mdns : {};
       try {
+        const { MdnsSocket } = await import('./mdns-socket.js');
         this.#mdns = await MdnsSocket.open({ random: this.#random, ...mdnsOptions });
       } catch (error) {
         // gather() rejects: the host sockets bound above must not outlive it (a caller may never call close()).
@@ -412,7 +414,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   }
 
   /** The edge of TURN over TCP/TLS: connections opened on the machine's request, their outcomes fed back to it. */
-  #openTurnStreams(names: ReadonlyMap<string, string>): TurnStreams {
+  async #openTurnStreams(names: ReadonlyMap<string, string>): Promise<TurnStreams> {
+    const { TurnStreams } = await import('./turn-streams.js');
     const o = this.#options;
     const run = (f: (m: AgentMachine, now: number) => void): void => {
       const m = this.#machine;

@@ -5,9 +5,9 @@
  * @module
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { isIPv6 } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { StunBindingServer, type StunBindingServerOptions, type StunBindingServerStats } from '../stun/binding-server.js';
+import { ipFamily } from '../ip.js';
 import type { TransportAddress } from '../types.js';
 
 /** Options of {@link startStunServer}. */
@@ -38,7 +38,7 @@ export interface RunningStunServer {
  */
 export async function startStunServer(options: StartStunServerOptions = {}): Promise<RunningStunServer> {
   const address = options.address ?? '127.0.0.1';
-  const v6 = isIPv6(address);
+  const v6 = ipFamily(address) === 6;
   const server = new StunBindingServer(options);
   const socket: Socket = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6 });
   let sendErrors = 0;

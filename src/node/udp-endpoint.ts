@@ -6,7 +6,6 @@
  */
 import { createSocket, type Socket, type SocketOptions, type SocketType } from 'node:dgram';
 import { lookup as dnsLookup } from 'node:dns';
-import { isIP } from 'node:net';
 import { IcewireError, InvalidStateError } from '../errors.js';
 import { canonicalIp, ipFamily } from '../ip.js';
 import type { Datagram, RandomSource, TransportAddress } from '../types.js';
@@ -114,7 +113,8 @@ function defaultOnError(error: unknown, local: TransportAddress): void {
  * Only literals are ever sent to or bound here; anything else still goes through `dns.lookup`.
  */
 const literalLookup: NonNullable<SocketOptions['lookup']> = (hostname, options, callback) => {
-  const family = isIP(hostname);
+  // ipFamily, not node:net's isIP: node:net is otherwise not needed by a process without TURN over TCP/TLS.
+  const family = ipFamily(hostname);
   if (family !== 0) callback(null, hostname, family);
   else dnsLookup(hostname, options, callback);
 };
