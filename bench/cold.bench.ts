@@ -14,11 +14,11 @@
  * Ratios matter; absolute times depend on the machine. Nothing gates on them.
  * @module
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { IpcChild } from './child.js';
 import type { BenchResult } from './run.js';
 
 /** Bench name used by `npm run bench -- <name>`. */
@@ -35,58 +35,8 @@ const WARM_RUNS = 21;
 const peerScript = fileURLToPath(new URL('./cold-peer.js', import.meta.url));
 const indexUrl = pathToFileURL(fileURLToPath(new URL('../src/index.js', import.meta.url))).href;
 
-interface Msg {
-  readonly type: string;
-  readonly [k: string]: unknown;
-}
-
-/** A child and a typed wait on its next message. */
-class Child {
-  readonly proc: ChildProcess;
-  readonly #queue: Msg[] = [];
-  readonly #waiters: ((m: Msg) => void)[] = [];
-
-  constructor(args: readonly string[]) {
-    this.proc = fork(peerScript, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    // A child that disconnected itself (import mode) may race a last send: nothing to report.
-    this.proc.on('error', () => undefined);
-    this.proc.on('message', (m: Msg) => {
-      const w = this.#waiters.shift();
-      if (w) w(m);
-      else this.#queue.push(m);
-    });
-  }
-
-  send(m: object): void {
-    this.proc.send(m);
-  }
-
-  next(type: string, ms = 10_000): Promise<Msg> {
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`cold-peer: no '${type}' within ${ms} ms`)), ms);
-      const take = (m: Msg): void => {
-        clearTimeout(t);
-        if (m.type !== type) reject(new Error(`cold-peer: expected '${type}', got '${m.type}'`));
-        else resolve(m);
-      };
-      const queued = this.#queue.shift();
-      if (queued) take(queued);
-      else this.#waiters.push(take);
-    });
-  }
-
-  async exit(): Promise<void> {
-    if (this.proc.exitCode !== null) return;
-    const gone = new Promise<void>((r) => this.proc.once('exit', () => r()));
-    if (this.proc.connected) this.proc.send({ type: 'exit' }, () => undefined);
-    const t = setTimeout(() => this.proc.kill('SIGKILL'), 3000);
-    await gone;
-    clearTimeout(t);
-  }
-}
-
 async function importOnce(url: string): Promise<{ wallMs: number; cpuMs: number }> {
-  const c = new Child(['import', url]);
+  const c = new IpcChild(peerScript, ['import', url]);
   const m = await c.next('import');
   await c.exit();
   return { wallMs: m['wallMs'] as number, cpuMs: m['cpuMs'] as number };
@@ -99,16 +49,16 @@ interface SideTimes {
 }
 
 /** One connection between two started children; returns each side's measured CPU. */
-async function connectOnce(a: Child, b: Child): Promise<[SideTimes, SideTimes]> {
+async function connectOnce(a: IpcChild, b: IpcChild, measured = true): Promise<[SideTimes, SideTimes]> {
   a.send({ type: 'start' });
   b.send({ type: 'start' });
   const [ra, rb] = await Promise.all([a.next('ready'), b.next('ready')]);
   // Both children idle before the window opens (gathering's own work and the pacer slot are behind them).
-  await new Promise((r) => setTimeout(r, 20));
+  if (measured) await new Promise((r) => setTimeout(r, 20));
   a.send({ type: 'remote', params: rb['params'], candidates: rb['candidates'], port: rb['port'] });
   b.send({ type: 'remote', params: ra['params'], candidates: ra['candidates'], port: ra['port'] });
   // Ask for the times only once both are surely done, so no IPC message lands inside a measured window.
-  await new Promise((r) => setTimeout(r, 200));
+  if (measured) await new Promise((r) => setTimeout(r, 200));
   a.send({ type: 'report' });
   b.send({ type: 'report' });
   const [ta, tb] = await Promise.all([a.next('times'), b.next('times')]);
@@ -118,9 +68,9 @@ async function connectOnce(a: Child, b: Child): Promise<[SideTimes, SideTimes]> 
   return [ta as unknown as SideTimes, tb as unknown as SideTimes];
 }
 
-async function pair(mode: 'agent' | 'floor'): Promise<[Child, Child]> {
-  const a = new Child([mode, 'controlling']);
-  const b = new Child([mode, 'controlled']);
+async function pair(mode: 'agent' | 'floor'): Promise<[IpcChild, IpcChild]> {
+  const a = new IpcChild(peerScript, [mode, 'controlling']);
+  const b = new IpcChild(peerScript, [mode, 'controlled']);
   await Promise.all([a.next('up'), b.next('up')]);
   return [a, b];
 }
@@ -165,7 +115,7 @@ export async function run(): Promise<BenchResult[]> {
   {
     const [a, b] = await pair('agent');
     try {
-      for (let i = 0; i < WARM_AFTER; i++) await connectOnce(a, b);
+      for (let i = 0; i < WARM_AFTER; i++) await connectOnce(a, b, false);
       for (let i = 0; i < WARM_RUNS; i++) {
         const [ta, tb] = await connectOnce(a, b);
         warm[0]!.push(ta);

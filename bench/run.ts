@@ -10,6 +10,7 @@
 import * as cold from './cold.bench.js';
 import * as connect from './connect.bench.js';
 import * as datapath from './datapath.bench.js';
+import * as datapathProcesses from './datapath-processes.bench.js';
 import * as pacing from './pacing.bench.js';
 import * as pacingRealtime from './pacing-realtime.bench.js';
 import * as pacingWire from './pacing-wire.bench.js';
@@ -35,7 +36,7 @@ export interface BenchModule {
 }
 
 /** Registered benches, run in this order. */
-export const BENCHES: readonly BenchModule[] = [stunCodec, pacing, pacingRealtime, pacingWire, turnRelay, connect, cold, datapath, scale];
+export const BENCHES: readonly BenchModule[] = [stunCodec, pacing, pacingRealtime, pacingWire, turnRelay, connect, cold, datapath, datapathProcesses, scale];
 
 function format(r: BenchResult): string {
   const v = r.unit === 'x' ? r.value.toFixed(2) : Math.round(r.value).toLocaleString('en-US');
