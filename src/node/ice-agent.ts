@@ -165,6 +165,9 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   #endGatherWait: (() => void) | undefined;
   /** A drain of the commands given in this synchronous run is queued (see #command). */
   #flushQueued = false;
+  /** While the data fast path runs: the received bytes and the Buffer dgram delivered them in. */
+  #received: Uint8Array | undefined;
+  #receivedBuffer: Buffer | undefined;
 
   constructor(options: IceAgentOptions = {}) {
     super();
@@ -216,7 +219,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     this.#assertOpen();
     this.#endpoint = await UdpEndpoint.bind({
       addresses,
-      onDatagram: (d) => this.#receive(d),
+      onDatagram: (d, buffer) => this.#receive(d, buffer),
       onError: (e) => this.#warn(`socket: ${e instanceof Error ? e.message : String(e)}`),
       random: this.#random,
       ...(o.portRange ? { portRange: o.portRange } : {}),
@@ -474,19 +477,22 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     d.kick(m);
   };
 
-  #receive(datagram: Datagram): void {
+  #receive(datagram: Datagram, buffer?: Buffer): void {
     const d = this.#driver;
     const m = this.#machine;
     if (!d || !m || d.closed) return;
     if (isDataByte(datagram.data[0] ?? 0)) {
       // Data fast path (RFC 7983): neither STUN (0..3) nor TURN ChannelData (64..79), so no TURN client or check
       // state is involved; the core turns it into a `data` event without touching any deadline.
+      this.#received = datagram.data;
+      this.#receivedBuffer = buffer;
       try {
         m.handleReceive(d.now(), datagram);
       } catch (error) {
         warnCallbackError(error, 'machine');
       }
       this.#flush(m, d);
+      this.#received = this.#receivedBuffer = undefined;
       return;
     }
     // A STUN message may have queued a triggered check or a nomination: the driver's drain runs a deadline that is
@@ -574,9 +580,12 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
         if (p) this.#safeEmit('pairstatechange', { id: p.id, local: p.local, remote: p.remote, state: e.state, nominated: p.nominated }, e.component);
         return;
       }
-      case 'data':
-        this.#safeEmit('data', Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength), e.component, e.from);
+      case 'data': {
+        // The socket's own Buffer when the core passed its bytes through (the usual case): no second wrapper.
+        const data = e.data === this.#received && this.#receivedBuffer !== undefined ? this.#receivedBuffer : Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength);
+        this.#safeEmit('data', data, e.component, e.from);
         return;
+      }
       case 'server-failed':
         this.#warn(`${e.kind.toUpperCase()} server ${e.server.address}:${e.server.port} failed: ${e.reason}`);
         return;

@@ -8,6 +8,7 @@ import { createSocket, type Socket, type SocketOptions, type SocketType } from '
 import { lookup as dnsLookup } from 'node:dns';
 import { IcewireError, InvalidStateError } from '../errors.js';
 import { canonicalIp, ipFamily } from '../ip.js';
+import { isDataByte } from '../stun/demux.js';
 import type { Datagram, RandomSource, TransportAddress } from '../types.js';
 import { formatAddress } from '../types.js';
 import { cryptoRandom } from './random.js';
@@ -58,8 +59,12 @@ export class PortRangeExhaustedError extends IcewireError {
 export interface UdpEndpointOptions {
   /** Local IP literals to bind, one socket each (IPv4 → `udp4`, IPv6 → `udp6`). */
   readonly addresses: readonly string[];
-  /** Receives every datagram, with `local` set to the receiving socket's bound address. */
-  readonly onDatagram: (datagram: Datagram) => void;
+  /**
+   * Receives every datagram, with `local` set to the receiving socket's bound address; `buffer` is the Buffer dgram
+   * delivered, over the same bytes as `datagram.data` (a plain Uint8Array view), for a receiver that hands the bytes
+   * on as a Buffer without wrapping them again.
+   */
+  readonly onDatagram: (datagram: Datagram, buffer: Buffer) => void;
   /**
    * Receives socket errors, asynchronous send failures, and exceptions thrown by `onDatagram`, with the socket's
    * bound address. Default: a process warning.
@@ -86,7 +91,17 @@ interface Bound {
   readonly local: TransportAddress;
   /** The send-completion callback of this socket: one per socket, not a closure per datagram. */
   readonly onSent: (error: Error | null) => void;
+  /** Application-data datagrams sent (see {@link DATA_CALLBACK_EVERY}). */
+  dataSends: number;
 }
+
+/**
+ * Application data asks for a send-completion callback only once per this many datagrams. Each callback costs a
+ * `process.nextTick` and a call per datagram even when the send finished synchronously (the usual case); without
+ * one, dgram drops the error silently. Sampling keeps a lasting failure (unreachable network, a firewall's EPERM)
+ * reported within a few datagrams; STUN always carries the callback.
+ */
+const DATA_CALLBACK_EVERY = 64;
 
 const RETRYABLE_BIND_CODES = new Set(['EADDRINUSE', 'EACCES']);
 
@@ -106,6 +121,8 @@ function defaultOnError(error: unknown, local: TransportAddress): void {
   });
 }
 
+let lastLookup: { readonly host: string; readonly family: 0 | 4 | 6 } = { host: '', family: 0 };
+
 /**
  * dgram's address lookup, answering IP literals synchronously. The default (`dns.lookup`) answers a literal on the
  * next tick, so every `send()` of an unconnected socket left only after the whole current callback had run: a
@@ -113,8 +130,10 @@ function defaultOnError(error: unknown, local: TransportAddress): void {
  * Only literals are ever sent to or bound here; anything else still goes through `dns.lookup`.
  */
 const literalLookup: NonNullable<SocketOptions['lookup']> = (hostname, options, callback) => {
-  // ipFamily, not node:net's isIP: node:net is otherwise not needed by a process without TURN over TCP/TLS.
-  const family = ipFamily(hostname);
+  // ipFamily, not node:net's isIP (node:net is otherwise not needed without TURN over TCP/TLS); it parses, so the
+  // last answer is kept: dgram looks up the destination of every datagram, and a session sends to one peer.
+  if (hostname !== lastLookup.host) lastLookup = { host: hostname, family: ipFamily(hostname) };
+  const family = lastLookup.family;
   if (family !== 0) callback(null, hostname, family);
   else dnsLookup(hostname, options, callback);
 };
@@ -270,7 +289,7 @@ export class UdpEndpoint {
           data: new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength),
         };
         try {
-          onDatagram(datagram);
+          onDatagram(datagram, msg);
         } catch (error) {
           onError(error, local);
         }
@@ -281,6 +300,7 @@ export class UdpEndpoint {
         onSent: (error) => {
           if (error) onError(error, local);
         },
+        dataSends: 0,
       });
     }
     return new UdpEndpoint(bound, failures);
@@ -302,8 +322,8 @@ export class UdpEndpoint {
   }
 
   /**
-   * Sends `datagram.data` to `datagram.remote` from the socket bound to `datagram.local`. Asynchronous failures go
-   * to `onError`.
+   * Sends `datagram.data` to `datagram.remote` from the socket bound to `datagram.local`. Failures go to `onError`
+   * (for application data, a sample of them: see {@link DATA_CALLBACK_EVERY}).
    * @throws InvalidStateError after `close()`, when no socket is bound to `datagram.local`, or for a non-UDP
    *   datagram.
    */
@@ -313,7 +333,9 @@ export class UdpEndpoint {
       throw new InvalidStateError(`UdpEndpoint cannot send a ${datagram.transport} datagram`);
     }
     const b = this.#socketFor(datagram.local);
-    b.socket.send(datagram.data, datagram.remote.port, datagram.remote.address, b.onSent);
+    const data = datagram.data;
+    if (isDataByte(data[0] ?? 0) && b.dataSends++ % DATA_CALLBACK_EVERY !== 0) b.socket.send(data, datagram.remote.port, datagram.remote.address);
+    else b.socket.send(data, datagram.remote.port, datagram.remote.address, b.onSent);
   }
 
   /**

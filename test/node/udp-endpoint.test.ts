@@ -284,6 +284,33 @@ describe('UdpEndpoint send/receive', () => {
     expect((errors[0] as Error).message).toBe('consumer bug');
   });
 
+  it('hands the receiver the Buffer dgram delivered, over the same bytes as datagram.data', async () => {
+    let got!: [Datagram, Buffer];
+    let done!: () => void;
+    const arrived = new Promise<void>((r) => (done = r));
+    const rx = await open({ addresses: ['127.0.0.1'], onDatagram: (d, b) => ((got = [d, b]), done()) });
+    const tx = await open({ addresses: ['127.0.0.1'], onDatagram: () => {} });
+    tx.send({ local: tx.addresses[0]!, remote: rx.addresses[0]!, data: new Uint8Array([0x80, 9, 8]) });
+    await within(arrived, 2000, 'one datagram');
+    const [d, b] = got;
+    expect(Buffer.isBuffer(d.data)).toBe(false);
+    expect([...b]).toEqual([0x80, 9, 8]);
+    expect(b.buffer).toBe(d.data.buffer);
+    expect(b.byteOffset).toBe(d.data.byteOffset);
+  });
+
+  it('reports a failing application-data send (sampled: the first of each run of sends carries a callback)', async () => {
+    const errors: unknown[] = [];
+    let done!: () => void;
+    const failed = new Promise<void>((r) => (done = r));
+    const e = await open({ addresses: ['127.0.0.1'], onDatagram: () => {}, onError: (error) => (errors.push(error), done()) });
+    // Broadcast without SO_BROADCAST fails (EACCES) on every send.
+    for (let i = 0; i < 3; i++) e.send({ local: e.addresses[0]!, remote: { address: '255.255.255.255', port: 9 }, data: new Uint8Array([0x80, i]) });
+    await within(failed, 2000, 'a send error');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(errors).toHaveLength(1);
+  });
+
   it('close() releases every socket handle and is idempotent', async () => {
     await handlesReleased();
     const before = udpHandles();
