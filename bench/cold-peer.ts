@@ -50,15 +50,20 @@ interface Times {
   selectedAtConnected?: boolean;
 }
 
-async function agentMode(role: 'controlling' | 'controlled'): Promise<void> {
-  const { IceAgent } = await import('../src/index.js');
-  type Agent = InstanceType<typeof IceAgent>;
-  let agent: Agent | undefined;
+/** What one kind of peer does on each command; {@link serve} runs the protocol around it. */
+interface Side {
+  /** Binds (and gathers); the reply for the parent. */
+  start(): Promise<object>;
+  /** Takes the peer's parameters; fills `times` from `cpu0` and calls `changed` as it goes. */
+  remote(cmd: Extract<Command, { type: 'remote' }>, cpu0: NodeJS.CpuUsage, times: Times, changed: () => void): void;
+  close(): Promise<void>;
+}
+
+function serve(side: Side): void {
   let times: Times = {};
   let reportWanted = false;
-  const complete = (): boolean => times.selectedCpuMs !== undefined && times.connectedCpuMs !== undefined;
-  const maybeReport = (): void => {
-    if (reportWanted && complete()) {
+  const changed = (): void => {
+    if (reportWanted && times.selectedCpuMs !== undefined && times.connectedCpuMs !== undefined) {
       reportWanted = false;
       send({ type: 'times', ...times });
     }
@@ -66,44 +71,23 @@ async function agentMode(role: 'controlling' | 'controlled'): Promise<void> {
   process.on('message', (cmd: Command) => {
     void (async () => {
       switch (cmd.type) {
-        case 'start': {
-          agent = new IceAgent({ includeLoopback: true, addressFilter: (a: string) => a === '127.0.0.1', role });
-          await agent.gather();
-          send({ type: 'ready', params: agent.getLocalParameters(), candidates: agent.getLocalCandidates() });
+        case 'start':
+          send({ type: 'ready', ...(await side.start()) });
           break;
-        }
-        case 'remote': {
-          const a = agent!;
+        case 'remote':
           times = {};
-          const cpu0 = process.cpuUsage();
-          a.once('selectedcandidatepairchange', () => {
-            times.selectedCpuMs = cpuMs(cpu0);
-            maybeReport();
-          });
-          const onState = (s: string): void => {
-            if (s !== 'connected' && s !== 'completed') return;
-            times.connectedCpuMs = cpuMs(cpu0);
-            times.selectedAtConnected = a.getSelectedCandidatePair() !== undefined;
-            a.off('statechange', onState);
-            maybeReport();
-          };
-          a.on('statechange', onState);
-          a.setRemoteParameters(cmd.params);
-          for (const c of cmd.candidates) a.addRemoteCandidate(c);
-          a.endOfRemoteCandidates();
+          side.remote(cmd, process.cpuUsage(), times, changed);
           break;
-        }
         case 'report':
           reportWanted = true;
-          maybeReport();
+          changed();
           break;
         case 'close':
-          await agent?.close();
-          agent = undefined;
+          await side.close();
           send({ type: 'closed' });
           break;
         case 'exit':
-          await agent?.close();
+          await side.close();
           process.disconnect();
           break;
       }
@@ -112,70 +96,80 @@ async function agentMode(role: 'controlling' | 'controlled'): Promise<void> {
   send({ type: 'up' });
 }
 
-async function floorMode(): Promise<void> {
+async function agentSide(role: 'controlling' | 'controlled'): Promise<Side> {
+  const { IceAgent } = await import('../src/index.js');
+  let agent: InstanceType<typeof IceAgent> | undefined;
+  return {
+    async start() {
+      agent = new IceAgent({ includeLoopback: true, addressFilter: (a: string) => a === '127.0.0.1', role });
+      await agent.gather();
+      return { params: agent.getLocalParameters(), candidates: agent.getLocalCandidates() };
+    },
+    remote(cmd, cpu0, times, changed) {
+      const a = agent!;
+      a.once('selectedcandidatepairchange', () => {
+        times.selectedCpuMs = cpuMs(cpu0);
+        changed();
+      });
+      const onState = (s: string): void => {
+        if (s !== 'connected' && s !== 'completed') return;
+        times.connectedCpuMs = cpuMs(cpu0);
+        times.selectedAtConnected = a.getSelectedCandidatePair() !== undefined;
+        a.off('statechange', onState);
+        changed();
+      };
+      a.on('statechange', onState);
+      a.setRemoteParameters(cmd.params);
+      for (const c of cmd.candidates) a.addRemoteCandidate(c);
+      a.endOfRemoteCandidates();
+    },
+    async close() {
+      await agent?.close();
+      agent = undefined;
+    },
+  };
+}
+
+/** Both sides send a request and answer the other's: the role does not matter here. */
+async function floorSide(): Promise<Side> {
   const { createSocket } = await import('node:dgram');
   let socket: Socket | undefined;
-  let cpu0: NodeJS.CpuUsage | undefined;
-  let times: Times = {};
-  let reportWanted = false;
-  const maybeReport = (): void => {
-    if (reportWanted && times.connectedCpuMs !== undefined) {
-      reportWanted = false;
-      send({ type: 'times', ...times });
-    }
+  let window: { cpu0: NodeJS.CpuUsage; times: Times; changed: () => void } | undefined;
+  return {
+    async start() {
+      const s = createSocket('udp4');
+      const response = Buffer.alloc(100, 2);
+      let answered = false;
+      let gotAnswer = false;
+      // Listening from now: the peer's request may arrive before this side's `remote` command.
+      s.on('message', (m, r) => {
+        if (m[0] === 1) {
+          s.send(response, r.port, r.address);
+          answered = true;
+        } else gotAnswer = true;
+        if (answered && gotAnswer && window !== undefined && window.times.connectedCpuMs === undefined) {
+          window.times.connectedCpuMs = window.times.selectedCpuMs = cpuMs(window.cpu0);
+          window.changed();
+        }
+      });
+      await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+      socket = s;
+      return { params: { ufrag: 'x', pwd: 'x' }, candidates: [], port: s.address().port };
+    },
+    remote(cmd, cpu0, times, changed) {
+      window = { cpu0, times, changed };
+      socket!.send(Buffer.alloc(100, 1), cmd.port!, '127.0.0.1');
+    },
+    async close() {
+      await new Promise<void>((r) => (socket ? socket.close(() => r()) : r()));
+      socket = undefined;
+      window = undefined;
+    },
   };
-  process.on('message', (cmd: Command) => {
-    void (async () => {
-      switch (cmd.type) {
-        case 'start': {
-          // Both sides send a request and answer the other's: the role does not matter here. The listener is set
-          // now: the peer's request may arrive before this side's `remote` command.
-          const s = createSocket('udp4');
-          const response = Buffer.alloc(100, 2);
-          let answered = false;
-          let gotAnswer = false;
-          times = {};
-          s.on('message', (m, r) => {
-            if (m[0] === 1) {
-              s.send(response, r.port, r.address);
-              answered = true;
-            } else gotAnswer = true;
-            if (answered && gotAnswer && times.connectedCpuMs === undefined && cpu0 !== undefined) {
-              times.connectedCpuMs = times.selectedCpuMs = cpuMs(cpu0);
-              maybeReport();
-            }
-          });
-          await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-          socket = s;
-          send({ type: 'ready', params: { ufrag: 'x', pwd: 'x' }, candidates: [], port: s.address().port });
-          break;
-        }
-        case 'remote': {
-          cpu0 = process.cpuUsage();
-          socket!.send(Buffer.alloc(100, 1), cmd.port!, '127.0.0.1');
-          break;
-        }
-        case 'report':
-          reportWanted = true;
-          maybeReport();
-          break;
-        case 'close':
-          await new Promise<void>((r) => (socket ? socket.close(() => r()) : r()));
-          socket = undefined;
-          send({ type: 'closed' });
-          break;
-        case 'exit':
-          socket?.close();
-          process.disconnect();
-          break;
-      }
-    })();
-  });
-  send({ type: 'up' });
 }
 
 const [mode, arg] = process.argv.slice(2);
 if (mode === 'import') await importMode(arg!);
-else if (mode === 'agent') await agentMode(arg === 'controlled' ? 'controlled' : 'controlling');
-else if (mode === 'floor') await floorMode();
+else if (mode === 'agent') serve(await agentSide(arg === 'controlled' ? 'controlled' : 'controlling'));
+else if (mode === 'floor') serve(await floorSide());
 else throw new Error(`cold-peer: unknown mode ${String(mode)}`);
