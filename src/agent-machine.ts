@@ -25,7 +25,7 @@ import {
   type RelayAllocator,
   type RelayServerConfig,
 } from './candidates/gatherer.js';
-import { MdnsResponder } from './candidates/mdns.js';
+import type { MdnsResponder } from './candidates/mdns.js';
 import { RemoteNameResolver } from './candidates/remote-mdns.js';
 import type { AgentCoreOptions, AgentEvent, IceParameters } from './checklist/types.js';
 import { InvalidStateError } from './errors.js';
