@@ -42,8 +42,17 @@ async function importMode(url: string): Promise<void> {
   process.disconnect();
 }
 
+/** Wall-clock time in ms since the epoch, sub-millisecond, comparable across processes of one host. */
+function epochNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 /** What the measured window of one connection found. */
 interface Times {
+  /** Wall clock (ms since the epoch, sub-ms) when the peer's parameters were handed in, a pair was first selected, and the agent completed. */
+  paramsAt?: number;
+  selectedAt?: number;
+  completedAt?: number;
   selectedCpuMs?: number;
   connectedCpuMs?: number;
   /** `getSelectedCandidatePair()` returned a pair when `connected` fired. */
@@ -97,7 +106,8 @@ function serve(side: Side): void {
 }
 
 async function agentSide(role: 'controlling' | 'controlled'): Promise<Side> {
-  const { IceAgent } = await import('../src/index.js');
+  // The published entry (the bundle package.json exports), as a user's process loads it.
+  const { IceAgent } = (await import(new URL('../pkg/index.js', import.meta.url).href)) as typeof import('../src/index.js');
   let agent: InstanceType<typeof IceAgent> | undefined;
   return {
     async start() {
@@ -109,16 +119,18 @@ async function agentSide(role: 'controlling' | 'controlled'): Promise<Side> {
       const a = agent!;
       a.once('selectedcandidatepairchange', () => {
         times.selectedCpuMs = cpuMs(cpu0);
+        times.selectedAt = epochNow();
         changed();
       });
       const onState = (s: string): void => {
-        if (s !== 'connected' && s !== 'completed') return;
+        if (s === 'completed') times.completedAt = epochNow();
+        if ((s !== 'connected' && s !== 'completed') || times.connectedCpuMs !== undefined) return;
         times.connectedCpuMs = cpuMs(cpu0);
         times.selectedAtConnected = a.getSelectedCandidatePair() !== undefined;
-        a.off('statechange', onState);
         changed();
       };
       a.on('statechange', onState);
+      times.paramsAt = epochNow();
       a.setRemoteParameters(cmd.params);
       for (const c of cmd.candidates) a.addRemoteCandidate(c);
       a.endOfRemoteCandidates();

@@ -1,7 +1,8 @@
 /**
  * What a fresh process pays for icewire, in children of this process (`bench/cold-peer.ts`):
  *
- * - `import('icewire')`: wall time and CPU of `await import()` of `dist/src/index.js` in a fresh process, against
+ * - `import('icewire')`: wall time and CPU of `await import()` of the published entry (`dist/pkg/index.js`, the
+ *   bundle `package.json` exports) in a fresh process, against
  *   the import of a one-line module in a fresh process (the floor: starting the ESM loader). Children alternate
  *   between the two; medians are compared.
  * - Connect CPU: two fresh processes, one `IceAgent` each on 127.0.0.1 (controlling and controlled), parameters and
@@ -33,7 +34,8 @@ const WARM_AFTER = 200;
 const WARM_RUNS = 21;
 
 const peerScript = fileURLToPath(new URL('./cold-peer.js', import.meta.url));
-const indexUrl = pathToFileURL(fileURLToPath(new URL('../src/index.js', import.meta.url))).href;
+/** The published entry, what `import('icewire')` loads (package.json `exports`). */
+const indexUrl = pathToFileURL(fileURLToPath(new URL('../pkg/index.js', import.meta.url))).href;
 
 async function importOnce(url: string): Promise<{ wallMs: number; cpuMs: number }> {
   const c = new IpcChild(peerScript, ['import', url]);
@@ -43,6 +45,9 @@ async function importOnce(url: string): Promise<{ wallMs: number; cpuMs: number 
 }
 
 interface SideTimes {
+  readonly paramsAt?: number;
+  readonly selectedAt?: number;
+  readonly completedAt?: number;
   readonly selectedCpuMs: number;
   readonly connectedCpuMs: number;
   readonly selectedAtConnected?: boolean;
@@ -76,6 +81,12 @@ async function pair(mode: 'agent' | 'floor'): Promise<[IpcChild, IpcChild]> {
 }
 
 const median = (xs: readonly number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+
+/** Wall time from both sides having the other's parameters until both reached `at` (selected pair, completed). */
+function bothBy(a: SideTimes, b: SideTimes, at: 'selectedAt' | 'completedAt'): number {
+  const start = Math.max(a.paramsAt ?? NaN, b.paramsAt ?? NaN);
+  return Math.max(a[at] ?? NaN, b[at] ?? NaN) - start;
+}
 
 export async function run(): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'icewire-cold-'));
@@ -137,6 +148,17 @@ export async function run(): Promise<BenchResult[]> {
     { name: "import('icewire') / floor, wall", value: iw / fw, unit: 'x', note: `CPU ${ic.toFixed(1)} ms / ${fc.toFixed(1)} ms = ${(ic / fc).toFixed(2)}x` },
     { name: 'connect floor: dgram request+answer each way', value: fl * 1000, unit: 'µs', note: `CPU per process, fresh, median of ${2 * FRESH}` },
   ];
+  for (const [label, runs, goal] of [
+    ['fresh', fresh, 10],
+    ['warm', warm, 2],
+  ] as const) {
+    const sel = median(runs[0]!.map((t, i) => bothBy(t, runs[1]![i]!, 'selectedAt')));
+    const done = median(runs[0]!.map((t, i) => bothBy(t, runs[1]![i]!, 'completedAt')));
+    out.push(
+      { name: `${label}: wall until both have a selected pair`, value: sel * 1000, unit: 'µs', note: `median of ${runs[0]!.length}; goal ≤ ${goal} ms: ${(sel / goal).toFixed(2)}x the goal` },
+      { name: `${label}: wall until both completed`, value: done * 1000, unit: 'µs', note: `Ta 50 ms; goal ≤ Ta + 3 ms: ${(done / 53).toFixed(2)}x the goal` },
+    );
+  }
   const sides = ['controlling', 'controlled'] as const;
   for (const [label, runs] of [
     ['fresh', fresh],

@@ -8,8 +8,8 @@
  * - `{ "type": "remote", "params", "candidates" }` → sets the parent's parameters and candidates; the moment they
  *   are set is `tParams`. No reply: the pipe stays silent while the two agents connect (a line arriving in the
  *   parent would be read, parsed and dispatched on the measured path).
- * - `{ "type": "report" }` → replies `{ "type": "connected", "tParams", "tConnected" }` once the agent is connected
- *   (at once if it already is).
+ * - `{ "type": "report" }` → replies `{ "type": "connected", "tParams", "tConnected", "tCompleted" }` once the agent
+ *   completed (at once if it already has); `tConnected` is when it was first connected, that is had a selected pair.
  *   Times are `performance.timeOrigin + performance.now()` (ms since the epoch, sub-ms resolution) so that the two
  *   processes' timestamps compare.
  * - `{ "type": "close" }` → closes the agent, replies `{ "type": "closed" }`.
@@ -41,7 +41,7 @@ function reply(message: object): void {
 
 async function main(): Promise<void> {
   let agent: IceAgent | undefined;
-  let times: { tParams: number; tConnected: number } | undefined;
+  let times: { tParams: number; tConnected: number; tCompleted?: number } | undefined;
   let reportWanted = false;
   let echo: Socket | undefined;
   const lines = createInterface({ input: process.stdin });
@@ -68,8 +68,9 @@ async function main(): Promise<void> {
         times = undefined;
         reportWanted = false;
         const onState = (s: string): void => {
-          if ((s === 'connected' || s === 'completed') && times === undefined) {
-            times = { tParams, tConnected: epochNow() };
+          if ((s === 'connected' || s === 'completed') && times === undefined) times = { tParams, tConnected: epochNow() };
+          if (s === 'completed' && times !== undefined) {
+            times.tCompleted = epochNow();
             a.off('statechange', onState);
             if (reportWanted) reply({ type: 'connected', ...times });
           }
@@ -81,7 +82,7 @@ async function main(): Promise<void> {
         break;
       }
       case 'report':
-        if (times !== undefined) reply({ type: 'connected', ...times });
+        if (times?.tCompleted !== undefined) reply({ type: 'connected', ...times });
         else reportWanted = true;
         break;
       case 'close':
