@@ -1,11 +1,12 @@
 /**
  * The segments of a virtual network: link conditions (delay, jitter, loss, reordering, duplication, MTU) applied on
- * every hop, the `Network` a host or NAT side sits on, and the pool its addresses are drawn from. Routing and the
- * event queue stay in `virtual-network.ts`.
+ * every hop, the `Network` a host or NAT side sits on, and the pool its addresses are drawn from (or checked against).
+ * Routing and the event queue stay in `virtual-network.ts`.
  * @module
  */
-import { formatIp, parseIp } from '../ip.js';
-import type { Host, Nat } from './virtual-network.js';
+import { canonicalIp, formatIp, ipFamily, parseIp } from '../ip.js';
+import type { Host } from './host.js';
+import type { Nat } from './nat-node.js';
 
 /** Conditions of one network, applied to each packet on each hop across it. */
 export interface LinkConditions {
@@ -160,7 +161,29 @@ export function networkNodes(network: Network): Map<string, NodeRef> {
   return nodesOf(network);
 }
 
-/** @internal The pool addresses on `network` are drawn from (none for a network given explicit addresses only). */
-export function networkPool(network: Network): AddressPool | undefined {
-  return poolOf(network);
+/** @internal True for an IPv4 or IPv6 multicast address (never assignable; routed as link-local multicast). */
+export function isMulticast(ip: string): boolean {
+  const b = parseIp(ip);
+  if (!b) return false;
+  return b.length === 4 ? (b[0]! & 0xf0) === 0xe0 : b[0] === 0xff;
+}
+
+/**
+ * @internal A free address on `network`: `ip` in canonical form, or the next one of the network's prefix when
+ * omitted. Throws `RangeError` when taken, multicast or not an address. The caller puts its node at it.
+ */
+export function reserveAddress(network: Network, ip: string | undefined): string {
+  const nodes = nodesOf(network);
+  let chosen: string;
+  if (ip === undefined) {
+    const pool = poolOf(network);
+    if (!pool) throw new RangeError(`network ${network.name} has no prefix to draw addresses from`);
+    chosen = pool.take((c) => !nodes.has(c));
+  } else {
+    if (ipFamily(ip) === 0) throw new RangeError(`not an IP address: ${ip}`);
+    if (isMulticast(ip)) throw new RangeError(`multicast address cannot be assigned: ${ip}`);
+    chosen = canonicalIp(ip);
+  }
+  if (nodes.has(chosen)) throw new RangeError(`address ${chosen} already in use on ${network.name}`);
+  return chosen;
 }

@@ -6,7 +6,9 @@
 import { StunBindingServer, type StunBindingServerEvent, type StunBindingServerOptions } from '../stun/binding-server.js';
 import type { TransportAddress } from '../types.js';
 import { listenOn } from './endpoint.js';
-import type { Attachment, Host, Network, VirtualNetwork } from './virtual-network.js';
+import type { Attachment, Host } from './host.js';
+import type { Network } from './network.js';
+import type { VirtualNetwork } from './virtual-network.js';
 
 /** Options of {@link addStunServer}. */
 export interface StunHostOptions extends StunBindingServerOptions {

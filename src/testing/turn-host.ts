@@ -5,7 +5,9 @@
  */
 import { formatAddress, type TransportAddress } from '../types.js';
 import { TurnServer, type TurnServerEvent, type TurnServerOptions } from './turn-server.js';
-import type { Attachment, Host, Network, VirtualNetwork } from './virtual-network.js';
+import type { Attachment, Host } from './host.js';
+import type { Network } from './network.js';
+import type { VirtualNetwork } from './virtual-network.js';
 
 // The server had no file of its own before; re-exported so `icewire/testing` and this module keep their exports.
 export * from './turn-server.js';

@@ -13,17 +13,16 @@
  * Not supported: TCP/TLS transports and TCP relaying (RFC 6062), DONT-FRAGMENT (answered 420 as RFC 8656 §7.2 step 4
  * asks), PASSWORD-ALGORITHMS / SHA-256 keys (the nonce carries no security-feature cookie, so clients use MD5 and
  * MESSAGE-INTEGRITY), ICMP, 300 Try Alternate, bandwidth quotas.
+ * The credential checks are in `turn-auth.ts`, the exported constants and types in `turn-server-types.ts`.
  * @module
  */
 import { attr, Attr, getAttribute, hasAttribute, knownAttributeTypes, unknownComprehensionRequired } from '../stun/attributes.js';
 import { StunBindingServer } from '../stun/binding-server.js';
 import { ErrorCode, StunMethod } from '../stun/constants.js';
-import { longTermKey } from '../stun/integrity.js';
 import {
   encodeStunMessage,
   looksLikeStun,
   tryDecodeStunMessage,
-  verifyIntegrity,
   type DecodedStunMessage,
   type StunAttribute,
 } from '../stun/message.js';
@@ -33,105 +32,22 @@ import { PROTOCOL_UDP, TurnAttr, TurnAttributeType, type AddressFamily } from '.
 import { canonicalIp, ipFamily } from '../ip.js';
 import type { SansIoMachine } from '../machine.js';
 import type { Datagram, RandomSource, TransportAddress } from '../types.js';
+import { TurnCredentials, type Auth, type Fail } from './turn-auth.js';
+import {
+  TURN_CHANNEL_LIFETIME_SEC,
+  TURN_DEFAULT_LIFETIME_SEC,
+  TURN_MAX_LIFETIME_SEC,
+  TURN_PERMISSION_LIFETIME_SEC,
+  TURN_RESERVATION_LIFETIME_MS,
+  type TurnAllocationInfo,
+  type TurnServerDropReason,
+  type TurnServerEvent,
+  type TurnServerOptions,
+  type TurnServerStats,
+} from './turn-server-types.js';
 
-/** RFC 8656 §9: the Permission Lifetime MUST be 300 seconds. */
-export const TURN_PERMISSION_LIFETIME_SEC = 300;
-/** RFC 8656 §12: a channel binding lasts 10 minutes unless refreshed. */
-export const TURN_CHANNEL_LIFETIME_SEC = 600;
-/** RFC 8656 §3.2: the default allocation lifetime is 10 minutes. */
-export const TURN_DEFAULT_LIFETIME_SEC = 600;
-/** RFC 8656 §7.2: a maximum allowed lifetime of no more than one hour is RECOMMENDED. */
-export const TURN_MAX_LIFETIME_SEC = 3600;
-/** RFC 8656 §7.2: an EVEN-PORT reservation is held at least 30 seconds. */
-export const TURN_RESERVATION_LIFETIME_MS = 30_000;
-
-/** Options of a {@link TurnServer}. */
-export interface TurnServerOptions {
-  /** Client-facing addresses (UDP). Datagrams to any other address are refused (`handleReceive` returns false). */
-  readonly listen: TransportAddress | readonly TransportAddress[];
-  /** IPs relayed addresses are taken from (at most one per family is used). Default: the listening IPs. */
-  readonly relayIps?: readonly string[];
-  /** REALM of the long-term credentials. */
-  readonly realm: string;
-  /** username → password. */
-  readonly users: Readonly<Record<string, string>>;
-  /** Nonces, relay ports and reservation tokens come from here. */
-  readonly random: RandomSource;
-  /** Default 600 (RFC 8656 §3.2). */
-  readonly defaultLifetimeSec?: number;
-  /** Default 3600 (RFC 8656 §7.2). */
-  readonly maxLifetimeSec?: number;
-  /** Default 300; RFC 8656 §9 fixes 300 s, change only to test a client's handling. */
-  readonly permissionLifetimeSec?: number;
-  /** Default 600 (RFC 8656 §12). */
-  readonly channelLifetimeSec?: number;
-  /** How long a nonce stays valid; afterwards requests get 438. Default one hour (RFC 8656 §5 SHOULD). */
-  readonly nonceLifetimeMs?: number;
-  /** Relay ports, inclusive. Default 49152-65535 (RFC 8656 §7.2 SHOULD). */
-  readonly relayPortRange?: readonly [min: number, max: number];
-  /** RFC 8656 §5: 486 beyond this many allocations per username. Default unlimited. */
-  readonly maxAllocationsPerUser?: number;
-  /** SOFTWARE in Allocate and Refresh responses (RFC 8656 §5 SHOULD). Default `'icewire-testing'`. */
-  readonly software?: string;
-  /** Answer Binding requests on the listening addresses (default true, as deployed TURN servers do). */
-  readonly answerBinding?: boolean;
-}
-
-/** Events of a {@link TurnServer}. */
-export type TurnServerEvent =
-  | {
-      readonly type: 'allocation-created';
-      readonly client: TransportAddress;
-      readonly relayed: readonly TransportAddress[];
-      readonly username: string;
-      readonly lifetimeSec: number;
-    }
-  | { readonly type: 'allocation-refreshed'; readonly client: TransportAddress; readonly lifetimeSec: number }
-  | {
-      readonly type: 'allocation-deleted';
-      readonly client: TransportAddress;
-      readonly relayed: readonly TransportAddress[];
-      readonly reason: 'refresh' | 'expired';
-    }
-  | { readonly type: 'permission'; readonly client: TransportAddress; readonly peerIp: string }
-  | { readonly type: 'channel-bound'; readonly client: TransportAddress; readonly channel: number; readonly peer: TransportAddress };
-
-/** Why the server dropped a datagram. */
-export type TurnServerDropReason =
-  | 'malformed'
-  | 'not-turn'
-  | 'no-allocation'
-  | 'no-permission'
-  | 'no-channel'
-  | 'bad-indication'
-  | 'unsupported-method'
-  | 'response';
-
-/** Counters of a {@link TurnServer}. */
-export interface TurnServerStats {
-  readonly requests: number;
-  readonly successResponses: number;
-  /** Error responses by code. */
-  readonly errorResponses: Readonly<Record<number, number>>;
-  /** Datagrams relayed from a client to a peer (Send indications plus ChannelData). */
-  readonly toPeer: number;
-  /** Datagrams relayed from a peer to a client (Data indications plus ChannelData). */
-  readonly toClient: number;
-  readonly dropped: Readonly<Partial<Record<TurnServerDropReason, number>>>;
-}
-
-/** One allocation as seen from outside (for assertions). */
-export interface TurnAllocationInfo {
-  readonly client: TransportAddress;
-  readonly server: TransportAddress;
-  readonly relayed: readonly TransportAddress[];
-  readonly username: string;
-  readonly expiresMs: number;
-  /** Peer IPs with a live permission. */
-  readonly permissions: readonly string[];
-  /** Live channel bindings. */
-  readonly channels: readonly { readonly channel: number; readonly peer: TransportAddress }[];
-}
+// The constants and types have a file of their own; re-exported so `icewire/testing` and this module keep them.
+export * from './turn-server-types.js';
 
 interface Allocation {
   readonly client: TransportAddress;
@@ -147,10 +63,8 @@ interface Allocation {
   readonly channelByPeer: Map<string, number>;
 }
 
-interface Auth {
-  readonly username: string;
-  readonly key: Uint8Array;
-}
+/** Answers the request being handled (the response is signed when `auth` is given). */
+type Reply = (cls: 'success' | 'error', attributes: StunAttribute[], auth?: Auth) => void;
 
 const key = (a: TransportAddress): string => `${a.address}|${a.port}`;
 const familyOfIp = (ip: string): AddressFamily | undefined => {
@@ -175,14 +89,11 @@ function supportedAttributes(): ReadonlySet<number> {
 export class TurnServer implements SansIoMachine<TurnServerEvent> {
   readonly #listen: readonly TransportAddress[];
   readonly #relayIps: ReadonlyMap<AddressFamily, string>;
-  readonly #realm: string;
-  readonly #users: Readonly<Record<string, string>>;
   readonly #random: RandomSource;
   readonly #defaultLifetimeSec: number;
   readonly #maxLifetimeSec: number;
   readonly #permissionMs: number;
   readonly #channelMs: number;
-  readonly #nonceMs: number;
   readonly #minPort: number;
   readonly #maxPort: number;
   readonly #maxPerUser: number;
@@ -191,7 +102,7 @@ export class TurnServer implements SansIoMachine<TurnServerEvent> {
   readonly #allocations = new Map<string, Allocation>();
   readonly #byRelay = new Map<string, Allocation>();
   readonly #reservations = new Map<string, { readonly relayed: TransportAddress; readonly expiresMs: number }>();
-  readonly #nonces = new Map<string, { readonly nonce: string; readonly expiresMs: number }>();
+  readonly #credentials: TurnCredentials;
   readonly #transmits: Datagram[] = [];
   readonly #events: TurnServerEvent[] = [];
   #requests = 0;
@@ -213,14 +124,12 @@ export class TurnServer implements SansIoMachine<TurnServerEvent> {
       if (!relayIps.has(f)) relayIps.set(f, canonicalIp(ip));
     }
     this.#relayIps = relayIps;
-    this.#realm = options.realm;
-    this.#users = options.users;
     this.#random = options.random;
+    this.#credentials = new TurnCredentials(options.realm, options.users, options.random, options.nonceLifetimeMs ?? 3_600_000);
     this.#defaultLifetimeSec = options.defaultLifetimeSec ?? TURN_DEFAULT_LIFETIME_SEC;
     this.#maxLifetimeSec = options.maxLifetimeSec ?? TURN_MAX_LIFETIME_SEC;
     this.#permissionMs = (options.permissionLifetimeSec ?? TURN_PERMISSION_LIFETIME_SEC) * 1000;
     this.#channelMs = (options.channelLifetimeSec ?? TURN_CHANNEL_LIFETIME_SEC) * 1000;
-    this.#nonceMs = options.nonceLifetimeMs ?? 3_600_000;
     const [min, max] = options.relayPortRange ?? [49152, 65535];
     if (!(Number.isInteger(min) && Number.isInteger(max) && min >= 1 && max <= 65535 && min <= max)) {
       throw new RangeError(`bad relay port range ${min}-${max}`);
@@ -283,7 +192,7 @@ export class TurnServer implements SansIoMachine<TurnServerEvent> {
 
   /** Makes every issued nonce stale: the next authenticated request of each client gets 438 (RFC 8489 §9.2.4). */
   expireNonces(): void {
-    this.#nonces.clear();
+    this.#credentials.expireNonces();
   }
 
   /** Live allocations (for assertions). */
@@ -350,10 +259,10 @@ export class TurnServer implements SansIoMachine<TurnServerEvent> {
       return this.#handleSend(now, live, m);
     }
     this.#requests++;
-    const reply = (cls: 'success' | 'error', attributes: StunAttribute[], auth?: Auth): void => {
+    const reply: Reply = (cls, attributes, auth) => {
       this.#respond(local, remote, m, cls, attributes, auth);
     };
-    const fail = (code: number, reason: string, extra: StunAttribute[] = [], auth?: Auth): void => {
+    const fail: Fail = (code, reason, extra = [], auth) => {
       this.#errors[code] = (this.#errors[code] ?? 0) + 1;
       reply('error', [attr(Attr.ERROR_CODE, { code, reason }, m.transactionId), ...extra], auth);
     };
@@ -366,7 +275,7 @@ export class TurnServer implements SansIoMachine<TurnServerEvent> {
     if (unknown.length > 0) {
       return fail(ErrorCode.UnknownAttribute, 'Unknown Attribute', [attr(Attr.UNKNOWN_ATTRIBUTES, unknown.slice(0, 16), m.transactionId)]);
     }
-    const auth = this.#authenticate(now, remote, m, fail);
+    const auth = this.#credentials.authenticate(now, remote, m, fail);
     if (!auth) return;
     if (m.method === StunMethod.Allocate) return this.#handleAllocate(now, local, remote, m, auth, reply, fail);
     // RFC 8656 §5: other requests need an allocation on this 5-tuple (437) created by the same username (441).
@@ -380,58 +289,6 @@ export class TurnServer implements SansIoMachine<TurnServerEvent> {
       default:
         return this.#handleChannelBind(now, live, m, auth, reply, fail);
     }
-  }
-
-  #nonceFor(now: number, client: TransportAddress): string {
-    const k = key(client);
-    const n = this.#nonces.get(k);
-    if (n && n.expiresMs > now) return n.nonce;
-    // RFC 8489 §9.2.4: never the same nonce for two different source addresses.
-    const nonce = Buffer.from(this.#random.bytes(12)).toString('hex');
-    this.#nonces.set(k, { nonce, expiresMs: now + this.#nonceMs });
-    return nonce;
-  }
-
-  // RFC 8489 §9.2.4, checks in the order the RFC gives. Returns the credentials, or undefined after answering.
-  #authenticate(
-    now: number,
-    client: TransportAddress,
-    m: DecodedStunMessage,
-    fail: (code: number, reason: string, extra?: StunAttribute[], auth?: Auth) => void,
-  ): Auth | undefined {
-    const challenge = (): StunAttribute[] => [
-      attr(Attr.REALM, this.#realm, m.transactionId),
-      attr(Attr.NONCE, this.#nonceFor(now, client), m.transactionId),
-    ];
-    if (m.integrityOffset < 0 && m.integritySha256Offset < 0) {
-      fail(ErrorCode.Unauthorized, 'Unauthorized', challenge());
-      return undefined;
-    }
-    const username = getAttribute(m, Attr.USERNAME);
-    const realm = getAttribute(m, Attr.REALM);
-    const nonce = getAttribute(m, Attr.NONCE);
-    if (username === undefined || realm === undefined || nonce === undefined) {
-      fail(ErrorCode.BadRequest, 'Bad Request');
-      return undefined;
-    }
-    const password = Object.hasOwn(this.#users, username) ? this.#users[username] : undefined;
-    if (password === undefined) {
-      fail(ErrorCode.Unauthorized, 'Unauthorized', challenge());
-      return undefined;
-    }
-    const k = longTermKey(username, this.#realm, password);
-    if (verifyIntegrity(m, k) !== 'ok') {
-      fail(ErrorCode.Unauthorized, 'Unauthorized', challenge());
-      return undefined;
-    }
-    const auth: Auth = { username, key: k };
-    const issued = this.#nonces.get(key(client));
-    if (!issued || issued.nonce !== nonce || issued.expiresMs <= now) {
-      // The 438 may carry integrity computed with the old nonce's key (§9.2.4 MAY); the key does not depend on it.
-      fail(ErrorCode.StaleNonce, 'Stale Nonce', challenge(), auth);
-      return undefined;
-    }
-    return auth;
   }
 
   #respond(
@@ -465,8 +322,8 @@ export class TurnServer implements SansIoMachine<TurnServerEvent> {
     remote: TransportAddress,
     m: DecodedStunMessage,
     auth: Auth,
-    reply: (cls: 'success' | 'error', attributes: StunAttribute[], auth?: Auth) => void,
-    fail: (code: number, reason: string, extra?: StunAttribute[], auth?: Auth) => void,
+    reply: Reply,
+    fail: Fail,
   ): void {
     const tx = m.transactionId;
     const existing = this.#allocations.get(`${key(remote)}>${key(local)}`);
@@ -604,14 +461,7 @@ export class TurnServer implements SansIoMachine<TurnServerEvent> {
     return (((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0) % n;
   }
 
-  #handleRefresh(
-    now: number,
-    a: Allocation,
-    m: DecodedStunMessage,
-    auth: Auth,
-    reply: (cls: 'success' | 'error', attributes: StunAttribute[], auth?: Auth) => void,
-    fail: (code: number, reason: string, extra?: StunAttribute[], auth?: Auth) => void,
-  ): void {
+  #handleRefresh(now: number, a: Allocation, m: DecodedStunMessage, auth: Auth, reply: Reply, fail: Fail): void {
     const requested = hasAttribute(m, TurnAttr.REQUESTED_ADDRESS_FAMILY) ? getAttribute(m, TurnAttr.REQUESTED_ADDRESS_FAMILY) : undefined;
     // RFC 8656 §8.2: a family that does not match the allocation gets 443.
     if (requested && !a.relayed.some((r) => familyOfIp(r.address) === requested)) {
@@ -628,12 +478,7 @@ export class TurnServer implements SansIoMachine<TurnServerEvent> {
   }
 
   // Peer addresses of a CreatePermission/ChannelBind, checked per RFC 8656 §10.2/§12.2: undefined after answering.
-  #peers(
-    a: Allocation,
-    m: DecodedStunMessage,
-    auth: Auth,
-    fail: (code: number, reason: string, extra?: StunAttribute[], auth?: Auth) => void,
-  ): TransportAddress[] | undefined {
+  #peers(a: Allocation, m: DecodedStunMessage, auth: Auth, fail: Fail): TransportAddress[] | undefined {
     const peers: TransportAddress[] = [];
     for (const at of m.attributes) {
       if (at.type !== TurnAttr.XOR_PEER_ADDRESS.type) continue;
@@ -662,28 +507,14 @@ export class TurnServer implements SansIoMachine<TurnServerEvent> {
     this.#events.push({ type: 'permission', client: a.client, peerIp: ip });
   }
 
-  #handleCreatePermission(
-    now: number,
-    a: Allocation,
-    m: DecodedStunMessage,
-    auth: Auth,
-    reply: (cls: 'success' | 'error', attributes: StunAttribute[], auth?: Auth) => void,
-    fail: (code: number, reason: string, extra?: StunAttribute[], auth?: Auth) => void,
-  ): void {
+  #handleCreatePermission(now: number, a: Allocation, m: DecodedStunMessage, auth: Auth, reply: Reply, fail: Fail): void {
     const peers = this.#peers(a, m, auth, fail);
     if (!peers) return;
     for (const p of peers) this.#permit(now, a, p.address);
     reply('success', [], auth);
   }
 
-  #handleChannelBind(
-    now: number,
-    a: Allocation,
-    m: DecodedStunMessage,
-    auth: Auth,
-    reply: (cls: 'success' | 'error', attributes: StunAttribute[], auth?: Auth) => void,
-    fail: (code: number, reason: string, extra?: StunAttribute[], auth?: Auth) => void,
-  ): void {
+  #handleChannelBind(now: number, a: Allocation, m: DecodedStunMessage, auth: Auth, reply: Reply, fail: Fail): void {
     const channel = getAttribute(m, TurnAttr.CHANNEL_NUMBER);
     const peerCount = m.attributes.filter((x) => x.type === TurnAttr.XOR_PEER_ADDRESS.type).length;
     // RFC 8656 §12.2: both attributes, a channel in 0x4000-0x4FFF.

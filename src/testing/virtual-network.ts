@@ -3,12 +3,14 @@
  * virtual clock; the stepping follows quinn-proto's `Pair::step`/`drive_bounded` and str0m's `progress`).
  *
  * - A `VirtualNetwork` owns the clock, a seeded generator, one public network and the event queue.
- * - `Network`s carry link conditions (delay, jitter, loss, reordering, duplication, MTU) applied on every hop.
+ * - `Network`s carry link conditions (delay, jitter, loss, reordering, duplication, MTU) applied on every hop
+ *   (`network.ts`).
  * - `Host`s own IP addresses on networks; sans-IO machines (`SansIoMachine`) are attached to hosts, receive every
  *   datagram addressed to any port of the host's addresses, and send what they `pollTransmit` (the `local` address
- *   must be one of the host's, else the datagram is dropped as `'bad-source'`).
- * - `Nat`s join a private LAN to an outside network with RFC 4787 behaviour (`nat.ts`). NATs nest (a NAT's outside
- *   may be another NAT's LAN).
+ *   must be one of the host's, else the datagram is dropped as `'bad-source'`) (`host.ts`).
+ * - `Nat`s join a private LAN to an outside network with RFC 4787 behaviour (`nat-node.ts` over `nat.ts`). NATs nest
+ *   (a NAT's outside may be another NAT's LAN).
+ * - Packets in flight wait in `packet-queue.ts`; this file routes them and runs the clock.
  *
  * Every run method advances to the earliest pending event (a packet arrival or any machine's `pollTimeout`), so a
  * minute of virtual time costs only the events in it. Step bounds make livelocks fail loudly with
@@ -16,27 +18,32 @@
  * @module
  */
 import { IcewireError } from '../errors.js';
-import { canonicalIp, ipFamily, parseIp } from '../ip.js';
-import type { SansIoMachine } from '../machine.js';
-import { formatAddress, type Datagram, type TransportAddress } from '../types.js';
-import { NatTranslator, type NatBehaviorOptions, type NatMappingInfo } from './nat.js';
+import { canonicalIp, ipFamily } from '../ip.js';
+import { formatAddress, type Datagram } from '../types.js';
+import { Host, attachmentPush, hostAttachments, hostNode, installHostNetworkHooks, type Attachment, type HostOptions } from './host.js';
+import { NatTranslator } from './nat.js';
+import { Nat, natNodes, type NatOptions } from './nat-node.js';
 import {
   AddressPool,
   DEFAULT_LAN_CONDITIONS,
   DEFAULT_PUBLIC_CONDITIONS,
   Network,
+  isMulticast,
   mergeConditions,
   networkNodes,
-  networkPool,
+  reserveAddress,
   type LinkConditions,
   type NodeRef,
 } from './network.js';
+import { heapPop, heapPush, type Packet, type QueuedPacket } from './packet-queue.js';
 import { SeededRandom, type Seed } from './random.js';
 import type { DropReason, TraceEntry } from './trace.js';
 
-// Moved to network.ts and trace.ts; re-exported so `icewire/testing` and this module keep their exports.
+// Moved to their own files; re-exported so `icewire/testing` and this module keep their exports.
 export { DEFAULT_LAN_CONDITIONS, DEFAULT_PUBLIC_CONDITIONS, Network, type LinkConditions } from './network.js';
 export { formatTrace, formatTraceEntry, type DropReason, type TraceEntry } from './trace.js';
+export { Attachment, Host, type AttachOptions, type HostOptions } from './host.js';
+export { Nat, type NatOptions } from './nat-node.js';
 
 // ---- public value types -------------------------------------------------------------------------------------
 
@@ -94,57 +101,7 @@ export interface VirtualNetworkOptions {
   readonly trace?: boolean;
 }
 
-/** Options of `addHost`. */
-export interface HostOptions {
-  /** Name in traces. Default `host<N>`. */
-  readonly name?: string;
-  /** Network of the addresses given here (default the public network). More can be added with `addAddress`. */
-  readonly network?: Network;
-  /** IP address(es) on `network`; default one drawn from the network's prefix. */
-  readonly address?: string | readonly string[];
-}
-
-/** Options of `addNat`. */
-export interface NatOptions extends NatBehaviorOptions {
-  /** Name in traces. Default `nat<N>`. */
-  readonly name?: string;
-  /** The network the NAT's external side sits on (default the public network; another NAT's LAN nests NATs). */
-  readonly outside?: Network;
-  /** External address on `outside`; default one drawn from that network's prefix. */
-  readonly publicIp?: string;
-  /** Inside prefix; the NAT takes the first address, hosts get the following ones. Default 192.168.<N>.0/24. */
-  readonly lanPrefix?: string;
-  /** Conditions of the LAN (merged over `DEFAULT_LAN_CONDITIONS`). */
-  readonly lanConditions?: Partial<LinkConditions>;
-}
-
-/** Options of `Host.attach`. */
-export interface AttachOptions<Event> {
-  /** Name in traces and errors. Default `<host>#<N>`. */
-  readonly name?: string;
-  /**
-   * Called for each event as it is drained, after it is appended to `events`. It may call commands on any machine:
-   * their output is drained before the next step.
-   */
-  readonly onEvent?: (event: Event, attachment: Attachment<Event>) => void;
-}
-
 // ---- internals ----------------------------------------------------------------------------------------------
-
-interface Packet {
-  readonly id: number;
-  readonly src: TransportAddress;
-  readonly dst: TransportAddress;
-  readonly data: Uint8Array;
-  readonly hops: number;
-}
-
-interface QueuedPacket {
-  readonly time: number;
-  readonly seq: number;
-  readonly packet: Packet;
-  readonly target: NodeRef;
-}
 
 interface Next {
   readonly time: number;
@@ -154,265 +111,8 @@ interface Next {
 
 const MAX_HOPS = 16;
 
-function isMulticast(ip: string): boolean {
-  const b = parseIp(ip);
-  if (!b) return false;
-  return b.length === 4 ? (b[0]! & 0xf0) === 0xe0 : b[0] === 0xff;
-}
-
 function validPort(p: number): boolean {
   return Number.isInteger(p) && p >= 1 && p <= 65535;
-}
-
-// Friend accessors: set in static blocks so that the exported classes keep their state in #private fields.
-let hostNode: (h: Host) => NodeRef;
-let hostAttachments: (h: Host) => Attachment<unknown>[];
-let natNodes: (n: Nat) => { readonly inside: NodeRef; readonly outside: NodeRef };
-let attachmentPush: (a: Attachment<unknown>, event: unknown) => void;
-let netTransmit: (net: VirtualNetwork, host: Host, datagram: Datagram) => void;
-let netRegisterAttachment: (net: VirtualNetwork, a: Attachment<unknown>, add: boolean) => void;
-let netAddAddress: (net: VirtualNetwork, host: Host, network: Network, ip: string | undefined) => string;
-
-// ---- exported classes ---------------------------------------------------------------------------------------
-
-/**
- * A machine attached to a host, with the events it has produced. Created by `Host.attach`.
- * @typeParam Event - the machine's event type.
- */
-export class Attachment<Event> {
-  readonly #machine: SansIoMachine<Event>;
-  readonly #host: Host;
-  readonly #name: string;
-  readonly #events: Event[] = [];
-  readonly #onEvent: ((event: Event, attachment: Attachment<Event>) => void) | undefined;
-  #attached = true;
-
-  /** @internal Use `Host.attach`. */
-  constructor(machine: SansIoMachine<Event>, host: Host, name: string, onEvent: AttachOptions<Event>['onEvent']) {
-    this.#machine = machine;
-    this.#host = host;
-    this.#name = name;
-    this.#onEvent = onEvent;
-  }
-
-  /** The attached machine. */
-  get machine(): SansIoMachine<Event> {
-    return this.#machine;
-  }
-
-  /** The host the machine is attached to. */
-  get host(): Host {
-    return this.#host;
-  }
-
-  /** Name in traces (`TraceEntry.machine`) and step-limit diagnostics. */
-  get name(): string {
-    return this.#name;
-  }
-
-  /** Every event drained from the machine so far, oldest first (see also `takeEvents`). */
-  get events(): readonly Event[] {
-    return this.#events;
-  }
-
-  /** False after `detach`. */
-  get attached(): boolean {
-    return this.#attached;
-  }
-
-  /** Returns the collected events and empties the list. */
-  takeEvents(): Event[] {
-    return this.#events.splice(0, this.#events.length);
-  }
-
-  /** Stops delivering to and draining this machine (a crashed process). */
-  detach(): void {
-    if (!this.#attached) return;
-    this.#attached = false;
-    const list = hostAttachments(this.#host);
-    const i = list.indexOf(this as Attachment<unknown>);
-    if (i >= 0) list.splice(i, 1);
-    netRegisterAttachment(this.#host.network, this as Attachment<unknown>, false);
-  }
-
-  static {
-    attachmentPush = (a, e) => {
-      a.#events.push(e);
-      a.#onEvent?.(e, a);
-    };
-  }
-}
-
-/** A host: one or more IP addresses, each on a network, and the machines attached to it. */
-export class Host {
-  readonly #net: VirtualNetwork;
-  readonly #name: string;
-  readonly #node: NodeRef;
-  readonly #addresses: { readonly ip: string; readonly network: Network }[] = [];
-  readonly #attachments: Attachment<unknown>[] = [];
-  #online = true;
-  #attachCount = 0;
-
-  static {
-    hostNode = (h) => h.#node;
-    hostAttachments = (h) => h.#attachments;
-  }
-
-  /** @internal Use `VirtualNetwork.addHost`. */
-  constructor(net: VirtualNetwork, name: string) {
-    this.#net = net;
-    this.#name = name;
-    this.#node = { kind: 'host', host: this };
-  }
-
-  /** Name in traces. */
-  get name(): string {
-    return this.#name;
-  }
-
-  /** The virtual network this host belongs to. */
-  get network(): VirtualNetwork {
-    return this.#net;
-  }
-
-  /** Every address with its network, in the order added. */
-  get addresses(): readonly { readonly ip: string; readonly network: Network }[] {
-    return this.#addresses;
-  }
-
-  /** The IP addresses (canonical text), in the order added. */
-  get ips(): readonly string[] {
-    return this.#addresses.map((a) => a.ip);
-  }
-
-  /** The first address, with `port`: a convenient base for a machine with one socket. */
-  address(port: number): TransportAddress {
-    const first = this.#addresses[0];
-    if (!first) throw new RangeError(`host ${this.#name} has no address`);
-    return { address: first.ip, port };
-  }
-
-  /** The attached machines, in attach order (a datagram is offered to them in this order). */
-  get attachments(): readonly Attachment<unknown>[] {
-    return this.#attachments;
-  }
-
-  /** An offline host neither sends nor receives (drops as `'host-down'`); its machines' timers still run. */
-  get online(): boolean {
-    return this.#online;
-  }
-
-  set online(value: boolean) {
-    this.#online = value;
-  }
-
-  /** Adds an address on `network` (drawn from its prefix when omitted) and returns it. Throws when taken. */
-  addAddress(network: Network, ip?: string): string {
-    const added = netAddAddress(this.#net, this, network, ip);
-    this.#addresses.push({ ip: added, network });
-    return added;
-  }
-
-  /**
-   * Removes an address (an interface going away, a handover): datagrams to it no longer route, and machines sending
-   * from it get `'bad-source'`. Returns false when the host does not have it.
-   */
-  removeAddress(ip: string): boolean {
-    const c = canonicalIp(ip);
-    const i = this.#addresses.findIndex((a) => a.ip === c);
-    if (i < 0) return false;
-    const [{ network }] = this.#addresses.splice(i, 1) as [{ readonly ip: string; readonly network: Network }];
-    const nodes = networkNodes(network);
-    if (nodes.get(c) === this.#node) nodes.delete(c);
-    return true;
-  }
-
-  /**
-   * Attaches a sans-IO machine. From now on it is offered every datagram addressed to this host (after the machines
-   * attached before it declined), its `pollTimeout` is honoured, and its transmits and events are drained after
-   * every input. Output it already has queued is drained at the next step.
-   */
-  attach<Event>(machine: SansIoMachine<Event>, options: AttachOptions<Event> = {}): Attachment<Event> {
-    const a = new Attachment<Event>(machine, this, options.name ?? `${this.#name}#${++this.#attachCount}`, options.onEvent);
-    this.#attachments.push(a as Attachment<unknown>);
-    netRegisterAttachment(this.#net, a as Attachment<unknown>, true);
-    return a;
-  }
-
-  /** Sends one datagram from this host now, as if a machine had transmitted it (for scripted tests). */
-  send(local: TransportAddress, remote: TransportAddress, data: Uint8Array): void {
-    netTransmit(this.#net, this, { local, remote, data });
-  }
-}
-
-/** A NAT joining a LAN (`lan`) to an outside network through one external address. Create with `addNat`. */
-export class Nat {
-  readonly #name: string;
-  readonly #translator: NatTranslator;
-  readonly #outside: Network;
-  readonly #lan: Network;
-  readonly #insideIp: string;
-  readonly #nodes: { readonly inside: NodeRef; readonly outside: NodeRef };
-  readonly #net: VirtualNetwork;
-
-  static {
-    natNodes = (n) => n.#nodes;
-  }
-
-  /** @internal Use `VirtualNetwork.addNat`. */
-  constructor(
-    net: VirtualNetwork,
-    name: string,
-    translator: NatTranslator,
-    outside: Network,
-    lanPrefix: string,
-    lanConditions: LinkConditions,
-  ) {
-    this.#net = net;
-    this.#name = name;
-    this.#translator = translator;
-    this.#outside = outside;
-    const pool = new AddressPool(lanPrefix, 1n);
-    this.#insideIp = pool.take(() => true);
-    this.#lan = new Network(`${name}.lan`, 'lan', lanConditions, pool, this);
-    this.#nodes = { inside: { kind: 'nat-inside', nat: this }, outside: { kind: 'nat-outside', nat: this } };
-    networkNodes(this.#lan).set(this.#insideIp, this.#nodes.inside);
-  }
-
-  /** Name in traces. */
-  get name(): string {
-    return this.#name;
-  }
-
-  /** The external address (on `outside`). */
-  get publicIp(): string {
-    return this.#translator.publicIp;
-  }
-
-  /** The NAT's own address on its LAN (the gateway). */
-  get insideIp(): string {
-    return this.#insideIp;
-  }
-
-  /** The private network behind this NAT: pass it to `addHost({ network })`. */
-  get lan(): Network {
-    return this.#lan;
-  }
-
-  /** The network the external side is on. */
-  get outside(): Network {
-    return this.#outside;
-  }
-
-  /** The translation table (behaviour and live mappings). */
-  get translator(): NatTranslator {
-    return this.#translator;
-  }
-
-  /** The live mappings now. */
-  mappings(): NatMappingInfo[] {
-    return this.#translator.mappings(this.#net.now);
-  }
 }
 
 /**
@@ -452,15 +152,16 @@ export class VirtualNetwork {
   readonly #dropped: Partial<Record<DropReason, number>> = {};
 
   static {
-    netTransmit = (net, host, d) => net.#transmit(host, d);
-    netRegisterAttachment = (net, a, add) => {
-      if (add) net.#attachments.push(a);
-      else {
-        const i = net.#attachments.indexOf(a);
-        if (i >= 0) net.#attachments.splice(i, 1);
-      }
-    };
-    netAddAddress = (net, host, network, ip) => net.#addAddress(hostNode(host), network, ip);
+    installHostNetworkHooks({
+      transmit: (net, host, d) => net.#transmit(host, d),
+      registerAttachment: (net, a, add) => {
+        if (add) net.#attachments.push(a);
+        else {
+          const i = net.#attachments.indexOf(a);
+          if (i >= 0) net.#attachments.splice(i, 1);
+        }
+      },
+    });
   }
 
   /** Creates an empty network: the public network only, the clock at `startMs` (default 0). */
@@ -539,7 +240,7 @@ export class VirtualNetwork {
     const name = options.name ?? `nat${index}`;
     const outside = options.outside ?? this.#public;
     const lanPrefix = options.lanPrefix ?? `192.168.${index}.0/24`;
-    const publicIp = this.#reserve(outside, options.publicIp);
+    const publicIp = reserveAddress(outside, options.publicIp);
     const translator = new NatTranslator(publicIp, options, this.#random.fork(`nat:${name}`));
     const nat = new Nat(this, name, translator, outside, lanPrefix, mergeConditions(DEFAULT_LAN_CONDITIONS, options.lanConditions));
     networkNodes(outside).set(publicIp, natNodes(nat).outside);
@@ -647,28 +348,6 @@ export class VirtualNetwork {
   }
 
   // ---- internals ----
-
-  #reserve(network: Network, ip: string | undefined): string {
-    const nodes = networkNodes(network);
-    let chosen: string;
-    if (ip === undefined) {
-      const pool = networkPool(network);
-      if (!pool) throw new RangeError(`network ${network.name} has no prefix to draw addresses from`);
-      chosen = pool.take((c) => !nodes.has(c));
-    } else {
-      if (ipFamily(ip) === 0) throw new RangeError(`not an IP address: ${ip}`);
-      if (isMulticast(ip)) throw new RangeError(`multicast address cannot be assigned: ${ip}`);
-      chosen = canonicalIp(ip);
-    }
-    if (nodes.has(chosen)) throw new RangeError(`address ${chosen} already in use on ${network.name}`);
-    return chosen;
-  }
-
-  #addAddress(node: NodeRef, network: Network, ip: string | undefined): string {
-    const chosen = this.#reserve(network, ip);
-    networkNodes(network).set(chosen, node);
-    return chosen;
-  }
 
   // Drains every attached machine until none has output (callbacks may poke other machines).
   #sync(): void {
@@ -856,41 +535,4 @@ export class VirtualNetwork {
     }
     this.#drop(p, host.name, 'unclaimed');
   }
-}
-
-// ---- a binary min-heap on (time, seq) ---------------------------------------------------------------------
-
-function before(a: QueuedPacket, b: QueuedPacket): boolean {
-  return a.time < b.time || (a.time === b.time && a.seq < b.seq);
-}
-
-function heapPush(h: QueuedPacket[], item: QueuedPacket): void {
-  h.push(item);
-  let i = h.length - 1;
-  while (i > 0) {
-    const parent = (i - 1) >> 1;
-    if (!before(h[i]!, h[parent]!)) break;
-    [h[i], h[parent]] = [h[parent]!, h[i]!];
-    i = parent;
-  }
-}
-
-function heapPop(h: QueuedPacket[]): QueuedPacket | undefined {
-  const top = h[0];
-  const last = h.pop();
-  if (h.length > 0 && last) {
-    h[0] = last;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < h.length && before(h[l]!, h[m]!)) m = l;
-      if (r < h.length && before(h[r]!, h[m]!)) m = r;
-      if (m === i) break;
-      [h[i], h[m]] = [h[m]!, h[i]!];
-      i = m;
-    }
-  }
-  return top;
 }
