@@ -12,7 +12,10 @@
  * - controlled (§7.3.1.5): a USE-CANDIDATE request nominates the pair once its own check has succeeded;
  * - lite (§7.3.2): the pair a full peer nominates goes straight into the valid list.
  * Selection is the same for all: the highest-priority nominated valid pair of a component (§8.1.1), after which
- * the component's other pairs are dropped and the checklist completes (§8.1.2).
+ * the component's other pairs are dropped (aggressive keeps the higher-priority ones, RFC 5245 §8.1.2) and the
+ * checklist completes (§8.1.2). What the agent reports and sends on before that, the best valid pair, is
+ * `reportSelection`'s (§12.1). RFC 8863 §4 leaves the controlling agent "full discretion" over when to nominate:
+ * the criteria here are the evidence rule above, not the PAC timer (docs/deviations.md).
  * @module
  */
 import type { Candidate, LocalCandidate } from '../candidates/candidate.js';
