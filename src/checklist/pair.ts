@@ -77,6 +77,8 @@ export class CandidatePair {
   validPair: CandidatePair | undefined;
   /** For a valid pair: the checklist pair whose check produced it (may be this pair itself). */
   checkPair: CandidatePair | undefined;
+  /** 487 answers to this pair's checks so far (a peer that keeps answering 487 must not keep it checking forever). */
+  roleConflicts = 0;
   /** When the pair's first check was sent (regular nomination judges how overdue its answer is), ms. */
   firstCheckAt: number | undefined;
   /** Last time a response (check or consent) proved the peer consents (RFC 7675), ms. */

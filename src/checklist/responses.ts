@@ -20,6 +20,13 @@ import type { CandidatePair } from './pair.js';
 import { roleConflictAnswered } from './role.js';
 import { txDeadline, type CheckTx } from './transactions.js';
 
+/**
+ * 487 answers a pair's checks may get before the pair fails. One switch settles a real conflict (§7.2.5.1: the agent
+ * takes the other role and a new tie-breaker); a peer that answers 487 whatever the role would otherwise keep the
+ * agent switching and checking forever (the agent then fails on its normal timers).
+ */
+export const MAX_ROLE_CONFLICTS_PER_PAIR = 4;
+
 /** Handles a Binding response. Returns whether it answered one of this agent's transactions. */
 export function handleResponse(ctx: AgentContext, now: number, d: Datagram, m: DecodedStunMessage): boolean {
   const tx = ctx.txs.get(m.transactionId);
@@ -51,7 +58,7 @@ export function handleResponse(ctx: AgentContext, now: number, d: Datagram, m: D
     return true;
   }
   if (m.cls === 'error') {
-    if (errorCodeOf(m) === ErrorCode.RoleConflict) {
+    if (errorCodeOf(m) === ErrorCode.RoleConflict && ++pair.roleConflicts <= MAX_ROLE_CONFLICTS_PER_PAIR) {
       roleConflictAnswered(ctx, tx.role);
       setPairState(ctx, pair, 'waiting');
       s.checklist.enqueueTriggered(pair);

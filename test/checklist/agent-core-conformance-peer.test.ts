@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { AgentCore } from '../../src/checklist/agent-core.js';
 import type { AgentCoreOptions } from '../../src/checklist/types.js';
-import { encodeCheckRequest, encodeCheckSuccess } from '../../src/checklist/checks.js';
+import { encodeCheckError, encodeCheckRequest, encodeCheckSuccess } from '../../src/checklist/checks.js';
+import { MAX_ROLE_CONFLICTS_PER_PAIR } from '../../src/checklist/responses.js';
 import { shortTermKey } from '../../src/stun/integrity.js';
 import { tryDecodeStunMessage, type DecodedStunMessage } from '../../src/stun/message.js';
 import type { Datagram, TransportAddress } from '../../src/types.js';
@@ -203,5 +204,32 @@ describe('PAC timer over a failed nomination (RFC 8863 §4 updating RFC 8445 §7
     x.core.handleReceive(t + 70, { local: A, remote: P, data: encodeCheckError(x.decode(last).transactionId, 400, 'Bad Request', shortTermKey(PEER.pwd)) });
     expect(x.core.getChecklist(0).state).toBe('failed');
     expect(x.core.state).toBe('failed');
+  });
+});
+
+describe('a peer that answers every check with 487', () => {
+  it('fails the pair after a bounded number of role switches, and the agent fails on its normal timers', () => {
+    const core = new AgentCore({ random: seededRandom(7), failureGraceMs: 5_000 });
+    core.addStream(1);
+    core.addLocalCandidate(0, host('10.0.0.9', 4000));
+    core.setRemoteParameters(0, PEER);
+    core.addRemoteCandidate(0, signalled(host(P.address, P.port, 1, 65535, 'P')));
+    core.endOfRemoteCandidates(0);
+    let checks = 0;
+    let roleChanges = 0;
+    for (let now = 0; now <= 60_000; now += 10) {
+      const t = core.pollTimeout();
+      if (t !== undefined && t <= now) core.handleTimeout(now);
+      for (let d = core.pollTransmit(); d; d = core.pollTransmit()) {
+        const r = tryDecodeStunMessage(d.data);
+        if (!r.ok || r.message.cls !== 'request') continue;
+        checks++;
+        core.handleReceive(now, { local: d.local, remote: d.remote, data: encodeCheckError(r.message.transactionId, 487, 'Role Conflict', shortTermKey(PEER.pwd)) });
+      }
+      for (let e = core.pollEvent(); e; e = core.pollEvent()) if (e.type === 'role-change') roleChanges++;
+    }
+    expect(roleChanges).toBe(MAX_ROLE_CONFLICTS_PER_PAIR);
+    expect(checks).toBe(MAX_ROLE_CONFLICTS_PER_PAIR + 1);
+    expect(core.state).toBe('failed');
   });
 });
