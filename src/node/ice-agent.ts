@@ -5,101 +5,32 @@
  * @module
  */
 import { EventEmitter } from 'eventemitter3';
-import { AgentMachine, type AgentMachineEvent, type AgentMachineOptions, type StreamBase } from '../agent-machine.js';
+import { AgentMachine, type AgentMachineEvent, type StreamBase } from '../agent-machine.js';
 import type { Candidate, LocalCandidate } from '../candidates/candidate.js';
 import { DEFAULT_GATHER_TIMEOUT_MS } from '../candidates/gatherer.js';
 import { formatCandidate, parseCandidate } from '../candidates/grammar.js';
 import { signalledCandidate } from '../candidates/signal.js';
-import type { HostSelectionOptions } from '../candidates/host.js';
 import type { PairState } from '../checklist/pair.js';
-import type { AgentState, AgentStats, IceParameters, LocalIceParameters, NominationMode, PairInfo } from '../checklist/types.js';
-import type { GlobalPacer } from '../stun/pacing.js';
+import type { AgentState, AgentStats, IceParameters, LocalIceParameters, PairInfo } from '../checklist/types.js';
 import { processWidePacer } from './pacer.js';
 import { InvalidStateError } from '../errors.js';
 import { isDataByte } from '../stun/demux.js';
-import type { IceServerConfig } from '../turnclient/uri.js';
 import type { Datagram, IceRole, RandomSource, TransportAddress } from '../types.js';
 import { MachineDriver, warnCallbackError } from './driver.js';
+import { agentMachineOptions, type IceAgentOptions } from './ice-agent-options.js';
 import { listHostAddresses } from './interfaces.js';
 import type { MdnsSocket, MdnsSocketOptions } from './mdns-socket.js';
 import { cryptoRandom } from './random.js';
-import { nodeTurnResolver, resolveIceServers, type TurnDnsResolver } from './turn-resolve.js';
-import { UdpEndpoint, type PortRange } from './udp-endpoint.js';
+import { nodeTurnResolver, resolveIceServers } from './turn-resolve.js';
+import { UdpEndpoint } from './udp-endpoint.js';
 // Loaded on first use (TURN over TCP/TLS, mDNS): a fresh process that needs neither does not pay for them.
-import type { TurnStreams, TurnTlsOptions } from './turn-streams.js';
+import type { TurnStreams } from './turn-streams.js';
+
+// Declared beside their mapping to the machine's options; this module stays the place to import them from.
+export type { IceAgentOptions };
 
 /** Gathering state, as in RTCIceGatheringState. */
 export type IceGatheringState = 'new' | 'gathering' | 'complete';
-
-/** Options of {@link IceAgent}. There are no default servers: icewire contacts only servers you configure. */
-export interface IceAgentOptions extends HostSelectionOptions {
-  /** Components (1 = RTP only, 2 = RTP + RTCP). Default 1. */
-  readonly components?: number;
-  /** Initial role. Default `'controlling'` (the offerer's role); a lite agent is always controlled. */
-  readonly role?: IceRole;
-  /**
-   * STUN and TURN servers in RTCIceServer shape (`stun:`, `turn:`, `turns:` URLs). TURN is reached over UDP, TCP
-   * (`turn:host?transport=tcp`) or TLS over TCP (`turns:host`); the relayed address is UDP in every case.
-   */
-  readonly iceServers?: readonly IceServerConfig[];
-  /** Bind host sockets in this port range. */
-  readonly portRange?: PortRange;
-  /** Hide host addresses behind mDNS `.local` names and resolve remote ones. Default false. */
-  readonly mdns?: boolean | MdnsSocketOptions;
-  /**
-   * W3C `RTCIceTransportPolicy`: `'relay'` signals and uses relayed candidates only (needs a TURN server in
-   * `iceServers`; host sockets are still bound, to reach it). Default `'all'`.
-   */
-  readonly iceTransportPolicy?: 'all' | 'relay';
-  /**
-   * TLS settings for `turns:` servers: `ca` to trust (e.g. a self-signed certificate), `rejectUnauthorized`
-   * (default true), `servername` to verify instead of the host name of the URL (an IP literal is checked against the
-   * certificate's IP addresses). TCP and TLS connections to TURN servers give up after `gatherTimeoutMs`.
-   */
-  readonly turnTls?: TurnTlsOptions;
-  /** Act as an ICE-lite agent (answers checks, sends none). */
-  readonly lite?: boolean;
-  /** Nomination when controlling. Default `'regular'`; `'aggressive'` for RFC 5245 peers. */
-  readonly nomination?: NominationMode;
-  /** Local Ta proposal in ms (RFC 8445 §14.2, signalled as `a=ice-pacing`). Default: none (50 ms). */
-  readonly pacingMs?: number;
-  /** Process-wide pacer (RFC 8445 §14.2): default the one every agent of this process shares; `false`: none. */
-  readonly pacer?: GlobalPacer | false;
-  /** Bound on gathering (ms, default 5000). */
-  readonly gatherTimeoutMs?: number;
-  /** Consent check period (RFC 7675; default 5000 ms). */
-  readonly consentIntervalMs?: number;
-  /** Consent expiry (RFC 7675; default 30000 ms). */
-  readonly consentTimeoutMs?: number;
-  /** Keepalive period Tr on the selected pair (RFC 8445 §11; default and minimum 15000 ms). */
-  readonly keepaliveIntervalMs?: number;
-  /** Maximum candidate pairs per checklist (RFC 8445 §6.1.2.5; default 100). */
-  readonly checklistLimit?: number;
-  /** Maximum remote candidates, peer-reflexive ones included (default 100): a bound on hostile signalling. */
-  readonly remoteCandidateLimit?: number;
-  /**
-   * RFC 8863 PAC timer (default 39500 ms): no failure before it runs out. It is also the fallback for a peer that
-   * never signals end-of-candidates (RFC 8863 §5): the agent then fails when it runs out, if nothing works.
-   */
-  readonly failureGraceMs?: number;
-  /**
-   * Controlling with regular nomination: the longest wait for a better pair before nominating the best valid one
-   * (default 1000 ms). Usually the agent nominates much sooner, once no better pair may still succeed: better pairs
-   * not checked yet are waited for, checked ones only until their answer is overdue (4 x the valid pair's round
-   * trip, at least 2 x Ta). See docs/deviations.md.
-   */
-  readonly nominationTimeoutMs?: number;
-  /** Injected randomness (default `crypto.randomBytes`). */
-  readonly random?: RandomSource;
-  /** DNS resolver for server host names (default node:dns). */
-  readonly resolver?: TurnDnsResolver;
-  /** SOFTWARE attribute for server requests. */
-  readonly software?: string;
-  /** Local ICE ufrag (generated when absent; the SDP layer may choose it). */
-  readonly ufrag?: string;
-  /** Local ICE password (generated when absent). */
-  readonly pwd?: string;
-}
 
 /** The selected pair as RTCIceCandidatePair-like values. */
 export interface IceCandidatePair {
@@ -243,35 +174,9 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     }
     const mdns = this.#mdns;
     const pacer = o.pacer === false ? undefined : (o.pacer ?? processWidePacer());
-    const machine = new AgentMachine({
-      random: this.#random,
-      role: this.#role,
-      streams: [components],
-      bases,
-      stunServers,
-      turnServers,
-      // The edge's socket names our host candidates and resolves the peer's `.local` names (`resolve-mdns`).
-      ...(mdns ? { mdnsRegistrar: { register: (_now: number, address: string) => mdns.register(address) } } : {}),
-      resolveMdns: mdns !== undefined,
-      ...(pacer ? { pacer } : {}),
-      ...withoutUndefined<AgentMachineOptions>({
-        lite: o.lite,
-        nomination: o.nomination,
-        nominationTimeoutMs: o.nominationTimeoutMs,
-        pacingMs: o.pacingMs,
-        gatherTimeoutMs: o.gatherTimeoutMs,
-        consentIntervalMs: o.consentIntervalMs,
-        consentTimeoutMs: o.consentTimeoutMs,
-        keepaliveIntervalMs: o.keepaliveIntervalMs,
-        checklistLimit: o.checklistLimit,
-        remoteCandidateLimit: o.remoteCandidateLimit,
-        failureGraceMs: o.failureGraceMs,
-        software: o.software,
-        iceTransportPolicy: o.iceTransportPolicy,
-        ufrag: o.ufrag,
-        pwd: o.pwd,
-      }),
-    });
+    const machine = new AgentMachine(
+      agentMachineOptions(o, { random: this.#random, role: this.#role, components, bases, stunServers, turnServers, mdns, pacer }),
+    );
     this.#machine = machine;
     const endpoint = this.#endpoint;
     this.#driver = new MachineDriver({
@@ -621,20 +526,6 @@ function runDue(m: AgentMachine, d: MachineDriver): void {
   const now = d.now();
   const t = m.pollTimeout();
   if (t !== undefined && t <= now) m.handleTimeout(now);
-}
-
-/** `T` with every property optional and allowed to be `undefined`, as options read from another options object are. */
-type Loose<T> = { [K in keyof T]?: T[K] | undefined };
-
-/**
- * Drops the properties whose value is `undefined`, so that the core's defaults apply (with
- * `exactOptionalPropertyTypes`, an absent option and an `undefined` one are different types). Typed by the target
- * options, so every key given is checked against them.
- */
-function withoutUndefined<T extends object>(values: Loose<T>): Partial<T> {
-  const out: Partial<T> = {};
-  for (const k of Object.keys(values) as (keyof T)[]) if (values[k] !== undefined) out[k] = values[k] as T[keyof T];
-  return out;
 }
 
 export type { PairInfo };
