@@ -127,7 +127,11 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
       const index = i === 0 && this.core.streamCount > 0 ? 0 : this.core.addStream(components);
       if (index !== i) throw new InvalidStateError('streams must be added in order');
     });
-    this.#turn = new Allocations({ random: options.random, ...(options.software !== undefined ? { software: options.software } : {}) });
+    this.#turn = new Allocations({
+      random: options.random,
+      ...(options.software !== undefined ? { software: options.software } : {}),
+      ...(options.pacer !== undefined ? { pacer: options.pacer } : {}),
+    });
     this.#noIce = new NoIcePaths({ random: options.random, streams });
     this.#names = new RemoteNameResolver({ enabled: options.resolveMdns ?? options.mdns !== undefined });
   }

@@ -16,6 +16,7 @@
  * Same drain contract as every machine (`src/machine.ts`).
  * @module
  */
+import type { GlobalPacer } from '../stun/pacing.js';
 import type { RelayAllocationRequest, RelayAllocationResult } from '../candidates/gatherer.js';
 import { canonicalIp, ipFamily } from '../ip.js';
 import type { SansIoMachine } from '../machine.js';
@@ -60,6 +61,8 @@ export interface AllocationsOptions {
   readonly random: RandomSource;
   /** SOFTWARE attribute of every request. */
   readonly software?: string;
+  /** The process-wide pacer (RFC 8445 §14.2): each allocation's retried Allocates wait for its slots. */
+  readonly pacer?: GlobalPacer;
 }
 
 interface Allocation {
@@ -317,6 +320,7 @@ export class Allocations implements SansIoMachine<AllocationsEvent> {
       password: server.credential ?? '',
       random: this.#options.random,
       ...(this.#options.software !== undefined ? { software: this.#options.software } : {}),
+      ...(this.#options.pacer !== undefined ? { pacer: this.#options.pacer.register() } : {}),
     });
     const k = `${stream}:${request.id}`;
     this.#byKey.set(k, { key: k, stream, requestId: request.id, client, relayed: [], reported: false });

@@ -5,6 +5,7 @@
  * allocation (successes, 300, 420, 437, the other error codes) stays with `TurnClient`.
  * @module
  */
+import type { PacerClient } from '../stun/pacing.js';
 import { TurnError, type TurnErrorReason } from '../errors.js';
 import { Attr, attr, attributeCodec, getAttribute, hasAttribute } from '../stun/attributes.js';
 import { ErrorCode, StunMethod } from '../stun/constants.js';
@@ -84,6 +85,8 @@ export interface TransactionConfig {
   readonly software: string | undefined;
   readonly fingerprint: boolean;
   readonly timing: TransactionTiming | undefined;
+  /** The process-wide pacer's handle: an Allocate sent again (after 401, 438, 420 or 300) waits for a slot. */
+  readonly pacer: PacerClient | undefined;
 }
 
 /** What the transactions need from the client they serve. */
@@ -111,6 +114,8 @@ export class TurnTransactions {
   readonly #host: TransactionHost;
   readonly #table = new TransactionTable<Operation>();
   #auth: LongTermAuth | undefined;
+  /** An Allocate sent again, waiting for the pacer's slot. */
+  #held: { readonly base: OperationBase; readonly carry: Operation } | undefined;
 
   constructor(config: TransactionConfig, stats: TurnClientStats, transmits: Datagram[], host: TransactionHost) {
     this.#config = config;
@@ -124,8 +129,21 @@ export class TurnTransactions {
     this.#auth = undefined;
   }
 
-  /** Sends a request for `base`, signed when credentials are known; `carry` keeps retry counters across retries. */
+  /**
+   * Sends a request for `base`, signed when credentials are known; `carry` keeps retry counters across retries. An
+   * Allocate sent again is a new gathering transaction (RFC 8445 §14.1): it waits for the process-wide pacer's slot
+   * (§14.2), as the first one did through the gatherer.
+   */
   request(now: number, base: OperationBase, carry?: Operation): void {
+    const pacer = this.#config.pacer;
+    if (base.kind === 'allocate' && carry !== undefined && pacer !== undefined && !pacer.request(now, 'ordinary')) {
+      this.#held = { base, carry };
+      return;
+    }
+    this.#send(now, base, carry);
+  }
+
+  #send(now: number, base: OperationBase, carry?: Operation): void {
     const op: Operation = {
       ...base,
       authenticated: false,
@@ -173,18 +191,28 @@ export class TurnTransactions {
 
   /** Runs the retransmissions and time-outs due at `now`. */
   handleTimeout(now: number): void {
+    const held = this.#held;
+    if (held !== undefined && this.#config.pacer!.request(now, 'ordinary')) {
+      this.#held = undefined;
+      this.#send(now, held.base, held.carry);
+    }
     this.#table.handleTimeout(now);
     this.#pump(now);
   }
 
-  /** Earliest retransmission or time-out, or undefined. */
+  /** Earliest retransmission or time-out, or the pacer's slot for a held Allocate; undefined when none. */
   pollTimeout(): number | undefined {
-    return this.#table.pollTimeout();
+    const t = this.#table.pollTimeout();
+    if (this.#held === undefined) return t;
+    const slot = this.#config.pacer!.nextSlot() ?? -Infinity;
+    return Math.min(t ?? Infinity, slot);
   }
 
-  /** Abandons every transaction (no failures are reported). */
+  /** Abandons every transaction (no failures are reported), a held Allocate included. */
   cancelAll(): void {
     this.#table.cancelWhere(() => true);
+    if (this.#held !== undefined) this.#config.pacer?.withdraw();
+    this.#held = undefined;
   }
 
   // Moves retransmissions into the client's queue (keeping order) and turns transaction time-outs into failures.

@@ -109,6 +109,7 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
         software: options.software,
         fingerprint: options.fingerprint ?? true,
         timing: options.timing,
+        pacer: options.pacer,
       },
       this.stats,
       this.#transmits,

@@ -4,6 +4,7 @@
  * §7.4), its life-cycle states and its counters. Types only, apart from the default allocation lifetime (§6).
  * @module
  */
+import type { PacerClient } from '../stun/pacing.js';
 import type { TurnError } from '../errors.js';
 import type { TransactionTiming } from '../stun/transaction.js';
 import type { RandomSource, TransportAddress } from '../types.js';
@@ -27,6 +28,11 @@ export interface TurnClientOptions {
   readonly password: string;
   readonly random: RandomSource;
   /** SOFTWARE sent in Allocate and Refresh requests (RFC 8656 §5 SHOULD). */
+  /**
+   * The process-wide pacer's handle (RFC 8445 §14.2). An Allocate sent again after a 401, 438, 420 or 300 is a new
+   * gathering transaction and waits for its slot; the first Allocate is paced by whoever starts it (the gatherer).
+   */
+  readonly pacer?: PacerClient;
   readonly software?: string;
   /** REQUESTED-ADDRESS-FAMILY: ask for a relayed address of this family only. */
   readonly requestedFamily?: AddressFamily;

@@ -102,3 +102,43 @@ describe('Allocations: the mark reaches the agent', () => {
     expect(a.pollTransmit()?.paced).toBe(true);
   });
 });
+
+describe('TurnClient: an Allocate sent again waits for the process-wide pacer (RFC 8445 §14.2)', () => {
+  it('two clients challenged at the same moment send their authenticated Allocates one interval apart', async () => {
+    const { GlobalPacer } = await import('../../src/stun/pacing.js');
+    const pacer = new GlobalPacer({ intervalMs: 5 });
+    const clients = [makeClient({ pacer: pacer.register() }), makeClient({ pacer: pacer.register() })];
+    // The first Allocates are paced by the gatherer that starts them; here they go out at 0 and 5.
+    clients.forEach((c, i) => c.allocate(i * 5));
+    const firsts = clients.map((c) => transmits(c)[0]!);
+    // Both 401s arrive at t = 20: one retry leaves at once, the other waits for the next slot.
+    clients.forEach((c, i) => reply(c, 20, decodeStunMessage(firsts[i]!.data), 'error', challenge()));
+    const sentAt: number[] = [];
+    for (let now = 20; now <= 40; now++) {
+      for (const c of clients) {
+        const t = c.pollTimeout();
+        if (t !== undefined && t <= now) c.handleTimeout(now);
+        for (const d of transmits(c)) if (d.paced) sentAt.push(now);
+      }
+    }
+    expect(sentAt).toHaveLength(2);
+    expect(sentAt[1]! - sentAt[0]!).toBeGreaterThanOrEqual(5);
+    expect(sentAt[0]).toBe(20);
+  });
+
+  it('close() while the retry waits sends nothing and leaves the pacer line', async () => {
+    const { GlobalPacer } = await import('../../src/stun/pacing.js');
+    const pacer = new GlobalPacer({ intervalMs: 5 });
+    const other = pacer.register();
+    expect(other.request(20, 'ordinary')).toBe(true); // the slot at 20 is taken
+    const c = makeClient({ pacer: pacer.register() });
+    c.allocate(0);
+    reply(c, 20, decodeStunMessage(transmits(c)[0]!.data), 'error', challenge());
+    expect(transmits(c)).toHaveLength(0);
+    expect(pacer.waiting).toBe(1);
+    c.close(21);
+    expect(pacer.waiting).toBe(0);
+    c.handleTimeout(30);
+    expect(transmits(c).filter((d) => decodeStunMessage(d.data).method === StunMethod.Allocate)).toHaveLength(0);
+  });
+});
