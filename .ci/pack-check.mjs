@@ -1,6 +1,6 @@
 // What a new user gets: packs a copy of the checkout (tracked and new files only, as a clean clone has them, so
 // `prepack` must build), installs the tarball into a scratch project, loads the three entry points from ESM and
-// type-checks a consumer under node16 and bundler resolution. Exits non-zero on the first failure. Run by .ci/run.
+// CommonJS, and type-checks a consumer under node16 and bundler resolution. Exits non-zero on the first failure. Run by .ci/run.
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -51,7 +51,20 @@ console.log('esm ok');
   );
   if (run('node', ['esm.mjs'], app).trim() !== 'esm ok') fail('ESM import');
 
-  // 4. Types: a consumer type-checks against the shipped declarations, library files included (skipLibCheck off).
+  // 4. CommonJS: require(esm) (Node >= 20.19 / 22.12) hands out the same module instances as import.
+  writeFileSync(
+    join(app, 'cjs.cjs'),
+    `const main = require('icewire');
+const core = require('icewire/core');
+const testing = require('icewire/testing');
+if (typeof main.IceAgent !== 'function' || typeof core.AgentMachine !== 'function' || typeof testing.VirtualNetwork !== 'function') throw new Error('missing exports');
+if (main.InvalidStateError !== core.InvalidStateError) throw new Error('entries do not share classes');
+console.log('cjs ok');
+`,
+  );
+  if (run('node', ['cjs.cjs'], app).trim() !== 'cjs ok') fail('CommonJS require');
+
+  // 5. Types: a consumer type-checks against the shipped declarations, library files included (skipLibCheck off).
   writeFileSync(
     join(app, 'consumer.ts'),
     `import { IceAgent, type IceAgentOptions, type TrickledCandidate } from 'icewire';
@@ -77,7 +90,7 @@ export const end: TrickledCandidate = { kind: 'end-of-candidates', sdpMid: '0' }
       fail(`consumer does not type-check under moduleResolution ${resolution}:\n${e.stdout ?? e}`);
     }
   }
-  console.log('pack-check: ESM imports and types (node16, bundler) ok');
+  console.log('pack-check: ESM import, CommonJS require and types (node16, bundler) ok');
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }
