@@ -27,9 +27,12 @@ try {
   const out = run('npm', ['pack', '--json', '--pack-destination', tmp], tree);
   const [packed] = JSON.parse(out.slice(out.search(/^\[/m)));
   const shipped = new Set(packed.files.map((f) => f.path));
-  for (const need of ['package.json', 'README.md', 'dist/pkg/index.js', 'dist/pkg/core.js', 'dist/pkg/testing.js', 'dist/src/index.d.ts', 'dist/src/core.d.ts', 'dist/src/testing/index.d.ts']) {
+  for (const need of ['package.json', 'README.md', 'LICENSE', 'dist/pkg/index.js', 'dist/pkg/core.js', 'dist/pkg/testing.js', 'dist/src/index.d.ts', 'dist/src/core.d.ts', 'dist/src/testing/index.d.ts']) {
     if (!shipped.has(need)) fail(`the tarball lacks ${need}`);
   }
+  // Only what a user runs or type-checks: no source maps (they would point at unshipped sources), no tsc .js.
+  const stray = [...shipped].filter((f) => f.endsWith('.map') || (f.startsWith('dist/src/') && !f.endsWith('.d.ts')));
+  if (stray.length > 0) fail(`the tarball ships ${stray.length} unwanted files, e.g. ${stray[0]}`);
   console.log(`pack-check: ${packed.filename}, ${packed.files.length} files, ${(packed.size / 1024).toFixed(0)} kB`);
 
   // 2. A scratch project installs the tarball (dependencies come from the registry, as for a user).
