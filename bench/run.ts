@@ -39,7 +39,8 @@ export interface BenchModule {
 export const BENCHES: readonly BenchModule[] = [stunCodec, pacing, pacingRealtime, pacingWire, turnRelay, connect, cold, datapath, datapathProcesses, scale];
 
 function format(r: BenchResult): string {
-  const v = r.unit === 'x' ? r.value.toFixed(2) : Math.round(r.value).toLocaleString('en-US');
+  // A value that could not be measured says so rather than printing NaN.
+  const v = !Number.isFinite(r.value) ? 'n/a' : r.unit === 'x' ? r.value.toFixed(2) : Math.round(r.value).toLocaleString('en-US');
   return `  ${r.name.padEnd(44)} ${v.padStart(12)} ${r.unit.padEnd(6)}${r.note ? `  ${r.note}` : ''}`;
 }
 

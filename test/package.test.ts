@@ -5,6 +5,7 @@
  * loopback connection. The bundles exist after `npm run build`, which CI runs before the tests.
  */
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 
 const pkg = new URL('../dist/pkg/', import.meta.url);
@@ -24,6 +25,12 @@ describe.skipIf(!built)('the published bundles (dist/pkg)', () => {
       const source = Object.keys((await import(src)) as Record<string, unknown>).sort();
       expect(bundled, entry).toEqual(source);
     }
+  });
+
+  it('load through require() too (CommonJS users on Node >= 20.19: no top-level await allowed)', async () => {
+    const required = createRequire(import.meta.url)(new URL('index.js', pkg).pathname) as Record<string, unknown>;
+    // vitest's import() has its own module graph, so compare exports, not identities (pack-check does those).
+    expect(Object.keys(required).sort()).toEqual(Object.keys(await load('index.js')).sort());
   });
 
   it('keep class names, and share classes between entries', async () => {

@@ -19,7 +19,10 @@ describe('README code samples', () => {
         await import(file);
         // A line `console.log(...); // "text"` documents its output: the sample must really print it.
         const printed = log.mock.calls.map((args) => args.map(String).join(' '));
-        for (const m of code.matchAll(/console\.log\(.*\);?\s*\/\/ "([^"]*)"/g)) expect(printed).toContain(m[1]);
+        const documented = [...code.matchAll(/console\.log\(.*\);?\s*\/\/ "([^"]*)"/g)].map((m) => m[1]!);
+        // Every print is documented, and prints exactly what it says (types: test/samples-types.test.ts).
+        expect(documented.length).toBe(code.match(/console\.log\(/g)?.length ?? 0);
+        expect(printed).toEqual(documented);
       } finally {
         log.mockRestore();
       }

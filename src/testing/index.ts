@@ -6,14 +6,21 @@
  *
  * @example
  * ```ts
- * import { VirtualNetwork, NatPresets, addStunServer, addTurnServer } from 'icewire/testing';
+ * import { AgentMachine, type AgentMachineEvent } from 'icewire/core';
+ * import { VirtualNetwork, NatPresets, addStunServer } from 'icewire/testing';
  * const net = new VirtualNetwork({ seed: 1 });
  * const stun = addStunServer(net, { address: '198.51.100.1' });
- * const turn = addTurnServer(net, { address: '198.51.100.2' });
- * const natA = net.addNat({ name: 'natA', ...NatPresets.symmetric, publicIp: '203.0.113.1' });
- * const alice = net.addHost({ name: 'alice', network: natA.lan });
- * const a = alice.attach(agentMachine);
- * net.runUntilTrue(() => a.events.some((e) => e.type === 'connected'), 60_000);
+ * const nat = net.addNat({ name: 'nat', ...NatPresets.symmetric, publicIp: '203.0.113.1' });
+ * const alice = net.addHost({ name: 'alice', network: nat.lan });
+ * const agent = new AgentMachine({
+ *   random: net.random.fork('alice'),
+ *   bases: [{ address: { address: alice.addresses[0]!.ip, port: 5000 }, component: 1 }],
+ *   stunServers: [stun.address],
+ * });
+ * const a = alice.attach<AgentMachineEvent>(agent);
+ * agent.gather(net.now);
+ * net.runUntilTrue(() => a.events.some((e) => e.type === 'gathering-state' && e.state === 'complete'), 10_000);
+ * // a.events holds a server-reflexive candidate on 203.0.113.1
  * ```
  * @module
  */

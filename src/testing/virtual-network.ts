@@ -120,12 +120,16 @@ function validPort(p: number): boolean {
  *
  * @example
  * ```ts
+ * import type { AgentMachine } from 'icewire/core';
+ * import { VirtualNetwork, NatPresets } from 'icewire/testing';
+ * declare const machineA: AgentMachine, machineB: AgentMachine; // yours, bound to the hosts' addresses
  * const net = new VirtualNetwork({ seed: 7 });
- * const natA = net.addNat({ ...NatPresets.symmetric, publicIp: '203.0.113.10' });
- * const a = net.addHost({ name: 'a', network: natA.lan }); // 192.168.1.2
+ * const nat = net.addNat({ ...NatPresets.symmetric, publicIp: '203.0.113.10' });
+ * const a = net.addHost({ name: 'a', network: nat.lan }); // 192.168.1.2
  * const b = net.addHost({ name: 'b', address: '198.51.100.20' });
  * const ea = a.attach(machineA);
- * net.runUntilTrue(() => ea.events.some((e) => e.type === 'connected'), 30_000);
+ * b.attach(machineB);
+ * net.runUntilTrue(() => ea.events.some((e) => e.type === 'state' && e.state === 'connected'), 30_000);
  * ```
  */
 export class VirtualNetwork {

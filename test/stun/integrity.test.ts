@@ -1,5 +1,5 @@
 /**
- * Keys, string preparation and the HMAC-SHA1 used for MESSAGE-INTEGRITY (checked against node:crypto).
+ * Keys, string preparation and the HMAC provider seam MESSAGE-INTEGRITY goes through (node:crypto by default).
  */
 import { createHash, createHmac } from 'node:crypto';
 import fc from 'fast-check';
@@ -10,11 +10,13 @@ import {
   decodeStunMessage,
   encodeStunMessage,
   hmac,
-  hmacSha1Into,
+  type HmacProvider,
   longTermKey,
   macEquals,
+  nodeHmacProvider,
   PasswordAlgorithm,
   prepareCredential,
+  setHmacProvider,
   shortTermKey,
   StunMethod,
   tryDecodeStunMessage,
@@ -24,51 +26,56 @@ import {
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
-describe('HMAC-SHA1', () => {
-  it('matches node:crypto for random keys (0..150 bytes, including over one block) and messages (0..300 bytes)', () => {
+describe('HMAC provider seam', () => {
+  const concat = (parts: readonly Uint8Array[]) => Buffer.concat(parts.map((p) => Buffer.from(p)));
+
+  it('the default provider is node:crypto over the concatenated parts', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 150 }), fc.uint8Array({ maxLength: 300 }), (key, data) => {
-        expect(hex(hmac('sha1', key, data))).toBe(createHmac('sha1', key).update(data).digest('hex'));
+      fc.property(fc.uint8Array({ maxLength: 150 }), fc.array(fc.uint8Array({ maxLength: 100 }), { maxLength: 4 }), (key, parts) => {
+        expect(hex(nodeHmacProvider.sha1(key, parts))).toBe(createHmac('sha1', key).update(concat(parts)).digest('hex'));
+        expect(hex(hmac('sha256', key, ...parts))).toBe(createHmac('sha256', key).update(concat(parts)).digest('hex'));
       }),
-      { numRuns: 2000 },
+      { numRuns: 300 },
     );
   });
 
-  it('every message length around the 55/56/64-byte padding boundaries', () => {
+  it('MESSAGE-INTEGRITY is signed and verified through the installed provider, over what RFC 8489 §14.5 says', () => {
     const key = shortTermKey('pw');
-    for (let n = 0; n <= 200; n++) {
-      const data = new Uint8Array(n).map((_, i) => (i * 7 + n) & 0xff);
-      expect(hex(hmac('sha1', key, data))).toBe(createHmac('sha1', key).update(data).digest('hex'));
+    const calls: { algorithm: string; bytes: string }[] = [];
+    const recording: HmacProvider = {
+      sha1: (k, parts) => (calls.push({ algorithm: 'sha1', bytes: hex(concat(parts)) }), nodeHmacProvider.sha1(k, parts)),
+      sha256: (k, parts) => (calls.push({ algorithm: 'sha256', bytes: hex(concat(parts)) }), nodeHmacProvider.sha256(k, parts)),
+    };
+    const previous = setHmacProvider(recording);
+    try {
+      const tid = new Uint8Array(12).fill(3);
+      const bytes = encodeStunMessage({ method: StunMethod.Binding, cls: 'request', transactionId: tid, attributes: [attr(Attr.USERNAME, 'a:b', tid)] }, { integrityKey: key, fingerprint: true });
+      expect(verifyIntegrity(decodeStunMessage(bytes), key)).toBe('ok');
+      // Sign and verify: two SHA-1 MACs over the message up to MESSAGE-INTEGRITY, the Length covering it.
+      const miAt = bytes.length - 8 - 24;
+      const covered = Buffer.from(bytes.subarray(0, miAt));
+      covered.writeUInt16BE(miAt + 24 - 20, 2);
+      expect(calls).toEqual([
+        { algorithm: 'sha1', bytes: covered.toString('hex') },
+        { algorithm: 'sha1', bytes: covered.toString('hex') },
+      ]);
+    } finally {
+      setHmacProvider(previous);
     }
   });
 
-  it('hmacSha1Into with a Length override hashes bytes 2-3 as the override, without changing the input', () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ minLength: 4, maxLength: 200 }), fc.integer({ min: 0, max: 0xffff }), fc.uint8Array({ maxLength: 40 }), (data, length, key) => {
-        const before = hex(data);
-        const out = new Uint8Array(24);
-        hmacSha1Into(key, data, data.length, length, out, 2);
-        expect(hex(data)).toBe(before);
-        const patched = data.slice();
-        patched[2] = length >> 8;
-        patched[3] = length & 0xff;
-        expect(hex(out.subarray(2, 22))).toBe(createHmac('sha1', key).update(patched).digest('hex'));
-      }),
-      { numRuns: 500 },
-    );
-  });
-
-  it('a key mutated in place is not served from a stale cache', () => {
-    const key = new Uint8Array([1, 2, 3, 4]);
-    const data = new Uint8Array([9, 9, 9]);
-    const first = hex(hmac('sha1', key, data));
-    key[0] = 42;
-    expect(hex(hmac('sha1', key, data))).toBe(createHmac('sha1', key).update(data).digest('hex'));
-    expect(hex(hmac('sha1', key, data))).not.toBe(first);
-  });
-
-  it('SHA-256 goes through node:crypto', () => {
-    expect(hex(hmac('sha256', new Uint8Array([1]), new Uint8Array([2])))).toBe(createHmac('sha256', Buffer.from([1])).update(Buffer.from([2])).digest('hex'));
+  it('a provider that computes another MAC makes verification fail (the provider is what decides)', () => {
+    const key = shortTermKey('pw');
+    const bytes = encodeStunMessage({ method: StunMethod.Binding, cls: 'request', transactionId: new Uint8Array(12), attributes: [] }, { integrityKey: key, integrity: 'both' });
+    const previous = setHmacProvider({ sha1: () => new Uint8Array(20), sha256: () => new Uint8Array(32) });
+    try {
+      expect(verifyIntegrity(decodeStunMessage(bytes), key, 'sha1')).toBe('mismatch');
+      expect(verifyIntegrity(decodeStunMessage(bytes), key, 'sha256')).toBe('mismatch');
+    } finally {
+      setHmacProvider(previous);
+    }
+    expect(verifyIntegrity(decodeStunMessage(bytes), key, 'sha1')).toBe('ok');
+    expect(verifyIntegrity(decodeStunMessage(bytes), key, 'sha256')).toBe('ok');
   });
 });
 
