@@ -84,13 +84,16 @@ export async function run(): Promise<BenchResult[]> {
     // With 1,000 agents each gets one slot per 5 s, so no agent sends a second check in the window: no spacing.
     if (Number.isFinite(r.errMedian)) {
       out.push({ name: `${tag}: per-agent spacing - expected, median`, value: r.errMedian, unit: 'ms', note: `expected max(Ta, N x 5 ms), ${r.checks} checks in ${ms} ms` });
-      out.push({ name: `${tag}: per-agent spacing - expected, p99`, value: r.errP99, unit: 'ms', note: `p99 jitter ${r.errP99 < 2 ? 'under 2 ms (goal): met' : 'goal < 2 ms: NOT met'}` });
+      // The jitter goal is the timer's for one agent; with many, the per-agent spacing also holds the pacer's
+      // rotation (heads that miss their slot wait a grace period), so its goal is the shared schedule's row below.
+      const goal = n === 1 ? `p99 jitter ${r.errP99 < 2 ? 'under 2 ms (goal): met' : 'goal < 2 ms: NOT met'}` : 'no goal: includes the round-robin rotation; see process spacing';
+      out.push({ name: `${tag}: per-agent spacing - expected, p99`, value: r.errP99, unit: 'ms', note: goal });
     } else {
       out.push({ name: `${tag}: checks (no per-agent spacing)`, value: r.checks, unit: '', note: `in ${ms} ms; one slot per agent per 5 s: no agent sends twice in the window` });
     }
     out.push({ name: `${tag}: smallest process spacing`, value: r.minGap, unit: 'ms', note: `${r.under} under 5 ms at the send callback (goal 0: ${r.under === 0 ? 'met' : 'NOT met'}); pacer decisions ${r.pacerMinSpacing.toFixed(2)} ms apart at least` });
     if (n > 1) out.push({ name: `${tag}: agents served`, value: r.served, unit: '', note: `most checks by one agent: ${r.maxPerAgent} (round robin: ${Math.ceil(r.checks / n)}); waiting at end ${r.waiting}` });
-    if (n > 1) out.push({ name: `${tag}: process spacing - 5 ms, p99`, value: r.gapJitterP99, unit: 'ms', note: 'jitter of the shared schedule' });
+    if (n > 1) out.push({ name: `${tag}: process spacing - 5 ms, p99`, value: r.gapJitterP99, unit: 'ms', note: `jitter of the shared schedule; goal < 2 ms: ${r.gapJitterP99 < 2 ? 'met' : 'NOT met'}` });
   }
   return out;
 }
