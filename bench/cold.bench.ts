@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { IpcChild } from './child.js';
+import { goalAtMost } from './goal.js';
 import type { BenchResult } from './run.js';
 
 /** Bench name used by `npm run bench -- <name>`. */
@@ -143,7 +144,7 @@ export async function run(): Promise<BenchResult[]> {
   const ic = median(iceImport.map((x) => x.cpuMs));
   const fl = median(floor);
   const out: BenchResult[] = [
-    { name: "import('icewire'), fresh process: wall", value: iw * 1000, unit: 'µs', note: `median of ${IMPORTS}; goal ≤ 35 ms` },
+    { name: "import('icewire'), fresh process: wall", value: iw * 1000, unit: 'µs', note: `median of ${IMPORTS}; ${goalAtMost(iw, 35, 'ms')}` },
     { name: 'import of a one-line module (floor): wall', value: fw * 1000, unit: 'µs', note: `median of ${IMPORTS}` },
     { name: "import('icewire') / floor, wall", value: iw / fw, unit: 'x', note: `CPU ${ic.toFixed(1)} ms / ${fc.toFixed(1)} ms = ${(ic / fc).toFixed(2)}x` },
     { name: 'connect floor: dgram request+answer each way', value: fl * 1000, unit: 'µs', note: `CPU per process, fresh, median of ${2 * FRESH}` },
@@ -155,8 +156,8 @@ export async function run(): Promise<BenchResult[]> {
     const sel = median(runs[0]!.map((t, i) => bothBy(t, runs[1]![i]!, 'selectedAt')));
     const done = median(runs[0]!.map((t, i) => bothBy(t, runs[1]![i]!, 'completedAt')));
     out.push(
-      { name: `${label}: wall until both have a selected pair`, value: sel * 1000, unit: 'µs', note: `median of ${runs[0]!.length}; goal ≤ ${goal} ms: ${(sel / goal).toFixed(2)}x the goal` },
-      { name: `${label}: wall until both completed`, value: done * 1000, unit: 'µs', note: `Ta 50 ms; goal ≤ Ta + 3 ms: ${(done / 53).toFixed(2)}x the goal` },
+      { name: `${label}: wall until both have a selected pair`, value: sel * 1000, unit: 'µs', note: `median of ${runs[0]!.length}; ${goalAtMost(sel, goal, 'ms')} (${(sel / goal).toFixed(2)}x)` },
+      { name: `${label}: wall until both completed`, value: done * 1000, unit: 'µs', note: `Ta 50 ms; goal ≤ Ta + 3 ms: ${done <= 53 ? 'met' : 'NOT met'} (${(done / 53).toFixed(2)}x)` },
     );
   }
   const sides = ['controlling', 'controlled'] as const;
@@ -173,7 +174,7 @@ export async function run(): Promise<BenchResult[]> {
           name: `${label}, ${side}: CPU to first selected pair`,
           value: sel * 1000,
           unit: 'µs',
-          note: `${(sel / fl).toFixed(1)}x the floor; median of ${runs[i]!.length}${label === 'fresh' ? '; goal ≤ 8 ms' : ''}`,
+          note: `${(sel / fl).toFixed(1)}x the floor; median of ${runs[i]!.length}${label === 'fresh' ? `; ${goalAtMost(sel, 8, 'ms')}` : ''}`,
         },
         {
           name: `${label}, ${side}: CPU to connected`,
