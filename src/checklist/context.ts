@@ -397,6 +397,34 @@ export function formPair(ctx: AgentContext, s: Stream, local: LocalCandidate, re
   return pair;
 }
 
+/**
+ * Makes room at the remote-candidate limit for a candidate the peer proved with an authenticated check: the
+ * lowest-priority signalled remote candidate none of whose pairs is in progress, succeeded or valid goes, with its
+ * pairs. Signalled junk (a hostile or broken signalling channel's 100 candidates) then cannot lock out the real
+ * peer's path. Peer-reflexive candidates never make room for each other: a credentialed peer sending from ever new
+ * ports would otherwise churn state without end (the cap then holds). Returns false when nothing may go.
+ */
+export function evictIdleRemote(ctx: AgentContext, s: Stream): boolean {
+  const busy = new Set<Candidate>();
+  for (const p of ctx.pairs.values()) {
+    if (p.stream === s.index && (p.valid || p.state === 'in-progress' || p.state === 'succeeded')) busy.add(p.remote);
+  }
+  let victim: number | undefined;
+  s.remotes.forEach((r, i) => {
+    if (busy.has(r) || r.type === 'prflx') return;
+    if (victim === undefined || r.priority <= s.remotes[victim]!.priority) victim = i;
+  });
+  if (victim === undefined) return false;
+  const [gone] = s.remotes.splice(victim, 1);
+  for (const p of [...s.checklist.pairs]) {
+    if (p.remote !== gone) continue;
+    s.checklist.remove(p);
+    forgetPair(ctx, p);
+  }
+  drop(ctx, 'remote-evicted');
+  return true;
+}
+
 export function forgetPair(ctx: AgentContext, p: CandidatePair): void {
   if (p.validPair === p || !p.valid) ctx.pairs.delete(p.id);
   ctx.txs.cancelChecks(p);

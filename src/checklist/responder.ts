@@ -13,7 +13,7 @@ import { verifyIntegrity, type DecodedStunMessage } from '../stun/message.js';
 import type { Datagram, TransportAddress } from '../types.js';
 import { canPair, type RemoteCandidate } from './checklist.js';
 import { encodeCheckError, encodeCheckSuccess, parseCheck } from './checks.js';
-import { baseCandidate, drop, insertPair, markDirty, setPairState, type AgentContext, type Credentials, type PendingRequest, type Stream } from './context.js';
+import { baseCandidate, drop, evictIdleRemote, insertPair, markDirty, setPairState, type AgentContext, type Credentials, type PendingRequest, type Stream } from './context.js';
 import { acceptLiteNomination, honourUseCandidate } from './nomination.js';
 import { repairRoleConflict } from './role.js';
 
@@ -127,7 +127,8 @@ function afterAcceptedRequest(ctx: AgentContext, s: Stream, local: LocalCandidat
   const component = local.component;
   let remote = s.remotes.find((r) => r.component === component && r.address === from.address && r.port === from.port);
   if (!remote) {
-    if (s.remotes.length >= ctx.config.remoteCandidateLimit) return drop(ctx, 'prflx-remote-limit');
+    // At the limit, a peer-reflexive candidate (proven by this authenticated check) replaces an idle one.
+    if (s.remotes.length >= ctx.config.remoteCandidateLimit && !evictIdleRemote(ctx, s)) return drop(ctx, 'prflx-remote-limit');
     // RFC 8445 §7.3.1.3: a peer-reflexive remote candidate, foundation unlike every other remote one.
     let foundation: string;
     do foundation = `prflx${++s.prflxCount}`;

@@ -138,6 +138,7 @@ export type DropReason =
   | 'request-unknown-base'
   | 'unauthenticated-reply-limit'
   | 'prflx-remote-limit'
+  | 'remote-evicted'
   | 'checklist-full'
   | 'response-integrity'
   | 'response-asymmetric'

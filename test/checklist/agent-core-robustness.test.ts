@@ -162,3 +162,24 @@ describe('receiving data (RFC 8445 §12.2)', () => {
     expect(r.getStats().dropped['data-unknown-path']).toBe(1);
   });
 });
+
+describe('junk remote candidates at the limit (issue 16: a hostile signalling channel)', () => {
+  it('a peer-reflexive candidate from an authenticated check replaces an idle one: the real peer still connects', () => {
+    const d = new Driver();
+    const { l, r } = twoHostAgents(d);
+    l.setRemoteParameters(0, r.getLocalParameters());
+    r.setRemoteParameters(0, l.getLocalParameters());
+    // L's remote list is filled with 100 candidates nobody answers, of higher priority than anything real.
+    for (let i = 0; i < 100; i++) {
+      l.addRemoteCandidate(0, { foundation: `j${i}`, component: 1, transport: 'udp', priority: 2 ** 31 - 1 - i, address: `10.66.${i >> 8}.${i & 255}`, port: 9, type: 'host' });
+    }
+    expect(l.getStats().dropped['remote-limit'] ?? 0).toBe(0);
+    // R knows L; L learns R only from R's checks (as a peer-reflexive candidate).
+    r.addRemoteCandidate(0, signalled(host('10.0.0.1', 5000)));
+    d.run(10_000, () => l.state === 'completed' && r.state === 'completed');
+    expect([l.state, r.state]).toEqual(['completed', 'completed']);
+    expect(l.getSelectedPair(0, 1)!.remote.address).toBe('10.0.0.2');
+    expect(l.getStats().dropped['remote-evicted']).toBe(1);
+    expect(l.getStats().dropped['prflx-remote-limit'] ?? 0).toBe(0);
+  });
+});
