@@ -16,6 +16,7 @@
  */
 import { AgentCore } from './checklist/agent-core.js';
 import type { Candidate, LocalCandidate } from './candidates/candidate.js';
+import { unusableRemoteAddress, validateCandidate } from './candidates/grammar.js';
 import {
   Gatherer,
   type GathererEvent,
@@ -185,6 +186,14 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
    * §3.2.1) and dropped when it does not resolve or resolution is off.
    */
   addRemoteCandidate(now: number, stream: number, candidate: Candidate): void {
+    // A record from signalling is checked like a parsed line (typed CandidateParseError), and one that can never be
+    // a peer is dropped and reported: nothing it carries may break a later call or failure detection.
+    validateCandidate(candidate);
+    const unusable = unusableRemoteAddress(candidate);
+    if (unusable !== undefined) {
+      this.#events.push({ type: 'remote-candidate-dropped', stream, candidate, reason: unusable });
+      return;
+    }
     this.#names.add(stream, candidate);
     this.#moveNames(now);
     this.#pump(now);

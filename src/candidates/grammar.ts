@@ -14,6 +14,7 @@
  * - Addresses are kept verbatim (no IPv6 canonicalisation), numbers are written without leading zeros.
  * @module
  */
+import { ipFamily } from '../ip.js';
 import { CandidateParseError } from '../errors.js';
 import { parseIp } from '../ip.js';
 import type { Candidate, CandidateType, TcpType } from './candidate.js';
@@ -208,6 +209,15 @@ export function tryParseCandidate(line: string): CandidateParseResult {
  * naming the field.
  */
 export function validateCandidate(c: Candidate): void {
+  // A record may come from JSON signalling: check the shape first, so nothing below can throw anything but this.
+  if (typeof c !== 'object' || c === null) throw new CandidateParseError('candidate', 'not a candidate record');
+  const r = c as unknown as Record<string, unknown>;
+  for (const [field, type] of REQUIRED_FIELDS) if (typeof r[field] !== type) throw new CandidateParseError(field, `missing or not a ${type}`);
+  for (const [field, type] of OPTIONAL_FIELDS) if (r[field] !== undefined && typeof r[field] !== type) throw new CandidateParseError(field, `not a ${type}`);
+  const ext = r['extensions'];
+  if (ext !== undefined && (!Array.isArray(ext) || !ext.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && typeof e[1] === 'string'))) {
+    throw new CandidateParseError('extension', 'not a list of [name, value] strings');
+  }
   if (!ICE_CHARS.test(c.foundation)) throw new CandidateParseError('foundation', `"${c.foundation}" is not 1*32ice-char`);
   const int = (n: number, field: string, min: number, max: number) => {
     if (!Number.isInteger(n) || n < min || n > max) throw new CandidateParseError(field, `${n} is outside ${min}..${max}`);
@@ -228,6 +238,36 @@ export function validateCandidate(c: Candidate): void {
     if (!TOKEN.test(name)) throw new CandidateParseError('extension', `"${name}" is not a token`);
     if (value === '' || !VCHARS.test(value)) throw new CandidateParseError('extension', `value of "${name}" must be 1*VCHAR`);
   }
+}
+
+const REQUIRED_FIELDS = [
+  ['foundation', 'string'],
+  ['component', 'number'],
+  ['transport', 'string'],
+  ['priority', 'number'],
+  ['address', 'string'],
+  ['port', 'number'],
+  ['type', 'string'],
+] as const;
+const OPTIONAL_FIELDS = [
+  ['transportText', 'string'],
+  ['relatedAddress', 'string'],
+  ['relatedPort', 'number'],
+  ['tcpType', 'string'],
+] as const;
+
+/**
+ * Why a well-formed remote candidate can never be a peer, or undefined: the unspecified address, the IPv4
+ * broadcast address, a multicast address (checks would reach local services or a multicast group), or UDP port 0.
+ */
+export function unusableRemoteAddress(c: Candidate): string | undefined {
+  const a = c.address.toLowerCase();
+  if (a === '0.0.0.0' || a === '::') return 'unspecified-address';
+  if (a === '255.255.255.255') return 'broadcast-address';
+  const first = Number(a.split('.', 1)[0]);
+  if ((ipFamily(a) === 4 && first >= 224 && first <= 239) || (ipFamily(a) === 6 && a.startsWith('ff'))) return 'multicast-address';
+  if (c.transport === 'udp' && c.port === 0) return 'port-zero';
+  return undefined;
 }
 
 /**

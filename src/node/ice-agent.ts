@@ -8,7 +8,7 @@ import { EventEmitter } from 'eventemitter3';
 import { AgentMachine, type AgentMachineEvent, type StreamBase } from '../agent-machine.js';
 import type { Candidate, LocalCandidate } from '../candidates/candidate.js';
 import { DEFAULT_GATHER_TIMEOUT_MS } from '../candidates/gatherer.js';
-import { formatCandidate, parseCandidate } from '../candidates/grammar.js';
+import { formatCandidate, parseCandidate, validateCandidate } from '../candidates/grammar.js';
 import { signalledCandidate } from '../candidates/signal.js';
 import type { PairState } from '../checklist/pair.js';
 import type { AgentState, AgentStats, IceParameters, LocalIceParameters, PairInfo } from '../checklist/types.js';
@@ -236,6 +236,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
    */
   addRemoteCandidate(candidate: Candidate | string): void {
     const c = typeof candidate === 'string' ? parseCandidate(candidate) : candidate;
+    // Checked now, not when the queued command runs: a bad record is the caller's typed error, at the call.
+    validateCandidate(c);
     this.#command((m) => m.addRemoteCandidate(this.#driver!.now(), 0, c));
   }
 

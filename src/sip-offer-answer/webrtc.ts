@@ -46,6 +46,8 @@ function location(init: RTCIceCandidateInit): CandidateLocation {
  * `sdpMLineIndex` are missing for a candidate, which browsers reject with a TypeError.
  */
 export function fromRTCIceCandidateInit(init: RTCIceCandidateInit): TrickledCandidate {
+  // From JSON signalling anything may arrive: a typed error, not a TypeError, for what is not an object.
+  if (typeof init !== 'object' || init === null) throw new CandidateParseError('candidate', 'not an RTCIceCandidateInit object');
   const loc = location(init);
   if (init.sdpMLineIndex !== undefined && init.sdpMLineIndex !== null && (!Number.isInteger(init.sdpMLineIndex) || init.sdpMLineIndex < 0 || init.sdpMLineIndex > 65535)) {
     throw new CandidateParseError('sdpMLineIndex', `${init.sdpMLineIndex} is not an unsigned short`);

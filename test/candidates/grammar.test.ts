@@ -9,6 +9,8 @@ import {
   isUuidMdnsName,
   parseCandidate,
   tryParseCandidate,
+  unusableRemoteAddress,
+  validateCandidate,
 } from '../../src/candidates/grammar.js';
 import { CandidateParseError } from '../../src/errors.js';
 import { candidateArb } from './arbitraries.js';
@@ -252,5 +254,27 @@ describe('grammar: properties', () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('candidate records from signalling (issue 16: objects checked like lines)', () => {
+  const good = { foundation: '1', component: 1, transport: 'udp', priority: 2130706431, address: '192.0.2.1', port: 5000, type: 'host' } as const;
+  it('a record of the wrong shape is a typed CandidateParseError naming the field, never a TypeError', () => {
+    const bad: unknown[] = [null, 7, 'x', { ...good, foundation: 1 }, { ...good, port: '5000' }, { ...good, address: undefined }, { ...good, extensions: 'x' }, { ...good, extensions: [[1, 2]] }, { ...good, transportText: 5 }, { ...good, priority: 0 }, { ...good, port: 70000 }, { ...good, type: 'bogus' }];
+    for (const b of bad) {
+      expect(() => validateCandidate(b as never), JSON.stringify(b)).toThrow(CandidateParseError);
+    }
+    expect(() => validateCandidate({ ...good, port: '5000' } as never)).toThrow(expect.objectContaining({ field: 'port' }));
+    expect(() => validateCandidate(good)).not.toThrow();
+  });
+  it('addresses that can never be a peer are named', () => {
+    expect(unusableRemoteAddress(good)).toBeUndefined();
+    expect(unusableRemoteAddress({ ...good, address: '0.0.0.0' })).toBe('unspecified-address');
+    expect(unusableRemoteAddress({ ...good, address: '::' })).toBe('unspecified-address');
+    expect(unusableRemoteAddress({ ...good, address: '255.255.255.255' })).toBe('broadcast-address');
+    expect(unusableRemoteAddress({ ...good, address: '224.0.0.251' })).toBe('multicast-address');
+    expect(unusableRemoteAddress({ ...good, address: 'FF02::FB' })).toBe('multicast-address');
+    expect(unusableRemoteAddress({ ...good, port: 0 })).toBe('port-zero');
+    expect(unusableRemoteAddress({ ...good, transport: 'tcp', port: 0, tcpType: 'active' })).toBeUndefined();
   });
 });
