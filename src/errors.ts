@@ -24,6 +24,7 @@ export type StunDecodeReason =
   | 'attribute-overrun'
   | 'bad-padding'
   | 'bad-attribute'
+  | 'too-many-attributes'
   | 'integrity-mismatch'
   | 'fingerprint-mismatch'
   | 'missing-integrity';

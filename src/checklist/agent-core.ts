@@ -66,6 +66,12 @@ import type { AgentCoreOptions, AgentEvent, AgentState, AgentStats, IceParameter
 export type * from './types.js';
 
 /**
+ * Largest Binding message the agent decodes. RFC 8489 §6.1 keeps STUN over UDP under the path MTU (576 bytes for
+ * IPv4 when unknown); a check with the longest ufrags (2 x 256) and a few extensions stays well under 2 KB.
+ */
+export const MAX_CHECK_MESSAGE_BYTES = 2048;
+
+/**
  * The candidate with its addresses in canonical text. Peers may write IPv6 in any case or zero-compression
  * (`2001:DB8::2`) while sockets report the canonical form; every comparison and key in the agent then agrees.
  */
@@ -330,6 +336,10 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     this.#advance(now);
     const data = datagram.data;
     if (!looksLikeStun(data)) return receiveData(ctx, datagram);
+    if (data.length > MAX_CHECK_MESSAGE_BYTES) {
+      drop(ctx, 'stun-oversized'); // before decoding or any HMAC over it
+      return false;
+    }
     const r = tryDecodeStunMessage(data);
     if (!r.ok) {
       drop(ctx, `stun-${r.reason}`);

@@ -127,6 +127,7 @@ export interface PairStats extends PairInfo {
 /** Why the agent dropped an input (counted in `getStats().dropped`). */
 export type DropReason =
   | `stun-${StunDecodeReason}`
+  | 'stun-oversized'
   | 'remote-after-end'
   | 'remote-bad-component'
   | 'remote-limit'

@@ -183,3 +183,25 @@ describe('junk remote candidates at the limit (issue 16: a hostile signalling ch
     expect(l.getStats().dropped['prflx-remote-limit'] ?? 0).toBe(0);
   });
 });
+
+describe('oversized Binding messages (issue 16, item 3)', () => {
+  it('are dropped and counted before decoding, whatever they carry', async () => {
+    const { MAX_CHECK_MESSAGE_BYTES } = await import('../../src/checklist/agent-core.js');
+    const { encodeCheckRequest } = await import('../../src/checklist/checks.js');
+    const { attr, Attr, encodeStunMessage, StunMethod } = await import('../../src/stun/index.js');
+    const a = new AgentCore({ random: seededRandom(5) });
+    a.addStream(1);
+    a.addLocalCandidate(0, host('10.0.0.1', 5000));
+    const lp = a.getLocalParameters();
+    const id = new Uint8Array(12).fill(4);
+    // A genuine check padded with a 2 KB SOFTWARE-like attribute: authenticated, but too big to be worth a decode.
+    const pad = encodeStunMessage({ method: StunMethod.Binding, cls: 'request', transactionId: id, attributes: [attr(Attr.USERNAME, `${lp.ufrag}:x`, id), { type: 0x8022, value: new Uint8Array(MAX_CHECK_MESSAGE_BYTES) }] });
+    expect(a.handleReceive(0, { local: { address: '10.0.0.1', port: 5000 }, remote: { address: '10.0.0.9', port: 9 }, data: pad })).toBe(false);
+    expect(a.getStats().dropped['stun-oversized']).toBe(1);
+    expect(a.pollTransmit()).toBeUndefined(); // no answer, not even a 401
+    // A normal check still gets its answer.
+    const ok = encodeCheckRequest({ transactionId: id, username: `${lp.ufrag}:x`, priority: 1, role: 'controlled', tieBreaker: 1n, useCandidate: false, key: new Uint8Array(16) });
+    a.handleReceive(1, { local: { address: '10.0.0.1', port: 5000 }, remote: { address: '10.0.0.9', port: 9 }, data: ok });
+    expect(a.pollTransmit()).toBeDefined();
+  });
+});

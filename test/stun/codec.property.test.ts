@@ -15,6 +15,7 @@ import {
   encodeStunMessage,
   getAttribute,
   knownAttributeTypes,
+  MAX_STUN_ATTRIBUTES,
   PasswordAlgorithm,
   StunMethod,
   tryDecodeStunMessage,
@@ -314,5 +315,22 @@ describe('hostile input', () => {
     expect(reason(overrun)).toBe('attribute-overrun');
     expect(PasswordAlgorithm.SHA256).toBe(2);
     expect(() => decodeStunMessage(crc)).toThrow(StunDecodeError);
+  });
+});
+
+describe('cheap drops of absurd messages (issue 16, item 3)', () => {
+  it(`a message with more than ${MAX_STUN_ATTRIBUTES} attributes is refused before the rest is read`, () => {
+    const build = (n: number) => {
+      const id = new Uint8Array(12).fill(9);
+      const attributes = Array.from({ length: n }, (_, i) => ({ type: 0xc100 + (i % 0x3000), value: new Uint8Array(4) }));
+      return encodeStunMessage({ method: StunMethod.Binding, cls: 'request', transactionId: id, attributes });
+    };
+    expect(tryDecodeStunMessage(build(MAX_STUN_ATTRIBUTES)).ok).toBe(true);
+    const r = tryDecodeStunMessage(build(MAX_STUN_ATTRIBUTES + 1));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toBe('too-many-attributes');
+    // 8,000 attributes (64 KB): refused at the 65th, whatever follows.
+    const big = tryDecodeStunMessage(build(8_000));
+    expect(!big.ok && big.reason).toBe('too-many-attributes');
   });
 });
