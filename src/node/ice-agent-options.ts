@@ -27,6 +27,13 @@ export interface IceAgentOptions extends HostSelectionOptions {
   readonly iceServers?: readonly IceServerConfig[];
   /** Bind host sockets in this port range. */
   readonly portRange?: PortRange;
+  /**
+   * SO_RCVBUF / SO_SNDBUF of the host sockets, bytes (default: the OS's). Raise the receive buffer on a server
+   * taking many small datagrams a second, or bursts are dropped by the kernel; Linux doubles the value and caps it
+   * at `net.core.rmem_max` / `wmem_max`.
+   */
+  readonly recvBufferSize?: number;
+  readonly sendBufferSize?: number;
   /** Hide host addresses behind mDNS `.local` names and resolve remote ones. Default false. */
   readonly mdns?: boolean | MdnsSocketOptions;
   /**

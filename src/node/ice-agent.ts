@@ -154,6 +154,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       onError: (e) => this.#warn(`socket: ${e instanceof Error ? e.message : String(e)}`),
       random: this.#random,
       ...(o.portRange ? { portRange: o.portRange } : {}),
+      ...(o.recvBufferSize !== undefined ? { recvBufferSize: o.recvBufferSize } : {}),
+      ...(o.sendBufferSize !== undefined ? { sendBufferSize: o.sendBufferSize } : {}),
     });
     if (this.#closing) {
       await this.#endpoint.close();

@@ -77,6 +77,13 @@ export interface UdpEndpointOptions {
   /** `udp6` sockets refuse IPv4-mapped traffic (default true: IPv4 is bound separately). */
   readonly ipv6Only?: boolean;
   /**
+   * SO_RCVBUF and SO_SNDBUF of every socket, bytes (default: the OS's). A server taking many small datagrams a
+   * second raises the receive buffer so that bursts are not dropped by the kernel; Linux doubles the value asked
+   * and caps it at `net.core.rmem_max` / `wmem_max` (see {@link UdpEndpoint.bufferSizes}).
+   */
+  readonly recvBufferSize?: number;
+  readonly sendBufferSize?: number;
+  /**
    * What to do when one address cannot be bound: `'reject'` (default) closes every socket and rejects; `'skip'`
    * leaves it out and records the error in {@link UdpEndpoint.failures}.
    */
@@ -139,11 +146,16 @@ const literalLookup: NonNullable<SocketOptions['lookup']> = (hostname, options, 
 };
 
 /** Binds one socket; on failure the socket is closed so no handle leaks. */
-function bindSocket(type: SocketType, address: string, port: number, ipv6Only: boolean): Promise<Socket> {
+/** Socket buffer sizes asked for (undefined: the OS default). */
+interface BufferSizes {
+  readonly recvBufferSize?: number;
+  readonly sendBufferSize?: number;
+}
+
+function bindSocket(type: SocketType, address: string, port: number, ipv6Only: boolean, buffers: BufferSizes): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = createSocket(
-      type === 'udp6' ? { type, ipv6Only, reuseAddr: false, lookup: literalLookup } : { type, reuseAddr: false, lookup: literalLookup },
-    );
+    const common = { type, reuseAddr: false, lookup: literalLookup, ...buffers };
+    const socket = createSocket(type === 'udp6' ? { ...common, ipv6Only } : common);
     const onError = (error: Error): void => {
       socket.off('listening', onListening);
       try {
@@ -171,11 +183,12 @@ async function bindAddress(
   maxAttempts: number,
   ipv6Only: boolean,
   random: RandomSource,
+  buffers: BufferSizes,
 ): Promise<Socket> {
   const type: SocketType = ipFamily(address) === 6 ? 'udp6' : 'udp4';
   if (range === undefined) {
     try {
-      return await bindSocket(type, address, 0, ipv6Only);
+      return await bindSocket(type, address, 0, ipv6Only, buffers);
     } catch (error) {
       throw new UdpBindError(address, 0, error);
     }
@@ -189,7 +202,7 @@ async function bindAddress(
     // Random start, then sequential: spreads concurrent agents over the range yet tries each port at most once.
     const port = range.min + ((offset + i) % size);
     try {
-      return await bindSocket(type, address, port, ipv6Only);
+      return await bindSocket(type, address, port, ipv6Only, buffers);
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       if (typeof code !== 'string' || !RETRYABLE_BIND_CODES.has(code)) throw new UdpBindError(address, port, error);
@@ -256,9 +269,16 @@ export class UdpEndpoint {
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw invalid(`maxBindAttempts must be >= 1`);
     const ipv6Only = options.ipv6Only ?? true;
     const random = options.random ?? cryptoRandom;
+    const buffers: { recvBufferSize?: number; sendBufferSize?: number } = {};
+    for (const key of ['recvBufferSize', 'sendBufferSize'] as const) {
+      const v = options[key];
+      if (v === undefined) continue;
+      if (!Number.isInteger(v) || v < 1 || v > 2 ** 31 - 1) throw invalid(`${key} must be a positive integer of bytes`);
+      buffers[key] = v;
+    }
 
     const results = await Promise.allSettled(
-      options.addresses.map((a) => bindAddress(a, range, maxAttempts, ipv6Only, random)),
+      options.addresses.map((a) => bindAddress(a, range, maxAttempts, ipv6Only, random, buffers)),
     );
     const sockets: Socket[] = [];
     const failures: IcewireError[] = [];
@@ -307,6 +327,11 @@ export class UdpEndpoint {
   }
 
   /** The bound address of each socket, in the order of `options.addresses` (minus skipped failures). */
+  /** The buffer sizes the kernel granted each socket (SO_RCVBUF, SO_SNDBUF), bytes. */
+  bufferSizes(): { readonly local: TransportAddress; readonly recv: number; readonly send: number }[] {
+    return this.#sockets.map((b) => ({ local: b.local, recv: b.socket.getRecvBufferSize(), send: b.socket.getSendBufferSize() }));
+  }
+
   get addresses(): readonly TransportAddress[] {
     return this.#sockets.map((b) => b.local);
   }

@@ -18,3 +18,15 @@ describe('remote candidates from JSON signalling (issue 16)', () => {
     expect(() => fromRTCIceCandidateInit(7 as never)).toThrow(CandidateParseError);
   });
 });
+
+describe('IceAgent socket buffer options (issue 16, item 4)', () => {
+  it('reach the host sockets: a nonsense size rejects gather() with an error naming the option', async () => {
+    const agent = new IceAgent({ includeLoopback: true, addressFilter: (a) => a === '127.0.0.1', recvBufferSize: -1 });
+    await expect(agent.gather()).rejects.toThrow(/recvBufferSize/);
+    await agent.close();
+    const ok = new IceAgent({ includeLoopback: true, addressFilter: (a) => a === '127.0.0.1', recvBufferSize: 1 << 18, sendBufferSize: 1 << 17 });
+    await ok.gather();
+    expect(ok.getLocalCandidates().length).toBeGreaterThan(0);
+    await ok.close();
+  });
+});

@@ -323,3 +323,19 @@ describe('UdpEndpoint send/receive', () => {
     expect(udpHandles()).toBe(before);
   });
 });
+
+describe('socket buffer sizes (issue 16, item 4)', () => {
+  it('applies recvBufferSize and sendBufferSize to every socket, and rejects nonsense', async () => {
+    const e = await UdpEndpoint.bind({ addresses: ['127.0.0.1'], onDatagram: () => undefined, recvBufferSize: 100_000, sendBufferSize: 60_000 });
+    try {
+      const [b] = e.bufferSizes();
+      // Linux doubles the value asked for (bookkeeping); other systems keep it. Never below what was asked, within the cap.
+      expect(b!.recv).toBeGreaterThanOrEqual(100_000);
+      expect(b!.send).toBeGreaterThanOrEqual(60_000);
+    } finally {
+      await e.close();
+    }
+    await expect(UdpEndpoint.bind({ addresses: ['127.0.0.1'], onDatagram: () => undefined, recvBufferSize: 0 })).rejects.toThrow(/recvBufferSize/);
+    await expect(UdpEndpoint.bind({ addresses: ['127.0.0.1'], onDatagram: () => undefined, sendBufferSize: 1.5 })).rejects.toThrow(/sendBufferSize/);
+  });
+});
