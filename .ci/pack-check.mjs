@@ -23,9 +23,10 @@ try {
     cpSync(join(repo, f), join(tree, f));
   }
   symlinkSync(join(repo, 'node_modules'), join(tree, 'node_modules'), 'dir');
-  // prepack's build output comes first on stdout; npm's JSON report is the last thing printed.
+  // prepack's build output comes first on stdout (the bundler prints a table of chunks, some lines starting with
+  // "["); npm's JSON report is the last thing printed and opens with a line that is exactly "[".
   const out = run('npm', ['pack', '--json', '--pack-destination', tmp], tree);
-  const [packed] = JSON.parse(out.slice(out.search(/^\[/m)));
+  const [packed] = JSON.parse(out.slice(out.search(/^\[$/m)));
   const shipped = new Set(packed.files.map((f) => f.path));
   for (const need of ['package.json', 'README.md', 'LICENSE', 'dist/pkg/index.js', 'dist/pkg/core.js', 'dist/pkg/testing.js', 'dist/src/index.d.ts', 'dist/src/core.d.ts', 'dist/src/testing/index.d.ts']) {
     if (!shipped.has(need)) fail(`the tarball lacks ${need}`);
