@@ -239,6 +239,33 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     return ok;
   }
 
+  /**
+   * Whether application data may take the direct path (`takeData`, `takeSend`), skipping the routing and the pump:
+   * no component runs without ICE, so nothing but the core can claim or send data.
+   */
+  get directData(): boolean {
+    return this.#noIce.size === 0 && !this.#closed;
+  }
+
+  /** The `data` event of a received non-STUN datagram, handed back instead of queued (see `directData`). */
+  takeData(now: number, datagram: Datagram): Extract<AgentEvent, { type: 'data' }> | undefined {
+    return this.core.takeData(now, datagram);
+  }
+
+  /**
+   * The datagram carrying `data`, handed back instead of queued (see `directData`); undefined when no pair may carry
+   * it; null when it went through a relayed pair's TURN client and waits in the usual queue (drain as after `send`).
+   */
+  takeSend(now: number, stream: number, component: number, data: Uint8Array): Datagram | null | undefined {
+    const t = this.core.takeSend(now, stream, component, data);
+    if (t === undefined) return undefined;
+    if (this.#turn.size > 0 && this.#turn.wrap(now, t)) {
+      this.#pump(now);
+      return null;
+    }
+    return t;
+  }
+
   /** ICE restart (RFC 8445 §9): new local credentials; candidates and allocations are kept. */
   restart(now: number): void {
     this.core.restart();

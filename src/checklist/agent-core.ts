@@ -54,7 +54,7 @@ import {
   type AgentContext,
   type RemoteParams,
 } from './context.js';
-import { expireRetired, receiveData, retiredDeadline, sendData } from './data-path.js';
+import { expireRetired, receiveData, retiredDeadline, sendData, takeSend, type DataEvent } from './data-path.js';
 import { nominatorFor } from './nomination.js';
 import { handleRequest, processEarlyRequests } from './responder.js';
 import { handleResponse, runTransactions } from './responses.js';
@@ -301,6 +301,25 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
   }
 
   /**
+   * The direct data path of the edge: a non-STUN datagram's `data` event, handed back instead of queued (undefined:
+   * not on a known path, counted as dropped). Same rules as `handleReceive`.
+   */
+  takeData(now: number, datagram: Datagram): DataEvent | undefined {
+    const ctx = this.#ctx;
+    if (ctx.closed) return undefined;
+    this.#advance(now);
+    return receiveData(ctx, datagram);
+  }
+
+  /** The direct send path of the edge: the datagram carrying `data`, handed back instead of queued (as `send`). */
+  takeSend(now: number, stream: number, component: number, data: Uint8Array): Datagram | undefined {
+    const ctx = this.#ctx;
+    if (ctx.closed) throw new InvalidStateError('send() after close()');
+    this.#advance(now);
+    return takeSend(ctx, now, streamAt(ctx, stream), component, data);
+  }
+
+  /**
    * The pair a component sends on (RTCIceTransport's selected candidate pair): from its first valid pair on, then
    * the best valid pair, then the nominated one (`nominated: true`), which stays; after a restart, the previous
    * pair until the new session nominates one (RFC 8445 §12.1).
@@ -335,7 +354,12 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     if (ctx.closed) return false;
     this.#advance(now);
     const data = datagram.data;
-    if (!looksLikeStun(data)) return receiveData(ctx, datagram);
+    if (!looksLikeStun(data)) {
+      const e = receiveData(ctx, datagram);
+      if (e === undefined) return false;
+      ctx.events.push(e);
+      return true;
+    }
     if (data.length > MAX_CHECK_MESSAGE_BYTES) {
       drop(ctx, 'stun-oversized'); // before decoding or any HMAC over it
       return false;

@@ -10,20 +10,29 @@
  * @module
  */
 import { sameAddress, type Datagram } from '../types.js';
+import type { AgentEvent } from './types.js';
 import { addrOf, componentOf, componentsInUse, consentEnabled, drop, type AgentContext, type DataRoute, type Stream } from './context.js';
 import { activePairs, consentDeadline, consentJitter } from './consent.js';
 import type { CandidatePair } from './pair.js';
 
 /** Queues `data` on the pair that may carry it now; false when none may. */
 export function sendData(ctx: AgentContext, now: number, s: Stream, component: number, data: Uint8Array): boolean {
+  const d = takeSend(ctx, now, s, component, data);
+  if (d === undefined) return false;
+  ctx.transmits.push(d);
+  return true;
+}
+
+/** The datagram that carries `data` now, not queued (the edge's direct path), or undefined when no pair may. */
+export function takeSend(ctx: AgentContext, now: number, s: Stream, component: number, data: Uint8Array): Datagram | undefined {
   const comp = componentOf(s, component);
-  if (!comp) return false;
+  if (!comp) return undefined;
   if (ctx.config.lite) {
     // RFC 8445 §12.1.1: a lite agent sends only once every component has a valid pair.
-    for (let c = 1; c <= componentsInUse(s); c++) if (!s.checklist.bestValid(c)) return false;
+    for (let c = 1; c <= componentsInUse(s); c++) if (!s.checklist.bestValid(c)) return undefined;
   }
   const pair = sendingPair(ctx, s, component, now);
-  if (!pair) return false;
+  if (!pair) return undefined;
   if (pair !== comp.selected && pair !== comp.previous && pair !== comp.dataPair) {
     comp.dataPair = pair;
     // RFC 7675 §5.1: first refresh one interval after the check that gave consent.
@@ -31,10 +40,9 @@ export function sendData(ctx: AgentContext, now: number, s: Stream, component: n
     // The pair now carries data, so consent checks or keepalives run on it.
     ctx.deadlines.set('consent', consentDeadline(ctx));
   }
-  ctx.transmits.push({ local: pair.local.base, remote: addrOf(pair.remote), data });
   pair.lastSentAt = now;
   pair.counters.bytesSent += data.length;
-  return true;
+  return { local: pair.local.base, remote: addrOf(pair.remote), data };
 }
 
 function sendingPair(ctx: AgentContext, s: Stream, component: number, now: number): CandidatePair | undefined {
@@ -83,8 +91,11 @@ function route(d: Datagram, pair: CandidatePair): DataRoute {
   return { localAddress: d.local.address, localPort: d.local.port, remoteAddress: d.remote.address, remotePort: d.remote.port, pair };
 }
 
-/** Delivers a non-STUN datagram as a `data` event when it arrived on a known path (RFC 8445 §12.2). */
-export function receiveData(ctx: AgentContext, d: Datagram): boolean {
+/** A `data` event. */
+export type DataEvent = Extract<AgentEvent, { type: 'data' }>;
+
+/** The `data` event for a non-STUN datagram that arrived on a known path (RFC 8445 §12.2), or undefined (counted). */
+export function receiveData(ctx: AgentContext, d: Datagram): DataEvent | undefined {
   // Fastest path: the same 5-tuple as the previous datagram (the usual case for media on one component).
   const lr = ctx.lastRoute;
   if (
@@ -97,8 +108,7 @@ export function receiveData(ctx: AgentContext, d: Datagram): boolean {
   ) {
     const p = lr.pair;
     p.counters.bytesReceived += d.data.length;
-    ctx.events.push({ type: 'data', stream: p.stream, component: p.component, data: d.data, from: d.remote, local: d.local });
-    return true;
+    return { type: 'data', stream: p.stream, component: p.component, data: d.data, from: d.remote, local: d.local };
   }
   // Fast path: media keeps arriving on the same few 5-tuples (one per component).
   const routeKey = `${d.local.address}|${d.local.port}|${d.remote.address}|${d.remote.port}`;
@@ -106,8 +116,7 @@ export function receiveData(ctx: AgentContext, d: Datagram): boolean {
   if (last && ctx.pairs.has(last.id)) {
     ctx.lastRoute = route(d, last);
     last.counters.bytesReceived += d.data.length;
-    ctx.events.push({ type: 'data', stream: last.stream, component: last.component, data: d.data, from: d.remote, local: d.local });
-    return true;
+    return { type: 'data', stream: last.stream, component: last.component, data: d.data, from: d.remote, local: d.local };
   }
   for (const s of ctx.streams) {
     const candidates: CandidatePair[] = [...activePairs(ctx).filter((p) => p.stream === s.index), ...s.checklist.valid, ...s.checklist.pairs, ...retiredPairs(s)];
@@ -117,8 +126,7 @@ export function receiveData(ctx: AgentContext, d: Datagram): boolean {
       ctx.dataRoutes.set(routeKey, p);
       ctx.lastRoute = route(d, p);
       p.counters.bytesReceived += d.data.length;
-      ctx.events.push({ type: 'data', stream: s.index, component: p.component, data: d.data, from: d.remote, local: d.local });
-      return true;
+      return { type: 'data', stream: s.index, component: p.component, data: d.data, from: d.remote, local: d.local };
     }
   }
   // RFC 8445 §12.2: be prepared to receive on any signalled candidate, paired or not (e.g. a pair removed once
@@ -126,10 +134,9 @@ export function receiveData(ctx: AgentContext, d: Datagram): boolean {
   for (const s of ctx.streams) {
     const r = s.remotes.find((x) => x.address === d.remote.address && x.port === d.remote.port);
     if (r && s.locals.some((l) => l.component === r.component && sameAddress(l.base, d.local))) {
-      ctx.events.push({ type: 'data', stream: s.index, component: r.component, data: d.data, from: d.remote, local: d.local });
-      return true;
+      return { type: 'data', stream: s.index, component: r.component, data: d.data, from: d.remote, local: d.local };
     }
   }
   drop(ctx, 'data-unknown-path');
-  return false;
+  return undefined;
 }

@@ -261,8 +261,23 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const m = this.#machine;
     const d = this.#driver;
     if (!m || !d || this.#closing) return false;
-    const ok = m.send(d.now(), 0, component, data);
     const selected = this.#selected.get(component);
+    if (selected !== undefined && m.directData) {
+      // Direct path: the core hands back the datagram, which leaves at once (a relayed one goes through its TURN
+      // client and the usual queue). Sending data never moves a deadline earlier: no drain, no timer re-arm.
+      const t = m.takeSend(d.now(), 0, component, data);
+      if (t === undefined) return false;
+      if (t === null) this.#flush(m, d);
+      else {
+        try {
+          this.#sendOut(this.#endpoint!, t);
+        } catch (error) {
+          warnCallbackError(error, 'send');
+        }
+      }
+      return true;
+    }
+    const ok = m.send(d.now(), 0, component, data);
     if (ok && selected !== undefined && selected.local.type !== 'relay') {
       // Data fast path: on a non-relayed selected pair the core only queued this datagram; sending data never moves
       // a deadline earlier, so the driver's full drain and timer re-arm can be skipped.
@@ -393,6 +408,18 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     if (isDataByte(datagram.data[0] ?? 0)) {
       // Data fast path (RFC 7983): neither STUN (0..3) nor TURN ChannelData (64..79), so no TURN client or check
       // state is involved; the core turns it into a `data` event without touching any deadline.
+      if (m.directData) {
+        // The event comes straight back: no routing, no queue, no pump (most of a datagram's cost while cold).
+        let e: ReturnType<AgentMachine['takeData']>;
+        try {
+          e = m.takeData(d.now(), datagram);
+        } catch (error) {
+          warnCallbackError(error, 'machine');
+          return;
+        }
+        if (e !== undefined) this.#safeEmit('data', buffer ?? Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength), e.component, e.from);
+        return;
+      }
       this.#received = datagram.data;
       this.#receivedBuffer = buffer;
       try {

@@ -205,3 +205,24 @@ describe('oversized Binding messages (issue 16, item 3)', () => {
     expect(a.pollTransmit()).toBeDefined();
   });
 });
+
+describe('the direct data path (takeSend, takeData)', () => {
+  it('hands back what send and handleReceive would queue, with the same accounting', () => {
+    const d = new Driver();
+    const { l, r } = connectPair(d);
+    d.run(5_000, () => l.state === 'completed' && r.state === 'completed');
+    const out = l.takeSend(d.now, 0, 1, new Uint8Array([0x80, 1, 2]))!;
+    const sel = l.getSelectedPair(0, 1)!;
+    expect(out).toEqual({ local: sel.local.base, remote: { address: sel.remote.address, port: sel.remote.port }, data: new Uint8Array([0x80, 1, 2]) });
+    expect(l.pollTransmit()).toBeUndefined(); // not queued
+    const e = r.takeData(d.now, { local: out.remote, remote: out.local, data: out.data })!;
+    expect(e).toMatchObject({ type: 'data', stream: 0, component: 1, from: out.local });
+    expect(r.pollEvent()).toBeUndefined(); // not queued either
+    expect(r.getStats().pairs.find((p) => p.nominated)!.bytesReceived).toBe(3);
+    // Off any known path: nothing, and counted like a dropped datagram.
+    expect(r.takeData(d.now, { local: out.remote, remote: { address: '10.9.9.9', port: 1 }, data: out.data })).toBeUndefined();
+    expect(r.getStats().dropped['data-unknown-path']).toBe(1);
+    // No pair for the component: undefined, as send() returns false.
+    expect(l.takeSend(d.now, 0, 2, new Uint8Array([0x80]))).toBeUndefined();
+  });
+});
