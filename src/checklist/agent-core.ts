@@ -49,6 +49,7 @@ import {
   pairInfo,
   priorityOf,
   rebuildStream,
+  reshareChecklistLimit,
   setAgentState,
   streamAt,
   type AgentContext,
@@ -150,6 +151,7 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
       restarting: false,
       prflxCount: 0,
     });
+    reshareChecklistLimit(ctx);
     return index;
   }
 

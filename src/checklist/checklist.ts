@@ -71,7 +71,7 @@ export class Checklist {
   /** Number of components of the data stream. */
   readonly components: number;
   state: ChecklistState = 'running';
-  /** Maximum number of pairs (RFC 8445 §6.1.2.5, RFC 8838 §10-11). */
+  /** Maximum number of pairs: this checklist's share of the checklist set's limit (RFC 8445 §6.1.2.5). */
   limit: number;
   readonly #pairs: CandidatePair[] = [];
   readonly #triggered: CandidatePair[] = [];
@@ -121,6 +121,23 @@ export class Checklist {
     }
     this.#pairs.splice(this.#insertionIndex(pair), 0, pair);
     return { pair, added: true, removed };
+  }
+
+  /**
+   * Sets a new limit and discards pairs beyond it, failed ones first, then the lowest-priority Frozen or Waiting
+   * ones (RFC 8445 §6.1.2.5); pairs being checked or valid stay even if that leaves the checklist over. Returns the
+   * pairs removed.
+   */
+  setLimit(limit: number): CandidatePair[] {
+    this.limit = limit;
+    const removed: CandidatePair[] = [];
+    while (this.#pairs.length > limit) {
+      const victim = this.#lastWhere((p) => p.state === 'failed') ?? this.#lastWhere((p) => p.state === 'frozen' || p.state === 'waiting');
+      if (!victim) break;
+      this.remove(victim);
+      removed.push(victim);
+    }
+    return removed;
   }
 
   #lastWhere(pred: (p: CandidatePair) => boolean): CandidatePair | undefined {

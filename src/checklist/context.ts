@@ -425,6 +425,20 @@ export function evictIdleRemote(ctx: AgentContext, s: Stream): boolean {
   return true;
 }
 
+/**
+ * Each checklist's share of the pair limit. RFC 8445 §6.1.2.5: the limit (`checklistLimit`) holds for the whole
+ * checklist set, and discarding "SHOULD be done evenly": an equal share per data stream.
+ */
+export function checklistShare(ctx: AgentContext): number {
+  return Math.max(1, Math.floor(ctx.config.checklistLimit / Math.max(1, ctx.streams.length)));
+}
+
+/** After a stream was added: every checklist gets its new, smaller share, and sheds pairs beyond it. */
+export function reshareChecklistLimit(ctx: AgentContext): void {
+  const share = checklistShare(ctx);
+  for (const s of ctx.streams) for (const p of s.checklist.setLimit(share)) forgetPair(ctx, p);
+}
+
 export function forgetPair(ctx: AgentContext, p: CandidatePair): void {
   if (p.validPair === p || !p.valid) ctx.pairs.delete(p.id);
   ctx.txs.cancelChecks(p);
@@ -446,7 +460,7 @@ export function rebuildStream(ctx: AgentContext, s: Stream, consentJitter: () =>
   ctx.txs.dropStream(s.index, keep);
   for (const [id, p] of ctx.pairs) if (p.stream === s.index && !keep.has(p)) ctx.pairs.delete(id);
   for (const p of ctx.consentNext.keys()) if (p.stream === s.index && !keep.has(p)) ctx.consentNext.delete(p);
-  s.checklist = new Checklist(s.index, s.componentCount, ctx.config.checklistLimit);
+  s.checklist = new Checklist(s.index, s.componentCount, checklistShare(ctx));
   ctx.dataRoutes.clear();
   ctx.lastRoute = undefined;
   for (const comp of s.components) {

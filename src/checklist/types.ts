@@ -64,7 +64,7 @@ export interface AgentCoreOptions {
    * them (the Node edge injects the process instance). Agents sharing a pacer must share the time origin of `now`.
    */
   readonly pacer?: GlobalPacer;
-  /** Maximum candidate pairs per checklist (default 100, RFC 8445 §6.1.2.5). */
+  /** Maximum candidate pairs in the checklist set, split evenly over the streams (default 100, RFC 8445 §6.1.2.5). */
   readonly checklistLimit?: number;
   /** Maximum remote candidates per stream, peer-reflexive ones included (default 100). */
   readonly remoteCandidateLimit?: number;

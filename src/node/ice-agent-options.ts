@@ -63,7 +63,10 @@ export interface IceAgentOptions extends HostSelectionOptions {
   readonly consentTimeoutMs?: number;
   /** Keepalive period Tr on the selected pair (RFC 8445 §11; default and minimum 15000 ms). */
   readonly keepaliveIntervalMs?: number;
-  /** Maximum candidate pairs per checklist (RFC 8445 §6.1.2.5; default 100). */
+  /**
+   * Maximum candidate pairs in the checklist set (RFC 8445 §6.1.2.5; default 100), split evenly over its checklists;
+   * an `IceSdpSession` splits it over its transports' agents.
+   */
   readonly checklistLimit?: number;
   /** Maximum remote candidates, peer-reflexive ones included (default 100): a bound on hostile signalling. */
   readonly remoteCandidateLimit?: number;

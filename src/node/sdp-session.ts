@@ -7,6 +7,7 @@
  * answerer is full. Agents are created when the role is known: at `createOffer`, or at the first remote offer.
  * @module
  */
+import { DEFAULT_CHECKLIST_LIMIT } from '../checklist/checklist.js';
 import { EventEmitter } from 'eventemitter3';
 import type { AgentState } from '../checklist/types.js';
 import { InvalidStateError } from '../errors.js';
@@ -53,6 +54,8 @@ export interface IceSdpSessionEvents {
 
 /** SDP-driven ICE: create/apply offers and answers, restart, trickle. */
 export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
+  /** Each transport agent's share of the session's pair limit (RFC 8445 §6.1.2.5). */
+  #checklistShare = DEFAULT_CHECKLIST_LIMIT;
   readonly #options: IceSdpSessionOptions;
   readonly #oa: OfferAnswer;
   readonly #agents = new Map<number, IceAgent>();
@@ -155,6 +158,9 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
 
   async #prepareLocal(appSdp: string, answering: boolean): Promise<void> {
     const indexes = this.#transportIndexes(appSdp, answering);
+    // RFC 8445 §6.1.2.5: the pair limit holds for the session's whole checklist set, and each transport's agent
+    // holds one checklist of it: an even share each (a new agent gets its share of this description).
+    this.#checklistShare = Math.max(1, Math.floor((this.#options.checklistLimit ?? DEFAULT_CHECKLIST_LIMIT) / Math.max(1, indexes.length)));
     const trickle = this.#options.trickle ?? 'none';
     const waitAll = trickle === 'none' || (trickle === 'half' && !answering);
     await Promise.all(
@@ -195,7 +201,7 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
     if (agent) return agent;
     const { trickle: _t, rtcpComponents: _r, ...agentOptions } = this.#options;
     const creds = this.#oa.localParameters;
-    agent = new IceAgent({ ...agentOptions, role: this.#role ?? 'controlling', components, ufrag: creds.ufrag, pwd: creds.pwd });
+    agent = new IceAgent({ ...agentOptions, checklistLimit: this.#checklistShare, role: this.#role ?? 'controlling', components, ufrag: creds.ufrag, pwd: creds.pwd });
     this.#agents.set(index, agent);
     this.#fed.set(index, 0);
     agent.on('statechange', (s) => this.emit('statechange', s, index));

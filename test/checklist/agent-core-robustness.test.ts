@@ -226,3 +226,26 @@ describe('the direct data path (takeSend, takeData)', () => {
     expect(l.takeSend(d.now, 0, 2, new Uint8Array([0x80]))).toBeUndefined();
   });
 });
+
+describe('the pair limit holds for the checklist set (RFC 8445 §6.1.2.5)', () => {
+  it('is split evenly over the streams, and re-split when a stream is added later', () => {
+    const a = new AgentCore({ random: seededRandom(8), checklistLimit: 12 });
+    const fill = (stream: number, n: number) => {
+      for (let i = 0; i < n; i++) a.addLocalCandidate(stream, host(`10.0.${stream}.${i + 1}`, 5000, 1, 65535 - i, `L${stream}_${i}`));
+      a.setRemoteParameters(stream, { ufrag: 'peer', pwd: 'p'.repeat(22) });
+      for (let i = 0; i < n; i++) a.addRemoteCandidate(stream, signalled(host(`10.9.${stream}.${i + 1}`, 6000, 1, 65535 - i, `R${stream}_${i}`)));
+    };
+    a.addStream(1);
+    a.addStream(1);
+    fill(0, 4);
+    fill(1, 4);
+    const sizes = () => [0, 1, 2].slice(0, a.streamCount).map((s) => a.getChecklist(s).pairs.length);
+    expect(sizes()).toEqual([6, 6]); // 16 pairs offered per stream, 12 for the set
+    a.addStream(1);
+    expect(sizes()).toEqual([4, 4, 0]); // a third stream: every checklist down to its share
+    fill(2, 4);
+    expect(sizes()).toEqual([4, 4, 4]);
+    expect(sizes().reduce((x, y) => x + y)).toBeLessThanOrEqual(12);
+    expect(a.getStats().pairs.length).toBeLessThanOrEqual(12); // the discarded pairs are forgotten, not just unlisted
+  });
+});

@@ -1,0 +1,35 @@
+/**
+ * RFC 8445 §6.1.2.5 across a SIP session: the pair limit holds for the session's whole checklist set, and each
+ * transport's agent holds one checklist of it, so each gets an even share.
+ */
+import { describe, expect, it } from 'vitest';
+import { IceSdpSession } from '../../src/node/sdp-session.js';
+
+const onLoopback = { includeLoopback: true, addressFilter: (a: string) => a === '127.0.0.1' };
+const appSdp = [
+  'v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=call', 't=0 0',
+  ...[0, 1, 2, 3].flatMap(() => ['m=audio 9 RTP/AVP 0', 'c=IN IP4 0.0.0.0', 'a=rtcp-mux', 'a=sendrecv']),
+  '',
+].join('\r\n');
+
+describe('IceSdpSession and the checklist set', () => {
+  it('splits checklistLimit evenly over its transports: 8 pairs for 4 transports, 2 each', async () => {
+    const caller = new IceSdpSession({ ...onLoopback, checklistLimit: 8 });
+    const callee = new IceSdpSession(onLoopback);
+    try {
+      await callee.setRemoteDescription(await caller.createOffer(appSdp), 'offer');
+      let answer = await callee.createAnswer(appSdp);
+      // Five more candidates per section, on loopback ports nobody uses: 6 remote candidates, 6 pairs offered each.
+      answer = answer.replace(/(a=candidate:[^\r\n]*\r\n)/g, (line: string) =>
+        line + [1, 2, 3, 4, 5].map((i) => `a=candidate:x${i} 1 udp ${100 - i} 127.0.0.1 ${9 + i} typ host\r\n`).join(''),
+      );
+      await caller.setRemoteDescription(answer, 'answer');
+      await new Promise((r) => setTimeout(r, 50));
+      const counts = [0, 1, 2, 3].map((i) => caller.agent(i)!.getStats()!.pairs.length);
+      for (const n of counts) expect(n).toBeLessThanOrEqual(2);
+      expect(counts.reduce((x, y) => x + y)).toBeLessThanOrEqual(8);
+    } finally {
+      await Promise.all([caller.close(), callee.close()]);
+    }
+  });
+});
