@@ -10,7 +10,7 @@
 import { DEFAULT_CHECKLIST_LIMIT } from '../checklist/checklist.js';
 import { EventEmitter } from 'eventemitter3';
 import type { AgentState } from '../checklist/types.js';
-import { InvalidStateError } from '../errors.js';
+import { InvalidStateError, SdpError } from '../errors.js';
 import { readIceDescription } from '../sip-offer-answer/ice-attributes.js';
 import { generateIceCredentials } from '../sip-offer-answer/local-description.js';
 import { OfferAnswer } from '../sip-offer-answer/offer-answer.js';
@@ -20,6 +20,9 @@ import type { IceRole } from '../types.js';
 import type { Candidate } from '../candidates/candidate.js';
 import { IceAgent, type IceAgentOptions, type IceCandidatePair, type IceCandidatePairState } from './ice-agent.js';
 import { cryptoRandom } from './random.js';
+
+/** Default of `IceSdpSessionOptions.maxMediaSections`. */
+const DEFAULT_MAX_MEDIA_SECTIONS = 64;
 
 /** Options: everything an {@link IceAgent} takes (role excepted: offer/answer decides it), plus trickle. */
 export interface IceSdpSessionOptions extends Omit<IceAgentOptions, 'role' | 'ufrag' | 'pwd' | 'components'> {
@@ -34,6 +37,12 @@ export interface IceSdpSessionOptions extends Omit<IceAgentOptions, 'role' | 'uf
    * rtcp-mux, and non-RTP sections (e.g. `UDP/DTLS/SCTP`), always have 1.
    */
   readonly rtcpComponents?: 1 | 2;
+  /**
+   * Most `m=` sections a description may have (default 64): each one without BUNDLE costs an agent and its sockets,
+   * so an offer with thousands of them would open thousands of sockets. Beyond it the description is refused with an
+   * `SdpError` naming the first section too many.
+   */
+  readonly maxMediaSections?: number;
 }
 
 /** Events of an {@link IceSdpSession}. */
@@ -96,6 +105,7 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
   /** Creates an offer around the application's SDP (its `m=` sections, codecs, DTLS attributes...). */
   async createOffer(appSdp: string): Promise<string> {
     this.#assertOpen();
+    this.#checkMediaSections(appSdp);
     this.#role ??= this.#oa.localParameters.lite ? 'controlled' : 'controlling';
     await this.#prepareLocal(appSdp, false);
     const offer = this.#oa.createOffer(appSdp);
@@ -121,6 +131,7 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
   /** Applies the peer's offer or answer: remote credentials, candidates, roles, pacing, restarts, non-ICE peers. */
   async setRemoteDescription(sdp: string, type: 'offer' | 'answer'): Promise<RemoteDescriptionResult> {
     this.#assertOpen();
+    this.#checkMediaSections(sdp);
     const result = this.#oa.setRemoteDescription(sdp, type);
     for (const w of result.warnings) this.#warn(w);
     this.#role ??= result.role;
@@ -154,6 +165,17 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
     if (this.#closed) return;
     this.#closed = true;
     await Promise.all([...this.#agents.values()].map((a) => a.close()));
+  }
+
+  /** Refuses a description with more `m=` sections than `maxMediaSections`, before any of it is applied. */
+  #checkMediaSections(sdp: string): void {
+    const max = this.#options.maxMediaSections ?? DEFAULT_MAX_MEDIA_SECTIONS;
+    let sections = 0;
+    const lines = sdp.split(/\r?\n/);
+    for (let i = 0; i < lines.length; i++) {
+      if (!lines[i]!.startsWith('m=')) continue;
+      if (++sections > max) throw new SdpError(i + 1, lines[i]!, `more than ${max} m= sections (maxMediaSections)`);
+    }
   }
 
   async #prepareLocal(appSdp: string, answering: boolean): Promise<void> {
@@ -199,7 +221,7 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
   #ensureAgent(index: number, components: number): IceAgent {
     let agent = this.#agents.get(index);
     if (agent) return agent;
-    const { trickle: _t, rtcpComponents: _r, ...agentOptions } = this.#options;
+    const { trickle: _t, rtcpComponents: _r, maxMediaSections: _m, ...agentOptions } = this.#options;
     const creds = this.#oa.localParameters;
     agent = new IceAgent({ ...agentOptions, checklistLimit: this.#checklistShare, role: this.#role ?? 'controlling', components, ufrag: creds.ufrag, pwd: creds.pwd });
     this.#agents.set(index, agent);

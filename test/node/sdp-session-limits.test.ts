@@ -33,3 +33,19 @@ describe('IceSdpSession and the checklist set', () => {
     }
   });
 });
+
+describe('IceSdpSession and the number of m= sections', () => {
+  it('refuses a description with more than maxMediaSections, naming the first section too many, before opening anything', async () => {
+    const { SdpError } = await import('../../src/errors.js');
+    const session = new IceSdpSession({ ...onLoopback, maxMediaSections: 3 });
+    try {
+      await expect(session.createOffer(appSdp)).rejects.toThrow(SdpError);
+      await expect(session.createOffer(appSdp)).rejects.toMatchObject({ line: 17, text: 'm=audio 9 RTP/AVP 0' });
+      const offer = appSdp.replace(/m=audio 9 RTP\/AVP 0/g, 'm=audio 5000 RTP/AVP 0');
+      await expect(session.setRemoteDescription(offer, 'offer')).rejects.toThrow(/more than 3 m= sections/);
+      expect(session.agent()).toBeUndefined(); // no agent, no socket
+    } finally {
+      await session.close();
+    }
+  });
+});
