@@ -2,6 +2,8 @@
  * RFC 8445 §6.1.2.5 across a SIP session: the pair limit holds for the session's whole checklist set, and each
  * transport's agent holds one checklist of it, so each gets an even share.
  */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { IceSdpSession } from '../../src/node/sdp-session.js';
 
@@ -47,5 +49,21 @@ describe('IceSdpSession and the number of m= sections', () => {
     } finally {
       await session.close();
     }
+  });
+});
+
+describe('out of file descriptors', () => {
+  // A child with a low descriptor limit runs the published bundle (dist/pkg, built before the tests in CI).
+  const bundle = new URL('../../dist/pkg/index.js', import.meta.url);
+  it.skipIf(!existsSync(bundle))('createOffer rejects with a typed UdpBindError naming EMFILE, not a raw SystemError', () => {
+    const script = `
+      const { IceSdpSession } = await import(${JSON.stringify(bundle.href)});
+      const m = Array.from({ length: 40 }, () => ['m=audio 9 RTP/AVP 0', 'c=IN IP4 0.0.0.0', 'a=sendrecv']).flat();
+      const s = new IceSdpSession({ includeLoopback: true, addressFilter: (a) => a === '127.0.0.1' });
+      try { await s.createOffer(['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=x', 't=0 0', ...m, ''].join('\\r\\n')); console.log('no error'); }
+      catch (e) { console.log(e.constructor.name, e.code, /EMFILE/.test(e.message)); }
+      await s.close();`;
+    const out = spawnSync('bash', ['-c', `ulimit -n 40 && exec "${process.execPath}" --input-type=module -e "$0"`, script], { encoding: 'utf8', timeout: 20_000 });
+    expect(out.stdout.trim()).toBe('UdpBindError ERR_UDP_BIND true');
   });
 });
