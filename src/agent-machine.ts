@@ -284,6 +284,11 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     this.#pump(now);
   }
 
+  /** TURN servers whose allocation is not released yet. */
+  unreleasedServers(): TransportAddress[] {
+    return this.#turn.unreleased();
+  }
+
   /** True when every allocation has been released (or failed): the edge may close its sockets. */
   get released(): boolean {
     return this.#turn.released;

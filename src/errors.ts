@@ -113,6 +113,7 @@ export type TurnErrorReason =
   | 'integrity'
   | 'allocation-expired'
   | 'connection-closed'
+  | 'closed'
   | 'bad-uri'
   | 'bad-config'
   | 'error-response';

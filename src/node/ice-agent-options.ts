@@ -34,6 +34,12 @@ export interface IceAgentOptions extends HostSelectionOptions {
    */
   readonly recvBufferSize?: number;
   readonly sendBufferSize?: number;
+  /**
+   * How long `close()` waits for TURN allocations to be deleted on their servers (default 2000 ms), an Allocate
+   * still in flight included. What is not released by then is reported in a `warning` and left to expire on the
+   * server (600 s by default).
+   */
+  readonly closeTimeoutMs?: number;
   /** Hide host addresses behind mDNS `.local` names and resolve remote ones. Default false. */
   readonly mdns?: boolean | MdnsSocketOptions;
   /**

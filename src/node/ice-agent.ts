@@ -63,6 +63,9 @@ export interface IceAgentEvents {
   error: [error: unknown];
 }
 
+/** Default of `IceAgentOptions.closeTimeoutMs`. */
+const DEFAULT_CLOSE_TIMEOUT_MS = 2000;
+
 /**
  * A full (or lite) ICE agent on real UDP sockets.
  *
@@ -323,8 +326,14 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     if (m && d) {
       m.close(d.now());
       d.kick(m);
-      // Give TURN deallocations a moment to leave (bounded); nothing waits for their answers.
-      for (let i = 0; i < 20 && !m.released; i++) await new Promise((r) => setTimeout(r, 10));
+      // TURN allocations are deleted on their servers (an Allocate in flight is awaited and its allocation deleted):
+      // wait for the answers, bounded, and say what is left to expire on a server.
+      const deadline = d.now() + (this.#options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);
+      while (!m.released && d.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      if (!m.released) {
+        const left = m.unreleasedServers().map((s) => `${s.address}:${s.port}`);
+        this.#warn(`TURN allocation(s) not released within ${this.#options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS} ms on ${left.join(', ')}: they expire on the server`);
+      }
       d.close();
     }
     // After the deallocations had their chance: their Refresh and its answer travel on these connections.

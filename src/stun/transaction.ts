@@ -158,6 +158,12 @@ export class TransactionTable<T> {
     return this.#entries.delete(key);
   }
 
+  /** Whether an outstanding transaction's context matches. */
+  some(predicate: (context: T) => boolean): boolean {
+    for (const e of this.#entries.values()) if (predicate(e.context)) return true;
+    return false;
+  }
+
   /** Drops every transaction whose context matches. */
   cancelWhere(predicate: (context: T) => boolean): void {
     for (const [k, e] of this.#entries) if (predicate(e.context)) this.#entries.delete(k);

@@ -117,6 +117,16 @@ export class Allocations implements SansIoMachine<AllocationsEvent> {
     return this.#byKey.size === 0 && this.#events.length === 0;
   }
 
+  /** The servers of allocations not released yet (close() still waits for their answers). */
+  unreleased(): TransportAddress[] {
+    const out: TransportAddress[] = [];
+    for (const a of this.#byKey.values()) {
+      const s = a.client.state;
+      if (s !== 'closed' && s !== 'failed' && s !== 'idle') out.push(a.client.server);
+    }
+    return out;
+  }
+
   /** True when every allocation has been released (or failed): the edge may close its sockets. */
   get released(): boolean {
     for (const a of this.#byKey.values()) {

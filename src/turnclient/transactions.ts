@@ -101,6 +101,8 @@ export interface TransactionHost {
   errorResponse(now: number, m: DecodedStunMessage, op: Operation, code: number, reason: string): void;
   /** The operation failed: time-out, integrity, unknown attribute, or a challenge it may not answer again. */
   failed(now: number, op: Operation, error: TurnError): void;
+  /** Whether a challenged operation (401, 438) may be sent again; no: it fails instead. */
+  mayRetry(op: Operation): boolean;
 }
 
 /**
@@ -327,6 +329,15 @@ export class TurnTransactions {
   // The same request again, now signed: `build` (for an Allocate, with or without DONT-FRAGMENT) and the counters
   // come from the operation it retries.
   #retry(now: number, op: Operation): void {
+    if (!this.#host.mayRetry(op)) {
+      this.#host.failed(now, op, new TurnError(0, 'closed', `${op.kind}: not sent again, the client is closing`));
+      return;
+    }
     this.request(now, op, op);
+  }
+
+  /** Whether a transaction of `kind` is outstanding. */
+  inflight(kind: Operation['kind']): boolean {
+    return this.#table.some((op) => op.kind === kind);
   }
 }

@@ -67,6 +67,8 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
   #expiresAt = Infinity;
   #refreshAt = Infinity;
   #refreshInflight = false;
+  /** close() came while an Allocate was in flight: delete the allocation if it succeeds. */
+  #releaseOnAllocated = false;
 
   readonly #transmits: Datagram[] = [];
   readonly #events: TurnClientEvent[] = [];
@@ -119,6 +121,8 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
         succeeded: (now, m, op) => this.#onSuccess(now, m, op),
         errorResponse: (now, m, op, code, reason) => this.#onError(now, m, op, code, reason),
         failed: (now, op, error) => this.#operationFailed(now, op, error),
+        // Closing with an Allocate in flight: a challenge is not answered (no allocation exists yet to delete).
+        mayRetry: (op) => !(op.kind === 'allocate' && this.#state === 'closing'),
       },
     );
     this.#peers = new TurnPeers(
@@ -217,11 +221,18 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
 
   /**
    * Deletes the allocation (Refresh with LIFETIME 0, RFC 8656 §8.1) and emits `closed` when the server answered (or
-   * 437, or time-out). Before an allocation exists it just stops. Idempotent. Drain afterwards.
+   * 437, or time-out). With an Allocate still in flight it waits for its answer, since the server may have created the
+   * allocation already, and deletes what it created; a challenge (401, 438) or a failure then just ends it. Before any
+   * Allocate it just stops. Idempotent. Drain afterwards.
    */
   close(now: number): void {
     if (this.#state === 'closing' || this.#state === 'closed') return;
     this.#peers.dropQueues();
+    if (this.#state === 'allocating' && this.#requests.inflight('allocate')) {
+      this.#state = 'closing';
+      this.#releaseOnAllocated = true;
+      return;
+    }
     if (this.#state === 'allocated') {
       this.#requests.cancelAll();
       this.#state = 'closing';
@@ -357,6 +368,12 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
   #onSuccess(now: number, m: DecodedStunMessage, ctx: Operation): void {
     switch (ctx.kind) {
       case 'allocate': {
+        if (this.#state === 'closing' && this.#releaseOnAllocated) {
+          // Closed while this Allocate was in flight: the server created an allocation nobody wants; delete it.
+          this.#releaseOnAllocated = false;
+          this.#requests.request(now, { kind: 'deallocate', build: (txid) => [attr(TurnAttr.LIFETIME, 0, txid)] });
+          return;
+        }
         if (this.#state !== 'allocating') return;
         const granted = readAllocateSuccess(m);
         if (granted === undefined) {
@@ -400,6 +417,11 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
   }
 
   #onError(now: number, m: DecodedStunMessage, ctx: Operation, code: number, reason: string): void {
+    if (ctx.kind === 'allocate' && this.#state === 'closing') {
+      // Closed while the Allocate was in flight and it failed (a redirect or a 420 included): nothing to delete.
+      this.#finishClosed();
+      return;
+    }
     if (code === ErrorCode.TryAlternate && ctx.kind === 'allocate') {
       const alt = getAttribute(m, Attr.ALTERNATE_SERVER);
       if (alt !== undefined && !this.#redirected && !this.#triedServers.has(formatAddress(alt))) {
@@ -442,6 +464,7 @@ export class TurnClient implements SansIoMachine<TurnClientEvent> {
     switch (ctx.kind) {
       case 'allocate':
         if (this.#state === 'allocating') this.#fail(error, 'allocate', undefined);
+        else if (this.#state === 'closing' && this.#releaseOnAllocated) this.#finishClosed();
         return;
       case 'deallocate':
         this.#deallocated();

@@ -106,9 +106,30 @@ describe('Allocations (virtual time)', () => {
   it('a cancelled request is released when it succeeds late, never reported', () => {
     const a = new Allocations({ random: seededRandom(3) });
     a.allocate(0, 0, request());
+    const [first] = drain(a).transmits;
     a.cancel(1, 0, 'r1');
     expect(drain(a).events).toEqual([]);
-    expect(a.released).toBe(true); // closed before any answer: nothing left to release on the server
+    // The Allocate is still in flight and a server without authentication may grant it: not released yet.
+    expect(a.released).toBe(false);
+    const from = (data: Uint8Array): Datagram => ({ local: LOCAL, remote: SERVER, data });
+    a.handleReceive(10, from(answer(decodeStunMessage(first!.data), 'success', allocated)));
+    const late = drain(a);
+    expect(late.events).toEqual([]); // never reported to the gatherer
+    const del = decodeStunMessage(late.transmits[0]!.data);
+    expect([del.method, del.attributes.some((x) => x.type === TurnAttr.LIFETIME.type)]).toEqual([StunMethod.Refresh, true]);
+    a.handleReceive(20, from(answer(del, 'success', (id) => [attr(TurnAttr.LIFETIME, 0, id)])));
+    drain(a);
+    expect(a.released).toBe(true);
+  });
+
+  it('a cancelled request whose Allocate is challenged is released at once: nothing exists on the server', () => {
+    const a = new Allocations({ random: seededRandom(3) });
+    a.allocate(0, 0, request());
+    const [first] = drain(a).transmits;
+    a.cancel(1, 0, 'r1');
+    a.handleReceive(10, { local: LOCAL, remote: SERVER, data: answer(decodeStunMessage(first!.data), 'error', challenge()) });
+    expect(drain(a).transmits).toEqual([]); // no authenticated Allocate after the cancel
+    expect(a.released).toBe(true);
   });
 
   it('TCP: asks for a connection, allocates on it once connected, and frees it on release', () => {
