@@ -291,6 +291,13 @@ export function componentsInUse(s: Stream): number {
   return Math.max(1, n);
 }
 
+/** RFC 8445 §12.1.1: a lite agent sends nothing until every component in use has a valid pair. */
+export function liteWaitsForValidPairs(ctx: AgentContext, s: Stream): boolean {
+  if (!ctx.config.lite) return false;
+  for (let c = 1; c <= componentsInUse(s); c++) if (!s.checklist.bestValid(c)) return true;
+  return false;
+}
+
 export function checklists(ctx: AgentContext): Checklist[] {
   return ctx.streams.map((s) => s.checklist);
 }

@@ -11,7 +11,7 @@
  */
 import { sameAddress, type Datagram } from '../types.js';
 import type { AgentEvent } from './types.js';
-import { addrOf, componentOf, componentsInUse, consentEnabled, drop, type AgentContext, type DataRoute, type Stream } from './context.js';
+import { addrOf, componentOf, consentEnabled, drop, liteWaitsForValidPairs, type AgentContext, type DataRoute, type Stream } from './context.js';
 import { activePairs, consentDeadline, consentJitter } from './consent.js';
 import type { CandidatePair } from './pair.js';
 
@@ -27,10 +27,7 @@ export function sendData(ctx: AgentContext, now: number, s: Stream, component: n
 export function takeSend(ctx: AgentContext, now: number, s: Stream, component: number, data: Uint8Array): Datagram | undefined {
   const comp = componentOf(s, component);
   if (!comp) return undefined;
-  if (ctx.config.lite) {
-    // RFC 8445 §12.1.1: a lite agent sends only once every component has a valid pair.
-    for (let c = 1; c <= componentsInUse(s); c++) if (!s.checklist.bestValid(c)) return undefined;
-  }
+  if (liteWaitsForValidPairs(ctx, s)) return undefined;
   const pair = sendingPair(ctx, s, component, now);
   if (!pair) return undefined;
   if (pair !== comp.selected && pair !== comp.previous && pair !== comp.dataPair) {

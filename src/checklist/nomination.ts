@@ -26,6 +26,7 @@ import {
   consentEnabled,
   drop,
   insertPair,
+  liteWaitsForValidPairs,
   markDirty,
   nominationMode,
   pairInfo,
@@ -223,7 +224,7 @@ export function acceptLiteNomination(ctx: AgentContext, now: number, s: Stream, 
  */
 export function reportSelection(ctx: AgentContext): void {
   for (const s of ctx.streams) {
-    const liteWaits = ctx.config.lite && s.components.some((_c, i) => i < componentsInUse(s) && !s.checklist.bestValid(i + 1));
+    const liteWaits = liteWaitsForValidPairs(ctx, s);
     s.components.forEach((comp, i) => {
       const c = i + 1;
       const restarting = s.checklist.state !== 'failed' ? comp.previous : undefined;
