@@ -402,7 +402,7 @@ export type IcewirePeerMessage =
   | { readonly type: 'ok'; readonly id: number }
   | { readonly type: 'stats'; readonly id: number; readonly stats: IcewireStatsReport | null }
   | { readonly type: 'state'; readonly state: string; readonly t: number; readonly at: number }
-  | { readonly type: 'selected'; readonly local: IcewireCandidateInfo; readonly remote: IcewireCandidateInfo; readonly t: number }
+  | { readonly type: 'selected'; readonly local: IcewireCandidateInfo; readonly remote: IcewireCandidateInfo; readonly t: number; readonly at: number }
   | { readonly type: 'warning'; readonly message: string }
   | { readonly type: 'error'; readonly id?: number; readonly message: string };
 
@@ -669,7 +669,7 @@ async function peerMain(hardTimeoutMs: number): Promise<void> {
     });
     s.on('statechange', (state) => out({ type: 'state', state, t: Date.now() - t0, at: Date.now() }));
     s.on('warning', (message) => out({ type: 'warning', message }));
-    s.on('selectedcandidatepairchange', (pair) => out({ type: 'selected', local: info(pair.local), remote: info(pair.remote), t: Date.now() - t0 }));
+    s.on('selectedcandidatepairchange', (pair) => out({ type: 'selected', local: info(pair.local), remote: info(pair.remote), t: Date.now() - t0, at: Date.now() }));
     session = s;
     return s;
   };
