@@ -6,7 +6,9 @@
  *
  * Cases: both roles, both orders (icewire's agent made before or after Chromium gathered and announced its name),
  * descriptions delivered at once or 1.2 s late. Each run measures the time from the last description being applied
- * to both sides reporting ICE `connected`, and prints the table.
+ * to both sides reporting ICE `connected`, and to each side's selected pair being on the other's resolved name, and
+ * prints the table. Not covered: Chromium offering to an icewire agent made before the offer (`IceSdpSession` makes
+ * its agents in `createAnswer`).
  *
  * Skipped with a warning when Chromium, playwright-core, root or `ip netns` is missing; fails under CI instead.
  */
@@ -153,7 +155,10 @@ describe.skipIf(!run)('interop: icewire <-> Chromium over mDNS names (two namesp
       // Chromium's stats leave out the address of a candidate it learnt under a name: the port and type tell.
       expect((await b.selectedPair())?.remote).toMatchObject({ port: selected.local.port, candidateType: 'host' });
       expect(w.messages.filter((m) => m.type === 'warning')).toEqual([]);
-      expect(ms).toBeLessThanOrEqual(50);
+      // The goal is 50 ms, met on an idle machine (see the printed table). The bound leaves room for a loaded 2-core
+      // CI running Chromium, the child and other test files at once; a name answered only at the next announcement,
+      // the failure this guards against, costs about a second.
+      expect(ms).toBeLessThan(250);
     } finally {
       await w.close();
     }
