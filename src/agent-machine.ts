@@ -26,11 +26,11 @@ import {
   type RelayAllocator,
   type RelayServerConfig,
 } from './candidates/gatherer.js';
-import type { MdnsResponder } from './candidates/mdns.js';
+import type { MdnsFamily, MdnsResponder } from './candidates/mdns.js';
 import { RemoteNameResolver } from './candidates/remote-mdns.js';
 import type { AgentCoreOptions, AgentEvent, IceParameters } from './checklist/types.js';
 import { InvalidStateError } from './errors.js';
-import { canonicalIp, parseIp } from './ip.js';
+import { canonicalIp, ipFamily, parseIp } from './ip.js';
 import type { SansIoMachine } from './machine.js';
 import { Allocations, type AllocationsEvent, type TurnStreamEvent } from './turnclient/allocations.js';
 import type { Datagram, TransportAddress } from './types.js';
@@ -98,7 +98,12 @@ export type AgentMachineEvent =
    * Resolve this `.local` name through the edge's mDNS socket and answer with {@link AgentMachine.mdnsResolved}
    * (only when `resolveMdns` is on without `mdns`).
    */
-  | { readonly type: 'resolve-mdns'; readonly name: string }
+  | {
+      readonly type: 'resolve-mdns';
+      readonly name: string;
+      /** The families the agent's host sockets can reach: ask for A (4) and/or AAAA (6) records only. */
+      readonly families: readonly MdnsFamily[];
+    }
   | TurnStreamEvent;
 
 const key = (a: TransportAddress) => `${canonicalIp(a.address)}|${a.port}`;
@@ -113,6 +118,8 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   readonly #names: RemoteNameResolver;
   readonly #mdns: MdnsResponder | undefined;
   readonly #mdnsKey: string | undefined;
+  /** Families of the host bases: a remote name is only asked for addresses the agent could pair with. */
+  readonly #mdnsFamilies: readonly MdnsFamily[];
   readonly #transmits: Datagram[] = [];
   readonly #events: AgentMachineEvent[] = [];
   #gatheringState: GatheringState = 'new';
@@ -123,6 +130,8 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     this.core = new AgentCore(options);
     this.#mdns = options.mdns?.responder;
     this.#mdnsKey = options.mdns ? key(options.mdns.local) : undefined;
+    const families = new Set(options.bases.map((b) => ipFamily(b.address.address)).filter((f): f is MdnsFamily => f !== 0));
+    this.#mdnsFamilies = families.size > 0 ? [...families].sort() : [4, 6];
     const streams = options.streams ?? [1];
     streams.forEach((components, i) => {
       const index = i === 0 && this.core.streamCount > 0 ? 0 : this.core.addStream(components);
@@ -437,12 +446,12 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
           break;
         case 'resolve': {
           if (this.#mdns === undefined) {
-            this.#events.push({ type: 'resolve-mdns', name: o.name });
+            this.#events.push({ type: 'resolve-mdns', name: o.name, families: this.#mdnsFamilies });
             break;
           }
           const known = this.#mdns.lookup(now, o.name);
           if (known !== undefined) this.#names.resolved(o.name, known);
-          else this.#mdns.resolve(now, o.name);
+          else this.#mdns.resolve(now, o.name, this.#mdnsFamilies);
           break;
         }
       }

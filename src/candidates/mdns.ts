@@ -7,6 +7,11 @@
  * every datagram it emits has `local` set to the mDNS socket address given in the options and `remote` set to the
  * multicast group (or to a querier, for unicast responses). `src/node/mdns-socket.ts` is its Node binding.
  *
+ * Queries carry one question each (A or AAAA, only for the families the caller can use): browsers' responders
+ * (Chromium's among them) answer single-question queries only. An unanswered name is asked again 1 s later, then at
+ * doubling intervals (RFC 6762 §5.2), until the resolve deadline. A query for our record that falls within a second
+ * of its last multicast is answered once the second has passed (§6 limits the rate, it does not ask for silence).
+ *
  * Kept simple on purpose (what ICE needs, not a general mDNS stack): no probing or conflict resolution, no
  * continuous querying after a name resolved, no response delays or aggregation (RFC 6762 §6 allows answering a
  * question about a unique record at once), known-answer suppression (§7.1) only for our own records.
@@ -35,7 +40,14 @@ const MAX_CACHE = 256;
 export const MAX_PENDING_RESOLUTIONS = 128;
 /** RFC 6762 §6: a record is multicast at most once per second on an interface (probe answers excepted). */
 const MULTICAST_INTERVAL_MS = 1000;
+/** dns-packet 5 decodes a question class with the unicast-response bit as the string `UNKNOWN_<n>`. */
 const IN_QU = 'UNKNOWN_32769';
+const ANY_QU = 'UNKNOWN_33023';
+/** Default resolve deadline: queries at 0, 1, 3 and 7 s, the last one given a second to be answered. */
+export const DEFAULT_MDNS_RESOLVE_TIMEOUT_MS = 8000;
+
+/** An address family a resolution asks for: 4 queries A records, 6 AAAA records. */
+export type MdnsFamily = 4 | 6;
 
 /** Options of {@link MdnsResponder}. */
 export interface MdnsResponderOptions {
@@ -46,18 +58,27 @@ export interface MdnsResponderOptions {
   readonly group?: TransportAddress;
   /** TTL of our A/AAAA records (default 120 s). */
   readonly ttlSeconds?: number;
-  /** Give up resolving a name after this long (default 4000 ms); then `unresolved` is reported. */
+  /** Give up resolving a name after this long (default {@link DEFAULT_MDNS_RESOLVE_TIMEOUT_MS}); then `unresolved` is reported. */
   readonly resolveTimeoutMs?: number;
-  /** First retransmission interval (default 1000 ms, RFC 6762 §5.2), doubling after each send. */
-  readonly queryIntervalMs?: number;
-  /** Retransmissions of an unanswered query (default 2: three sends in all). */
-  readonly queryRetransmits?: number;
   /**
-   * Set the unicast-response ("QU") bit in queries (default true, draft §3.2.1 step 3). A querier that shares the
-   * mDNS port with other stacks on the same host should turn it off (RFC 6762 §15.1).
+   * First retransmission interval (default 1000 ms: RFC 6762 §5.2 asks at least one second between the first two
+   * queries), doubling after each send.
+   */
+  readonly queryIntervalMs?: number;
+  /** Retransmissions of an unanswered query (default: as many as fit before the resolve deadline). */
+  readonly queryRetransmits?: number;
+  /** Families asked for when `resolve` names none (default both: an A query and a separate AAAA query). */
+  readonly queryFamilies?: readonly MdnsFamily[];
+  /**
+   * Set the unicast-response ("QU") bit in the first query for a name (default true, draft §3.2.1 step 3;
+   * retransmissions are QM, RFC 6762 §5.4). A querier that shares the mDNS port with other stacks on the same host
+   * should turn it off (RFC 6762 §15.1).
    */
   readonly requestUnicastResponse?: boolean;
-  /** Answer QU questions by unicast (default true, RFC 6762 §5.4); false multicasts every answer. */
+  /**
+   * Answer QU questions by unicast to the querier's address and port (default true, RFC 6762 §5.4), unless the record
+   * was not multicast within a quarter of its TTL (then it is multicast, as §5.4 says); false multicasts every answer.
+   */
   readonly unicastResponses?: boolean;
   /** Announcements per registration (default 2, RFC 6762 §8.3), `announceIntervalMs` apart (default 1000 ms). */
   readonly announcements?: number;
@@ -88,16 +109,23 @@ export interface MdnsStats {
   readonly responsesSent: number;
   /** Datagrams that were not DNS messages. */
   readonly malformed: number;
-  /** Multicast answers not sent because the record went out less than a second before (RFC 6762 §6). */
+  /**
+   * Multicast answers held back because the record went out less than a second before (RFC 6762 §6); each is sent
+   * once the second has passed, unless an announcement carried the record meanwhile.
+   */
   readonly rateLimited: number;
 }
 
 interface Pending {
   readonly name: string;
   readonly deadline: number;
+  /** The families asked for; a later `resolve` of the same name may add one. */
+  readonly families: Set<MdnsFamily>;
   nextSend: number;
   interval: number;
   retransmitsLeft: number;
+  /** Whether the next send is the first (the only one with the QU bit, RFC 6762 §5.4). */
+  first: boolean;
 }
 
 interface Registration {
@@ -107,6 +135,8 @@ interface Registration {
   nextAnnounce: number;
   /** When the record was last multicast (RFC 6762 §6 rate limit). */
   lastMulticast: number;
+  /** When a query asked for a multicast answer that the rate limit held back; undefined when none waits. */
+  deferredSince: number | undefined;
 }
 
 /** Formats 16 random bytes as a version 4 UUID (RFC 4122 §4.4). */
@@ -127,6 +157,7 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
   readonly #resolveTimeout: number;
   readonly #queryInterval: number;
   readonly #retransmits: number;
+  readonly #families: readonly MdnsFamily[];
   readonly #requestQu: boolean;
   readonly #unicastResponses: boolean;
   readonly #announcements: number;
@@ -152,9 +183,10 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
     this.#local = options.local;
     this.#group = options.group ?? MDNS_IPV4_GROUP;
     this.#ttl = options.ttlSeconds ?? DEFAULT_MDNS_TTL_SECONDS;
-    this.#resolveTimeout = options.resolveTimeoutMs ?? 4000;
+    this.#resolveTimeout = options.resolveTimeoutMs ?? DEFAULT_MDNS_RESOLVE_TIMEOUT_MS;
     this.#queryInterval = options.queryIntervalMs ?? 1000;
-    this.#retransmits = options.queryRetransmits ?? 2;
+    this.#retransmits = options.queryRetransmits ?? Infinity;
+    this.#families = options.queryFamilies !== undefined && options.queryFamilies.length > 0 ? [...new Set(options.queryFamilies)] : [4, 6];
     this.#requestQu = options.requestUnicastResponse ?? true;
     this.#unicastResponses = options.unicastResponses ?? true;
     this.#announcements = options.announcements ?? 2;
@@ -181,7 +213,14 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
     const existing = this.#byAddress.get(ip);
     if (existing !== undefined) return existing.name;
     const name = `${uuidV4(this.#random)}.local`;
-    const r: Registration = { name, address: ip, announcementsLeft: this.#announcements, nextAnnounce: now, lastMulticast: -Infinity };
+    const r: Registration = {
+      name,
+      address: ip,
+      announcementsLeft: this.#announcements,
+      nextAnnounce: now,
+      lastMulticast: -Infinity,
+      deferredSince: undefined,
+    };
     this.#byName.set(name.toLowerCase(), r);
     this.#byAddress.set(ip, r);
     this.handleTimeout(now);
@@ -209,9 +248,10 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
 
   /**
    * Starts resolving a remote `.local` name; the outcome comes as a `resolved` or `unresolved` event. Our own
-   * names and cached ones resolve at once.
+   * names and cached ones resolve at once. `families` are the address families the caller can use (default the
+   * `queryFamilies` option): one query per family, each with a single question.
    */
-  resolve(now: number, name: string): void {
+  resolve(now: number, name: string, families?: readonly MdnsFamily[]): void {
     const key = name.toLowerCase();
     const own = this.#byName.get(key);
     if (own !== undefined) {
@@ -227,7 +267,14 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
       this.#events.push({ type: 'resolved', name, address: cached.address });
       return;
     }
-    if (this.#pending.has(key) || this.#closed) return;
+    if (this.#closed) return;
+    const asked = families !== undefined && families.length > 0 ? families.filter((f) => f === 4 || f === 6) : this.#families;
+    const running = this.#pending.get(key);
+    if (running !== undefined) {
+      // Already asking: a family not asked yet joins from the next send on.
+      for (const f of asked) running.families.add(f);
+      return;
+    }
     if (this.#pending.size >= MAX_PENDING_RESOLUTIONS) {
       this.#events.push({ type: 'unresolved', name, reason: 'limit' });
       return;
@@ -235,9 +282,11 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
     this.#pending.set(key, {
       name,
       deadline: now + this.#resolveTimeout,
+      families: new Set(asked.length > 0 ? asked : this.#families),
       nextSend: now,
       interval: this.#queryInterval,
       retransmitsLeft: this.#retransmits,
+      first: true,
     });
     this.handleTimeout(now);
   }
@@ -275,6 +324,7 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
         r.nextAnnounce = now + this.#announceInterval;
       }
     }
+    this.#sendDeferred(now);
     for (const [key, p] of this.#pending) {
       if (now >= p.deadline) {
         this.#pending.delete(key);
@@ -282,7 +332,8 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
         continue;
       }
       if (now >= p.nextSend) {
-        this.#sendQuery(p.name);
+        for (const family of p.families) this.#sendQuery(p.name, family, p.first && this.#requestQu);
+        p.first = false;
         if (p.retransmitsLeft > 0) {
           p.retransmitsLeft--;
           p.nextSend = now + p.interval;
@@ -305,7 +356,10 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
   pollTimeout(): number | undefined {
     if (this.#closed) return undefined;
     let t = Infinity;
-    for (const r of this.#byName.values()) if (r.announcementsLeft > 0) t = Math.min(t, r.nextAnnounce);
+    for (const r of this.#byName.values()) {
+      if (r.announcementsLeft > 0) t = Math.min(t, r.nextAnnounce);
+      if (r.deferredSince !== undefined) t = Math.min(t, r.lastMulticast + MULTICAST_INTERVAL_MS);
+    }
     for (const p of this.#pending.values()) t = Math.min(t, p.nextSend, p.deadline);
     return t === Infinity ? undefined : t;
   }
@@ -332,17 +386,10 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
     });
   }
 
-  #sendQuery(name: string): void {
-    // We do not know the family: ask for both A and AAAA.
-    const buf = dnsPacket.encode({
-      type: 'query',
-      id: 0,
-      questions: [
-        { type: 'A', name, class: 'IN' },
-        { type: 'AAAA', name, class: 'IN' },
-      ],
-    });
-    if (this.#requestQu) setQuBits(buf);
+  #sendQuery(name: string, family: MdnsFamily, qu: boolean): void {
+    // One question per message: Chromium's responder ignores queries with more than one question.
+    const buf = dnsPacket.encode({ type: 'query', id: 0, questions: [{ type: family === 6 ? 'AAAA' : 'A', name, class: 'IN' }] });
+    if (qu) setQuBit(buf);
     this.#queriesSent++;
     this.#transmits.push({ local: this.#local, remote: this.#group, data: buf });
   }
@@ -354,10 +401,10 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
       const r = this.#byName.get(q.name.toLowerCase());
       if (r === undefined) continue;
       const cls = q.class as string | undefined;
-      if (cls !== 'IN' && cls !== IN_QU && cls !== 'ANY') continue;
+      if (cls !== 'IN' && cls !== IN_QU && cls !== 'ANY' && cls !== ANY_QU) continue;
       const family = ipFamily(r.address);
       if (!(q.type === 'A' && family === 4) && !(q.type === 'AAAA' && family === 6) && (q.type as string) !== 'ANY') continue;
-      if (cls === IN_QU) qu = true;
+      if (cls === IN_QU || cls === ANY_QU) qu = true;
       if (!matched.includes(r)) matched.push(r);
     }
     if (matched.length === 0) return;
@@ -377,19 +424,50 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
       const data = this.#response(fresh, Math.min(this.#ttl, LEGACY_TTL_SECONDS), false, packet.id ?? 0, packet.questions ?? []);
       this.#responsesSent++;
       this.#transmits.push({ local: this.#local, remote: from.remote, data });
-    } else if (qu && this.#unicastResponses) {
-      // RFC 6762 §5.4: the querier asked for a unicast response.
-      this.#responsesSent++;
-      this.#transmits.push({ local: this.#local, remote: from.remote, data: this.#response(fresh, this.#ttl, true) });
-    } else {
-      // RFC 6762 §6: "MUST NOT ... multicast a record on a given interface until at least one second has elapsed since
-      // the last time that record was multicast". Also what keeps a query flood from becoming a multicast flood.
-      const due = fresh.filter((r) => now - r.lastMulticast >= MULTICAST_INTERVAL_MS);
-      this.#rateLimited += fresh.length - due.length;
-      if (due.length === 0) return;
-      for (const r of due) r.lastMulticast = now;
-      this.#multicast(this.#response(due, this.#ttl, true));
     }
+    // RFC 6762 §5.4: a QU question gets a unicast answer to the querier's address and port, unless the record was not
+    // multicast within a quarter of its TTL: then it is multicast, to refresh every cache on the link.
+    const quarterTtlMs = (this.#ttl * 1000) / 4;
+    const unicast = qu && this.#unicastResponses ? fresh.filter((r) => now - r.lastMulticast < quarterTtlMs) : [];
+    if (unicast.length > 0) {
+      this.#responsesSent++;
+      this.#transmits.push({ local: this.#local, remote: from.remote, data: this.#response(unicast, this.#ttl, true) });
+    }
+    const multicast = fresh.filter((r) => !unicast.includes(r));
+    if (multicast.length === 0) return;
+    // RFC 6762 §6: "MUST NOT ... multicast a record on a given interface until at least one second has elapsed since
+    // the last time that record was multicast". A query inside that second is answered when it ends (a browser asks
+    // once and never again); repeated queries meanwhile add nothing, so a query flood stays one answer a second.
+    const due = multicast.filter((r) => now - r.lastMulticast >= MULTICAST_INTERVAL_MS);
+    for (const r of multicast) {
+      if (due.includes(r) || r.deferredSince !== undefined) continue;
+      r.deferredSince = now;
+      this.#rateLimited++;
+    }
+    if (due.length === 0) return;
+    for (const r of due) {
+      r.lastMulticast = now;
+      r.deferredSince = undefined;
+    }
+    this.#multicast(this.#response(due, this.#ttl, true));
+  }
+
+  /** Multicasts the answers the rate limit held back, once their second has passed (RFC 6762 §6). */
+  #sendDeferred(now: number): void {
+    let due: Registration[] | undefined;
+    for (const r of this.#byName.values()) {
+      if (r.deferredSince === undefined) continue;
+      if (r.lastMulticast > r.deferredSince) {
+        // An announcement after the query already carried the record.
+        r.deferredSince = undefined;
+        continue;
+      }
+      if (now - r.lastMulticast < MULTICAST_INTERVAL_MS) continue;
+      r.deferredSince = undefined;
+      r.lastMulticast = now;
+      (due ??= []).push(r);
+    }
+    if (due !== undefined) this.#multicast(this.#response(due, this.#ttl, true));
   }
 
   #learn(now: number, packet: dnsPacket.DecodedPacket): void {
@@ -436,25 +514,11 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
   }
 }
 
-/** Sets the unicast-response bit (top bit of QCLASS, RFC 6762 §5.4) of every question in an encoded query. */
-function setQuBits(buf: Uint8Array): void {
-  const count = (buf[4]! << 8) | buf[5]!;
-  let pos = 12;
-  for (let i = 0; i < count; i++) {
-    // Skip the name: labels up to a zero byte or a compression pointer.
-    for (;;) {
-      const len = buf[pos]!;
-      if (len === 0) {
-        pos += 1;
-        break;
-      }
-      if ((len & 0xc0) === 0xc0) {
-        pos += 2;
-        break;
-      }
-      pos += 1 + len;
-    }
-    buf[pos + 2]! |= 0x80;
-    pos += 4;
-  }
+/**
+ * Sets the unicast-response bit (top bit of QCLASS, RFC 6762 §5.4) of a query encoded with one question and no
+ * records, whose QCLASS is thus its last two bytes. dns-packet 5 cannot encode that bit (it maps any class name it
+ * does not know to 0).
+ */
+function setQuBit(buf: Uint8Array): void {
+  buf[buf.length - 2]! |= 0x80;
 }

@@ -546,7 +546,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
         return;
       case 'resolve-mdns':
         // The machine holds the candidate (and any end-of-candidates behind it) until this answer.
-        void this.#mdns?.resolve(e.name).then((address) => {
+        void this.#mdns?.resolve(e.name, e.families).then((address) => {
           if (!this.#closing) this.#command((m) => m.mdnsResolved(this.#driver!.now(), e.name, address));
         });
         return;

@@ -10,7 +10,7 @@
  * @module
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { MdnsResponder, type MdnsEvent, type MdnsResponderOptions } from '../candidates/mdns.js';
+import { MdnsResponder, type MdnsEvent, type MdnsFamily, type MdnsResponderOptions } from '../candidates/mdns.js';
 import type { Datagram, RandomSource, TransportAddress } from '../types.js';
 import { MachineDriver } from './driver.js';
 import { cryptoRandom } from './random.js';
@@ -139,15 +139,18 @@ export class MdnsSocket {
     return this.#responder.lookup(this.#driver.now(), name);
   }
 
-  /** Resolves a `.local` name: the address, or undefined when it could not be resolved in time. */
-  resolve(name: string): Promise<string | undefined> {
+  /**
+   * Resolves a `.local` name: the address, or undefined when it could not be resolved in time. `families` limits
+   * the queries to A (4) and/or AAAA (6) records (default both, one query each).
+   */
+  resolve(name: string, families?: readonly MdnsFamily[]): Promise<string | undefined> {
     if (this.#closed !== undefined) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       const key = name.toLowerCase();
       const list = this.#waiters.get(key) ?? [];
       list.push(resolve);
       this.#waiters.set(key, list);
-      this.#responder.resolve(this.#driver.now(), name);
+      this.#responder.resolve(this.#driver.now(), name, families);
       this.#driver.kick(this.#responder);
     });
   }

@@ -84,7 +84,7 @@ describe('AgentMachine: remote .local candidates (virtual time)', () => {
     m.addRemoteCandidate(10, 0, candidate(NAME));
     m.addRemoteCandidate(10, 0, candidate(NAME, 6001)); // same name: no second request
     m.endOfRemoteCandidates(0);
-    expect(events(m).filter((e) => e.type === 'resolve-mdns')).toEqual([{ type: 'resolve-mdns', name: NAME }]);
+    expect(events(m).filter((e) => e.type === 'resolve-mdns')).toEqual([{ type: 'resolve-mdns', name: NAME, families: [4] }]);
     expect(m.core.getChecklist(0).pairs).toHaveLength(0);
     // The answer comes 300 ms later: the candidates were not lost to the end-of-candidates given meanwhile.
     m.mdnsResolved(310, NAME, '127.0.0.2');

@@ -124,6 +124,8 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 /** One ICE state change seen in the page, with ms since the page's RTCPeerConnection was created. */
 export interface BrowserStateChange {
   readonly t: number;
+  /** Wall-clock time (`Date.now()` in the page), comparable with the icewire child's `at`. */
+  readonly at: number;
   /** `ice`: RTCPeerConnection.iceConnectionState; `transport`: RTCIceTransport.state; `pc`: connectionState. */
   readonly kind: 'ice' | 'transport' | 'pc';
   readonly state: string;
@@ -160,7 +162,7 @@ export class ChromiumPeer {
   }
 
   /** Launches Chromium inside `ns` and opens the page. */
-  static async launch(ns: LoopbackNamespace, timeoutMs = 15_000): Promise<ChromiumPeer> {
+  static async launch(ns: { readonly name: string }, timeoutMs = 15_000, args: readonly string[] = CHROMIUM_ARGS): Promise<ChromiumPeer> {
     const { chromium } = await import('playwright-core');
     const dir = mkdtempSync(join(tmpdir(), 'icewire-chromium-'));
     // `ip netns exec` execs Chromium in place, so the pid Playwright kills is Chromium's own.
@@ -171,7 +173,7 @@ export class ChromiumPeer {
       context = await chromium.launchPersistentContext(join(dir, 'profile'), {
         executablePath: wrapper,
         headless: true,
-        args: [...CHROMIUM_ARGS],
+        args: [...args],
         timeout: timeoutMs,
       });
       const page = context.pages()[0] ?? (await context.newPage());
@@ -184,6 +186,14 @@ export class ChromiumPeer {
       rmSync(dir, { recursive: true, force: true });
       throw e;
     }
+  }
+
+  /**
+   * Closes the page's connection and clears its history; with `pool` > 0, makes the next connection now with that
+   * many pooled candidates, so the browser gathers (and announces its mDNS names) before any description.
+   */
+  prepare(pool = 0): Promise<void> {
+    return this.page.evaluate((n) => (globalThis as unknown as PageHelpers).__ice.prepare(n), pool);
   }
 
   /** Chromium's version string (`HeadlessChrome/x.y.z.w`). */
@@ -233,6 +243,7 @@ export class ChromiumPeer {
 interface PageHelpers {
   __ice: {
     history: BrowserStateChange[];
+    prepare(pool: number): void;
     createOffer(): Promise<string>;
     createAnswer(offer: string): Promise<string>;
     setAnswer(answer: string): Promise<void>;
@@ -252,12 +263,18 @@ const PAGE_SCRIPT = String.raw`(() => {
   const up = (s) => s === 'connected' || s === 'completed';
   const waiters = [];
   const record = (kind, state) => {
-    history.push({ t: Math.round(performance.now() - t0), kind, state });
+    history.push({ t: Math.round(performance.now() - t0), at: Date.now(), kind, state });
     for (const w of waiters.splice(0)) w();
   };
-  const make = () => {
+  let prepared;
+  const make = (pool) => {
+    if (prepared) {
+      const p = prepared;
+      prepared = undefined;
+      return p;
+    }
     t0 = performance.now();
-    const p = new RTCPeerConnection({ iceServers: [] });
+    const p = new RTCPeerConnection({ iceServers: [], iceCandidatePoolSize: pool || 0 });
     p.addEventListener('iceconnectionstatechange', () => record('ice', p.iceConnectionState));
     p.addEventListener('connectionstatechange', () => record('pc', p.connectionState));
     pc = p;
@@ -282,6 +299,14 @@ const PAGE_SCRIPT = String.raw`(() => {
   });
   window.__ice = {
     history,
+    // A connection made ahead with a candidate pool gathers (and announces its mDNS names) before any description.
+    prepare(pool) {
+      if (pc) pc.close();
+      history.length = 0;
+      prepared = undefined;
+      pc = undefined;
+      if (pool > 0) prepared = make(pool);
+    },
     async createOffer() {
       const p = make();
       p.createDataChannel('x');
@@ -376,8 +401,8 @@ export type IcewirePeerMessage =
   | { readonly type: 'sdp'; readonly id: number; readonly sdp: string }
   | { readonly type: 'ok'; readonly id: number }
   | { readonly type: 'stats'; readonly id: number; readonly stats: IcewireStatsReport | null }
-  | { readonly type: 'state'; readonly state: string; readonly t: number }
-  | { readonly type: 'selected'; readonly local: IcewireCandidateInfo; readonly remote: IcewireCandidateInfo; readonly t: number }
+  | { readonly type: 'state'; readonly state: string; readonly t: number; readonly at: number }
+  | { readonly type: 'selected'; readonly local: IcewireCandidateInfo; readonly remote: IcewireCandidateInfo; readonly t: number; readonly at: number }
   | { readonly type: 'warning'; readonly message: string }
   | { readonly type: 'error'; readonly id?: number; readonly message: string };
 
@@ -444,10 +469,14 @@ function moduleUrl(specifier: string): string | null {
   }
 }
 
-/** The JSON-safe `IceSdpSessionOptions` the child accepts (host gathering is always 127.0.0.1 only). */
+/** The JSON-safe `IceSdpSessionOptions` the child accepts (host gathering on one address, 127.0.0.1 by default). */
 export interface IcewireSessionOptions {
   readonly rtcpComponents?: 1 | 2;
   readonly nomination?: 'regular' | 'aggressive';
+  /** The one host address to gather (default 127.0.0.1). */
+  readonly hostAddress?: string;
+  /** Hide it behind an mDNS name and resolve the peer's (`IceAgentOptions.mdns`, on `hostAddress`'s interface). */
+  readonly mdns?: boolean;
 }
 
 /** icewire (an `IceSdpSession` on 127.0.0.1) in a child process inside the namespace. */
@@ -484,7 +513,7 @@ export class IcewirePeer {
   }
 
   /** Starts the child in `ns`; it exits by itself after `hardTimeoutMs`. Resolves once it is ready. */
-  static async start(ns: LoopbackNamespace, hardTimeoutMs = 25_000): Promise<IcewirePeer> {
+  static async start(ns: { readonly name: string }, hardTimeoutMs = 25_000): Promise<IcewirePeer> {
     const dir = mkdtempSync(join(tmpdir(), 'icewire-peer-'));
     const hooks = TS_HOOKS.replace('%ROLLDOWN%', JSON.stringify(moduleUrl('rolldown/experimental'))).replace('%TYPESCRIPT%', JSON.stringify(moduleUrl('typescript')));
     writeFileSync(join(dir, 'hooks.mjs'), hooks);
@@ -631,10 +660,16 @@ async function peerMain(hardTimeoutMs: number): Promise<void> {
   // The session is made at the first offer/answer command, with that command's options.
   const open = (options: IcewireSessionOptions = {}): InstanceType<typeof IceSdpSession> => {
     if (session) return session;
-    const s = new IceSdpSession({ ...options, includeLoopback: true, addressFilter: (a: string) => a === '127.0.0.1' });
-    s.on('statechange', (state) => out({ type: 'state', state, t: Date.now() - t0 }));
+    const { hostAddress = '127.0.0.1', mdns, ...rest } = options;
+    const s = new IceSdpSession({
+      ...rest,
+      includeLoopback: hostAddress === '127.0.0.1',
+      addressFilter: (a: string) => a === hostAddress,
+      ...(mdns ? { mdns: { interfaceAddress: hostAddress } } : {}),
+    });
+    s.on('statechange', (state) => out({ type: 'state', state, t: Date.now() - t0, at: Date.now() }));
     s.on('warning', (message) => out({ type: 'warning', message }));
-    s.on('selectedcandidatepairchange', (pair) => out({ type: 'selected', local: info(pair.local), remote: info(pair.remote), t: Date.now() - t0 }));
+    s.on('selectedcandidatepairchange', (pair) => out({ type: 'selected', local: info(pair.local), remote: info(pair.remote), t: Date.now() - t0, at: Date.now() }));
     session = s;
     return s;
   };
