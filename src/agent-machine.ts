@@ -361,7 +361,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   }
 
   handleTimeout(now: number): void {
-    this.#noIce.handleTimeout(now);
+    if (this.#noIce.size > 0) this.#noIce.handleTimeout(now);
     for (const g of this.#gatherers) g.handleTimeout(now);
     this.#turn.handleTimeout(now);
     this.#mdns?.handleTimeout(now);
@@ -385,7 +385,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     for (const g of this.#gatherers) consider(g.pollTimeout());
     consider(this.#turn.pollTimeout());
     consider(this.#mdns?.pollTimeout());
-    consider(this.#noIce.pollTimeout());
+    if (this.#noIce.size > 0) consider(this.#noIce.pollTimeout());
     return min;
   }
 

@@ -363,7 +363,7 @@ export class NoIcePaths implements SansIoMachine<NoIceEvent> {
   }
 
   pollTimeout(): number | undefined {
-    if (this.#closed) return undefined;
+    if (this.#closed || this.#paths.size === 0) return undefined;
     let min: number | undefined;
     const consider = (t: number) => {
       if (min === undefined || t < min) min = t;

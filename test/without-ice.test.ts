@@ -40,7 +40,7 @@ function paths(o: Partial<NoIcePathsOptions> = {}): NoIcePaths {
   return new NoIcePaths({ random: new SeededRandom('n'), streams: [1], ...o });
 }
 
-const states = (events: readonly { type: string }[]) => events.flatMap((e) => (e.type === 'state' ? [(e as { state: string }).state] : []));
+const states = (events: readonly { type: string; state?: unknown }[]) => events.flatMap((e) => (e.type === 'state' ? [String(e.state)] : []));
 const from = (p: NoIcePaths, now: number, remote: TransportAddress, local = RTP, data = rtp(1)) => p.handleReceive(now, { local, remote, data });
 
 describe('NoIcePaths state (virtual time)', () => {

@@ -110,7 +110,7 @@ describe('IceSdpSession facing a peer without ICE (loopback)', () => {
     const latched: unknown[] = [];
     session.on('latched', (info, index) => latched.push({ ...info, index }));
     const data: number[] = [];
-    agent.on('data', (d, _c, from) => data.push(from.port));
+    agent.on('data', (_d, _c, from) => data.push(from.port));
 
     mapping.socket.send(rtpPacket(1), ours.port, '127.0.0.1');
     await until(agent, 'connected');
@@ -133,6 +133,18 @@ describe('IceSdpSession facing a peer without ICE (loopback)', () => {
     agent.send(rtpPacket(5));
     await waitFor(() => phoneRtp.got.length > before);
     expect(phoneRtp.got.at(-1)!.msg.length).toBe(14);
+  });
+
+  it('sends no RTP keepalive on a transport that does not carry RTP (T.38 over UDPTL)', async () => {
+    const fax = await port();
+    const offer = ['v=0', 'o=gw 1 1 IN IP4 127.0.0.1', 's=fax', 'c=IN IP4 127.0.0.1', 't=0 0', `m=image ${fax.port} udptl t38`, ''].join('\r\n');
+    const session = new IceSdpSession({ ...loopback, withoutIce: { keepaliveIntervalMs: 100 } });
+    sessions.push(session);
+    await session.setRemoteDescription(offer, 'offer');
+    await session.createAnswer(['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 't=0 0', 'm=image 9 udptl t38', 'c=IN IP4 0.0.0.0', ''].join('\r\n'));
+    expect(session.agent()!.getStats()!.withoutIce).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(fax.got).toEqual([]);
   });
 
   it('connected with media, disconnected when the phone falls silent, connected again when it talks', async () => {
