@@ -18,9 +18,8 @@ import type { IceTransportPlan, RemoteDescriptionResult } from '../sip-offer-ans
 import type { TrickleMode } from '../sip-offer-answer/sdpfrag.js';
 import type { IceRole } from '../types.js';
 import type { Candidate } from '../candidates/candidate.js';
-import { unusedPayloadType } from '../agent-machine.js';
+import { unusedPayloadType, type NoIcePathOptions } from '../agent-machine.js';
 import { IceAgent, type IceAgentEvents, type IceAgentOptions, type IceCandidatePair, type IceCandidatePairState } from './ice-agent.js';
-import type { NoIcePathOptions } from '../agent-machine.js';
 import { cryptoRandom } from './random.js';
 
 /** Default of `IceSdpSessionOptions.maxMediaSections`. */
@@ -284,11 +283,12 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
 
   /**
    * RFC 6263 §4.6: RTP keepalives carry a payload type neither description uses (unless the application chose one).
-   * A transport that does not carry RTP (e.g. UDPTL) gets none: the peer would not know what to do with it.
+   * A transport that does not carry RTP (e.g. UDPTL) gets none, unless the application asked for STUN: the peer
+   * would not know what to do with RTP or RTCP.
    */
   #noIceKeepalive(transportIndex: number): NoIcePathOptions {
     const remote = this.#oa.remoteDescription;
-    if (!/RTP/i.test(remote?.media[transportIndex]?.protocol ?? 'RTP')) return { keepalive: 'none' };
+    if (!/RTP/i.test(remote?.media[transportIndex]?.protocol ?? 'RTP')) return this.#options.withoutIce?.keepalive === 'stun' ? {} : { keepalive: 'none' };
     if (this.#options.withoutIce?.payloadType !== undefined) return {};
     const formats = [...(remote?.media ?? []), ...(this.#oa.localDescription?.media ?? [])].map((m) => m.formats);
     const payloadType = unusedPayloadType(formats);
