@@ -28,16 +28,26 @@ import {
 } from './candidates/gatherer.js';
 import type { MdnsFamily, MdnsResponder } from './candidates/mdns.js';
 import { RemoteNameResolver } from './candidates/remote-mdns.js';
-import type { AgentCoreOptions, AgentEvent, IceParameters } from './checklist/types.js';
+import type { AgentCoreOptions, AgentEvent, AgentStats, IceParameters } from './checklist/types.js';
 import { InvalidStateError } from './errors.js';
 import { canonicalIp, ipFamily, parseIp } from './ip.js';
 import type { SansIoMachine } from './machine.js';
 import { Allocations, type AllocationsEvent, type TurnStreamEvent } from './turnclient/allocations.js';
 import type { Datagram, TransportAddress } from './types.js';
-import { NoIcePaths, type NoIceEvent } from './without-ice.js';
+import { NoIcePaths, type NoIceEvent, type NoIcePathOptions, type NoIcePathStats, type WithoutIceOptions } from './without-ice.js';
 
 export type { TurnStreamEvent } from './turnclient/allocations.js';
-export { NO_ICE_KEEPALIVE_MS } from './without-ice.js';
+export {
+  NO_ICE_KEEPALIVE_MS,
+  NO_ICE_SILENCE_TIMEOUT_MS,
+  checkPathOptions,
+  unusedPayloadType,
+  type LatchReason,
+  type NoIceKeepalive,
+  type NoIcePathOptions,
+  type NoIcePathStats,
+  type WithoutIceOptions,
+} from './without-ice.js';
 
 /** A host socket the IO edge bound, tagged with the data stream it serves. */
 export interface StreamBase extends HostBase {
@@ -82,6 +92,13 @@ export interface AgentMachineOptions extends AgentCoreOptions {
    * to reach the TURN servers, and no host or server-reflexive candidate reaches the core). Default `'all'`.
    */
   readonly iceTransportPolicy?: 'all' | 'relay';
+  /** Keepalives, latching and liveness of components running without ICE (see `without-ice.ts`). */
+  readonly withoutIce?: WithoutIceOptions;
+}
+
+/** The core's statistics, plus the components running without ICE (their drops are in `dropped` too). */
+export interface AgentMachineStats extends AgentStats {
+  readonly withoutIce: readonly NoIcePathStats[];
 }
 
 /** Events: the core's, plus gathering, TURN, no-ICE and mDNS reports. */
@@ -92,7 +109,7 @@ export type AgentMachineEvent =
   | { readonly type: 'gathering-state'; readonly state: GatheringState }
   | { readonly type: 'server-failed'; readonly kind: 'stun' | 'turn'; readonly server: TransportAddress; readonly reason: string }
   | { readonly type: 'remote-candidate-dropped'; readonly stream: number; readonly candidate: Candidate; readonly reason: string }
-  /** A component running without ICE latched on to the source of what came back (symmetric RTP / COMEDIA). */
+  /** A component running without ICE latched on (or re-latched) to the source of what came back (RFC 4961). */
   | Extract<NoIceEvent, { type: 'latched' }>
   /**
    * Resolve this `.local` name through the edge's mDNS socket and answer with {@link AgentMachine.mdnsResolved}
@@ -142,7 +159,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
       ...(options.software !== undefined ? { software: options.software } : {}),
       ...(options.pacer !== undefined ? { pacer: options.pacer } : {}),
     });
-    this.#noIce = new NoIcePaths({ random: options.random, streams });
+    this.#noIce = new NoIcePaths({ ...options.withoutIce, random: options.random, streams });
     this.#names = new RemoteNameResolver({ enabled: options.resolveMdns ?? options.mdns !== undefined });
   }
 
@@ -223,18 +240,28 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   /**
    * Runs a component without ICE (the peer's SDP had no ICE attributes, or RFC 8839 §4.2.5 ice-mismatch): data goes
    * from `local` (default: the component's first host base) to `remote`, the signalled `c=`/`m=` address, and
-   * latches on to what answers (see `without-ice.ts`). Once every component runs so, the state is `connected`.
+   * latches on to what answers (see `without-ice.ts`). Once every stream runs so, the state is `checking`, then
+   * `connected` when the peer's data arrives. `options` overrides the keepalive and its payload type for this
+   * component (the SDP layer knows which payload types the session uses).
    */
-  useWithoutIce(now: number, stream: number, component: number, remote: TransportAddress, local?: TransportAddress): void {
+  useWithoutIce(now: number, stream: number, component: number, remote: TransportAddress, local?: TransportAddress, options?: NoIcePathOptions): void {
     const base = local ?? this.#options.bases.find((b) => (b.stream ?? 0) === stream && b.component === component)?.address;
     if (!base) throw new InvalidStateError(`no local base for stream ${stream} component ${component}`);
-    this.#noIce.add(now, stream, component, base, remote);
+    this.#noIce.add(now, stream, component, base, remote, options);
     this.#pump(now);
   }
 
   /** The destination of a component running without ICE (after latching, the address that answered). */
   withoutIceDestination(stream: number, component: number): TransportAddress | undefined {
     return this.#noIce.destination(stream, component);
+  }
+
+  /** The core's statistics with the components running without ICE (drops `no-ice-other-source` included). */
+  getStats(): AgentMachineStats {
+    const core = this.core.getStats();
+    if (this.#noIce.size === 0) return { ...core, withoutIce: [] };
+    const other = this.#noIce.droppedOtherSource;
+    return { ...core, dropped: other > 0 ? { ...core.dropped, 'no-ice-other-source': other } : core.dropped, withoutIce: this.#noIce.stats() };
   }
 
   /** Sends application data on the selected (or a valid) pair of a component, or on its path without ICE. */
@@ -343,7 +370,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   }
 
   handleTimeout(now: number): void {
-    this.#noIce.handleTimeout(now);
+    if (this.#noIce.size > 0) this.#noIce.handleTimeout(now);
     for (const g of this.#gatherers) g.handleTimeout(now);
     this.#turn.handleTimeout(now);
     this.#mdns?.handleTimeout(now);
@@ -367,7 +394,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     for (const g of this.#gatherers) consider(g.pollTimeout());
     consider(this.#turn.pollTimeout());
     consider(this.#mdns?.pollTimeout());
-    consider(this.#noIce.pollTimeout());
+    if (this.#noIce.size > 0) consider(this.#noIce.pollTimeout());
     return min;
   }
 

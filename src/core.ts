@@ -5,7 +5,18 @@
  * @module
  */
 export type { SansIoMachine } from './machine.js';
-export { AgentMachine, type AgentMachineEvent, type AgentMachineOptions, type StreamBase, type TurnStreamEvent } from './agent-machine.js';
+export { AgentMachine, type AgentMachineEvent, type AgentMachineOptions, type AgentMachineStats, type StreamBase, type TurnStreamEvent } from './agent-machine.js';
+export {
+  NoIcePaths,
+  unusedPayloadType,
+  type LatchReason,
+  type NoIceEvent,
+  type NoIceKeepalive,
+  type NoIcePathOptions,
+  type NoIcePathStats,
+  type NoIcePathsOptions,
+  type WithoutIceOptions,
+} from './without-ice.js';
 export { AgentCore } from './checklist/agent-core.js';
 export type * from './checklist/types.js';
 export { GlobalPacer, type GlobalPacerOptions } from './stun/pacing.js';

@@ -144,7 +144,9 @@ export type DropReason =
   | 'response-integrity'
   | 'response-asymmetric'
   | 'response-no-mapped'
-  | 'data-unknown-path';
+  | 'data-unknown-path'
+  /** Without ICE: data from a source other than the one the component latched on to (`src/without-ice.ts`). */
+  | 'no-ice-other-source';
 
 /** Agent statistics. */
 export interface AgentStats {

@@ -3,7 +3,7 @@
  * settings (with their TSDoc) beside the mapping, so that a new option is declared and passed on in one place.
  * @module
  */
-import type { AgentMachineOptions, StreamBase } from '../agent-machine.js';
+import type { AgentMachineOptions, StreamBase, WithoutIceOptions } from '../agent-machine.js';
 import type { HostSelectionOptions } from '../candidates/host.js';
 import type { NominationMode } from '../checklist/types.js';
 import type { GlobalPacer } from '../stun/pacing.js';
@@ -98,6 +98,14 @@ export interface IceAgentOptions extends HostSelectionOptions {
   readonly ufrag?: string;
   /** Local ICE password (generated when absent). */
   readonly pwd?: string;
+  /**
+   * Components running without ICE (`useWithoutIce`; `IceSdpSession` uses it for a peer without ICE or an ICE
+   * mismatch): `keepalive` (`'rtp'` default: an RTP packet with an unused payload type, RFC 6263 §4.6; `'rtcp'`,
+   * `'stun'`, `'none'`), `keepaliveIntervalMs` (idle time before one, 15000), `payloadType`, `ssrc` (random unless
+   * given), `silenceTimeoutMs` (10000: `disconnected` after that long without the peer's data), and the re-latch rule
+   * `relatchSilenceMs` (2000) / `relatchPackets` (5). See `WithoutIceOptions`.
+   */
+  readonly withoutIce?: WithoutIceOptions;
 }
 
 /** What `IceAgent.gather()` adds to the options: its sockets, resolved servers, mDNS socket and pacer. */
@@ -142,6 +150,7 @@ export function agentMachineOptions(o: IceAgentOptions, w: AgentWiring): AgentMa
       iceTransportPolicy: o.iceTransportPolicy,
       ufrag: o.ufrag,
       pwd: o.pwd,
+      withoutIce: o.withoutIce,
     }),
   };
 }

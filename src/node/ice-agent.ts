@@ -5,13 +5,13 @@
  * @module
  */
 import { EventEmitter } from 'eventemitter3';
-import { AgentMachine, type AgentMachineEvent, type StreamBase } from '../agent-machine.js';
+import { AgentMachine, checkPathOptions, type AgentMachineEvent, type AgentMachineStats, type LatchReason, type NoIcePathOptions, type StreamBase } from '../agent-machine.js';
 import type { Candidate, LocalCandidate } from '../candidates/candidate.js';
 import { DEFAULT_GATHER_TIMEOUT_MS } from '../candidates/gatherer.js';
 import { formatCandidate, parseCandidate, validateCandidate } from '../candidates/grammar.js';
 import { signalledCandidate } from '../candidates/signal.js';
 import type { PairState } from '../checklist/pair.js';
-import type { AgentState, AgentStats, IceParameters, LocalIceParameters, PairInfo } from '../checklist/types.js';
+import type { AgentState, IceParameters, LocalIceParameters, PairInfo } from '../checklist/types.js';
 import { processWidePacer } from './pacer.js';
 import { InvalidStateError } from '../errors.js';
 import { isDataByte } from '../stun/demux.js';
@@ -57,6 +57,11 @@ export interface IceAgentEvents {
   pairstatechange: [pair: IceCandidatePairState, component: number];
   /** Application data received on a valid pair. */
   data: [data: Buffer, component: number, from: TransportAddress];
+  /**
+   * A component running without ICE sends to a new address: the source of what came back (`first-packet`), the
+   * signalled address again (`signalled`), or another source after the latched one fell silent (`source-silent`).
+   */
+  latched: [info: { readonly component: number; readonly remote: TransportAddress; readonly previous: TransportAddress; readonly reason: LatchReason }];
   /** A STUN/TURN server did not yield a candidate, or a remote candidate was dropped. Informational. */
   warning: [message: string];
   /** An exception thrown by a listener; it never corrupts the agent. */
@@ -293,11 +298,14 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
 
   /**
    * Runs `component` without ICE towards `remote` (a peer whose SDP has no ICE, or an ICE mismatch): data goes from
-   * the component's first host socket, the destination latches on to whatever answers (symmetric RTP / COMEDIA),
-   * and keepalives hold the NAT binding open. The agent reports `connected` once every component is set up so.
+   * the component's first host socket, the destination latches on to what answers (symmetric RTP, `latched`
+   * events), and RTP/RTCP keepalives hold the NAT binding open (`withoutIce` options; `options` overrides the
+   * keepalive for this component). The state is `checking` until the peer's data arrives, then `connected`, and
+   * `disconnected` while it is silent for `withoutIce.silenceTimeoutMs`.
    */
-  useWithoutIce(remote: TransportAddress, component = 1): void {
-    this.#command((m) => m.useWithoutIce(this.#driver!.now(), 0, component, remote));
+  useWithoutIce(remote: TransportAddress, component = 1, options?: NoIcePathOptions): void {
+    if (options) checkPathOptions(options);
+    this.#command((m) => m.useWithoutIce(this.#driver!.now(), 0, component, remote, undefined, options));
   }
 
   /** ICE restart (RFC 8445 §9): new local ufrag/pwd; signal them, then set the peer's new parameters. */
@@ -305,9 +313,9 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     this.#command((m) => m.restart(this.#driver!.now()));
   }
 
-  /** Per-pair statistics in the shape of RTCIceCandidatePairStats. */
-  getStats(): AgentStats | undefined {
-    return this.#machine?.core.getStats();
+  /** Per-pair statistics in the shape of RTCIceCandidatePairStats, and those of components running without ICE. */
+  getStats(): AgentMachineStats | undefined {
+    return this.#machine?.getStats();
   }
 
   /**
@@ -539,7 +547,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
         this.#turnStreams?.handleEvent(e);
         return;
       case 'latched':
-        this.#warn(`component ${e.component} latched on to ${e.remote.address}:${e.remote.port}`);
+        this.#safeEmit('latched', { component: e.component, remote: e.remote, previous: e.previous, reason: e.reason });
         return;
       case 'remote-candidate-dropped':
         this.#warn(`remote candidate ${formatCandidate(e.candidate)} dropped: ${e.reason}`);

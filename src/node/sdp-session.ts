@@ -18,7 +18,8 @@ import type { IceTransportPlan, RemoteDescriptionResult } from '../sip-offer-ans
 import type { TrickleMode } from '../sip-offer-answer/sdpfrag.js';
 import type { IceRole } from '../types.js';
 import type { Candidate } from '../candidates/candidate.js';
-import { IceAgent, type IceAgentOptions, type IceCandidatePair, type IceCandidatePairState } from './ice-agent.js';
+import { unusedPayloadType, type NoIcePathOptions } from '../agent-machine.js';
+import { IceAgent, type IceAgentEvents, type IceAgentOptions, type IceCandidatePair, type IceCandidatePairState } from './ice-agent.js';
 import { cryptoRandom } from './random.js';
 
 /** Default of `IceSdpSessionOptions.maxMediaSections`. */
@@ -58,6 +59,8 @@ export interface IceSdpSessionEvents {
   pairstatechange: [pair: IceCandidatePairState, component: number, transportIndex: number];
   /** The controlling side selected pairs on every transport: a re-offer would carry them (RFC 8839 §4.4.1.2.2). */
   updatedofferneeded: [];
+  /** A component of a transport running without ICE latched on to a new address (see `IceAgentEvents.latched`). */
+  latched: [info: IceAgentEvents['latched'][0], transportIndex: number];
   warning: [message: string];
 }
 
@@ -228,6 +231,7 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
     this.#fed.set(index, 0);
     agent.on('statechange', (s) => this.emit('statechange', s, index));
     agent.on('warning', (m) => this.#warn(m));
+    agent.on('latched', (info) => this.emit('latched', info, index));
     agent.on('pairstatechange', (p, component) => this.emit('pairstatechange', p, component, index));
     agent.on('candidate', (c) => {
       this.emit('candidate', c, index);
@@ -255,8 +259,9 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
       const agent = this.#agents.get(plan.transportIndex);
       if (!agent) continue;
       if (plan.mode === 'none' || plan.mode === 'mismatch') {
-        if (plan.defaultRtp) agent.useWithoutIce(plan.defaultRtp, 1);
-        if (plan.defaultRtcp && plan.components > 1) agent.useWithoutIce(plan.defaultRtcp, 2);
+        const keepalive = this.#noIceKeepalive(plan.transportIndex);
+        if (plan.defaultRtp) agent.useWithoutIce(plan.defaultRtp, 1, keepalive);
+        if (plan.defaultRtcp && plan.components > 1) agent.useWithoutIce(plan.defaultRtcp, 2, keepalive);
         continue;
       }
       if (plan.mode !== 'ice' || plan.remote === undefined) continue;
@@ -274,6 +279,21 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
         agent.endOfRemoteCandidates();
       }
     }
+  }
+
+  /**
+   * RFC 6263 §4.6: RTP keepalives carry a payload type neither description uses (unless the application chose one).
+   * A transport that does not carry RTP (e.g. UDPTL) gets none, unless the application asked for STUN: the peer
+   * would not know what to do with RTP or RTCP.
+   */
+  #noIceKeepalive(transportIndex: number): NoIcePathOptions {
+    const remote = this.#oa.remoteDescription;
+    if (!/RTP/i.test(remote?.media[transportIndex]?.protocol ?? 'RTP')) return this.#options.withoutIce?.keepalive === 'stun' ? {} : { keepalive: 'none' };
+    if (this.#options.withoutIce?.payloadType !== undefined) return {};
+    const formats = [...(remote?.media ?? []), ...(this.#oa.localDescription?.media ?? [])].map((m) => m.formats);
+    const payloadType = unusedPayloadType(formats);
+    // Every candidate type in use (there are 61): no RTP packet would surely be discarded.
+    return payloadType !== undefined ? { payloadType } : { keepalive: 'none' };
   }
 
   get #trickling(): boolean {
