@@ -732,7 +732,7 @@ async function sipMain(options: IcewireSipOptions): Promise<void> {
     }
   };
 
-  let inviteCSeq = 1;
+  const inviteCSeq = 1;
   let acked = false;
   const onResponse = async (res: SipMessage, rinfo: RemoteInfo): Promise<void> => {
     const code = Number(res.startLine.split(' ')[1]);
@@ -818,7 +818,6 @@ async function sipMain(options: IcewireSipOptions): Promise<void> {
       BARESIP_SIP_PORT,
       BARESIP_ADDRESS,
     );
-    inviteCSeq = 1;
   }
 }
 

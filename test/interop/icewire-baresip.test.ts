@@ -102,7 +102,9 @@ function expectMediaBothWays(c: Call, components: 1 | 2): void {
   expect(r.rtpSent, context).toBeGreaterThan(10);
   const counts = baresipPacketCounts(c.baresipLog);
   expect(counts, context).toBeDefined();
-  expect(counts!.received, context).toBeGreaterThan(10);
+  // Nothing is lost inside the namespace; a few packets may still be in flight when the call ends.
+  expect(counts!.received, context).toBeGreaterThan(r.rtpSent * 0.8);
+  expect(r.rtpReceived[0], context).toBeGreaterThan(counts!.sent * 0.8);
   // RTCP from baresip on the RTCP component: 1 with rtcp-mux (RFC 5761), 2 without; nothing on the other.
   expect(r.rtcpReceived[components - 1], context).toBeGreaterThan(0);
   if (components === 2) expect(r.rtcpReceived[0], context).toBe(0);
