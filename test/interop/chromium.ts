@@ -10,7 +10,7 @@
  *
  * icewire has to run in that namespace too, so its side is a child Node process (`ip netns exec`) that runs this
  * very file with `--icewire-peer`, speaking JSON lines on stdin/stdout like the libnice peer. The child loads the
- * TypeScript sources through a tiny loader hook that strips types (oxc, else typescript's `transpileModule`), so it
+ * TypeScript sources through the loader hooks of `ts-child.ts` (types stripped by oxc, else typescript), so it
  * tests the sources, not a possibly stale `dist/`.
  *
  * Everything is bounded: every wait has a timeout, the child exits by itself after `hardTimeoutMs`, the browser and
@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BrowserContext, Page } from 'playwright-core';
+import { tsChildNodeArgs } from './ts-child.js';
 
 /** Debian's Chromium (package `chromium`). */
 export const CHROMIUM_PATH = '/usr/bin/chromium';
@@ -413,62 +414,6 @@ type PeerCommand =
   | { readonly cmd: 'stats'; readonly id: number }
   | { readonly cmd: 'quit'; readonly id: number };
 
-/**
- * Loader hooks of the child: `./x.js` imports resolve to `./x.ts`, and `.ts` files are stripped of their types by
- * oxc (`rolldown/experimental`, there through vitest's vite) when it loads, else by typescript's `transpileModule`
- * (ten times slower to start: seconds on a loaded 2-core machine).
- */
-const TS_HOOKS = `
-import { readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-const ROLLDOWN = %ROLLDOWN%;
-const TYPESCRIPT = %TYPESCRIPT%;
-let strip;
-async function stripper() {
-  if (strip) return strip;
-  if (ROLLDOWN) {
-    try {
-      const { transformSync } = await import(ROLLDOWN);
-      strip = (path, text) => {
-        const r = transformSync(path, text, { lang: 'ts' });
-        if (r.errors.length > 0) throw new Error(path + ': ' + r.errors.map((e) => e.message).join('; '));
-        return r.code;
-      };
-      return strip;
-    } catch {}
-  }
-  const ts = (await import(TYPESCRIPT)).default;
-  strip = (path, text) => ts.transpileModule(text, {
-    fileName: path,
-    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
-  }).outputText;
-  return strip;
-}
-export async function resolve(specifier, context, next) {
-  // NodeNext sources import './x.js' for './x.ts'.
-  if (specifier.startsWith('.') && specifier.endsWith('.js') && context.parentURL?.endsWith('.ts')) {
-    const url = new URL(specifier.slice(0, -3) + '.ts', context.parentURL);
-    if (existsSync(fileURLToPath(url))) return { url: url.href, shortCircuit: true };
-  }
-  return next(specifier, context);
-}
-export async function load(url, context, next) {
-  if (!url.startsWith('file:') || !url.endsWith('.ts')) return next(url, context);
-  const path = fileURLToPath(url);
-  const source = (await stripper())(path, await readFile(path, 'utf8'));
-  return { format: 'module', source, shortCircuit: true };
-}
-`;
-
-function moduleUrl(specifier: string): string | null {
-  try {
-    return pathToFileURL(createRequire(import.meta.url).resolve(specifier)).href;
-  } catch {
-    return null;
-  }
-}
-
 /** The JSON-safe `IceSdpSessionOptions` the child accepts (host gathering on one address, 127.0.0.1 by default). */
 export interface IcewireSessionOptions {
   readonly rtcpComponents?: 1 | 2;
@@ -515,13 +460,10 @@ export class IcewirePeer {
   /** Starts the child in `ns`; it exits by itself after `hardTimeoutMs`. Resolves once it is ready. */
   static async start(ns: { readonly name: string }, hardTimeoutMs = 25_000): Promise<IcewirePeer> {
     const dir = mkdtempSync(join(tmpdir(), 'icewire-peer-'));
-    const hooks = TS_HOOKS.replace('%ROLLDOWN%', JSON.stringify(moduleUrl('rolldown/experimental'))).replace('%TYPESCRIPT%', JSON.stringify(moduleUrl('typescript')));
-    writeFileSync(join(dir, 'hooks.mjs'), hooks);
-    writeFileSync(join(dir, 'register.mjs'), `import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n`);
     const self = fileURLToPath(import.meta.url);
     const child = spawn(
       'ip',
-      ['netns', 'exec', ns.name, process.execPath, '--import', pathToFileURL(join(dir, 'register.mjs')).href, self, '--icewire-peer', String(hardTimeoutMs)],
+      ['netns', 'exec', ns.name, process.execPath, ...tsChildNodeArgs(dir), self, '--icewire-peer', String(hardTimeoutMs)],
       { stdio: ['pipe', 'pipe', 'pipe'] },
     );
     liveChildren.add(child);
