@@ -60,9 +60,12 @@ export class NoIcePaths implements SansIoMachine<NoIceEvent> {
   readonly #events: NoIceEvent[] = [];
   #connected = false;
   #closed = false;
+  /** Components per stream; the last one of a stream may be dropped (`dropComponent`). */
+  readonly #streams: number[];
 
   constructor(options: NoIcePathsOptions) {
     this.#options = options;
+    this.#streams = [...options.streams];
   }
 
   /** Components running without ICE (0: the agent is all ICE, and the owner can skip this machine). */
@@ -138,13 +141,30 @@ export class NoIcePaths implements SansIoMachine<NoIceEvent> {
     return min;
   }
 
+  /**
+   * The agent dropped the last component of `stream` (RTCP multiplexed on RTP after all): its path, if any, goes, and
+   * `connected` no longer waits for it.
+   */
+  dropComponent(stream: number, component: number): void {
+    const path = this.#paths.get(`${stream}:${component}`);
+    if (path !== undefined) {
+      this.#paths.delete(`${stream}:${component}`);
+      if (this.#byLocal.get(key(path.local)) === path) this.#byLocal.delete(key(path.local));
+    }
+    if (this.#streams[stream] === component) this.#streams[stream] = component - 1;
+    if (!this.#connected && this.#paths.size > 0 && this.#everyComponent()) {
+      this.#connected = true;
+      this.#events.push({ type: 'state', state: 'connected' });
+    }
+  }
+
   /** Stops sending (data and keepalives); received data is still reported, as before close. */
   close(): void {
     this.#closed = true;
   }
 
   #everyComponent(): boolean {
-    const streams = this.#options.streams;
+    const streams = this.#streams;
     for (let s = 0; s < streams.length; s++) {
       for (let c = 1; c <= streams[s]!; c++) if (!this.#paths.has(`${s}:${c}`)) return false;
     }
