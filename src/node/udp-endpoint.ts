@@ -266,7 +266,13 @@ async function bindRtpPair(
       if (first === undefined) continue;
     }
     const firstPort = first.address().port;
-    const second = await tryBind(firstPort === rtp ? rtp + 1 : rtp);
+    let second: Socket | undefined;
+    try {
+      second = await tryBind(firstPort === rtp ? rtp + 1 : rtp);
+    } catch (error) {
+      await closeSocket(first); // e.g. EMFILE: no handle may outlive the rejection
+      throw error;
+    }
     if (second !== undefined) return firstPort === rtp ? [first, second] : [second, first];
     await closeSocket(first);
   }
