@@ -245,10 +245,33 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
    * component (the SDP layer knows which payload types the session uses).
    */
   useWithoutIce(now: number, stream: number, component: number, remote: TransportAddress, local?: TransportAddress, options?: NoIcePathOptions): void {
-    const base = local ?? this.#options.bases.find((b) => (b.stream ?? 0) === stream && b.component === component)?.address;
+    const dropped = stream < this.core.streamCount && component > this.core.componentCount(stream);
+    const base = dropped ? undefined : (local ?? this.#options.bases.find((b) => (b.stream ?? 0) === stream && b.component === component)?.address);
     if (!base) throw new InvalidStateError(`no local base for stream ${stream} component ${component}`);
     this.#noIce.add(now, stream, component, base, remote, options);
     this.#pump(now);
+  }
+
+  /**
+   * Drops the last component of a stream (never component 1): the answer accepted `a=rtcp-mux` for an offer that
+   * also gathered RTCP candidates (RFC 5761 §5.1.3). The core forgets the component (candidates, pairs, checks,
+   * consent), its gathering stops, the TURN allocations made from its bases are released and its path without ICE
+   * goes. Returns the component's host bases: the edge closes their sockets once {@link AgentMachine.releasedOn}
+   * says the allocations sharing them are released. Throws `InvalidStateError` for any other component.
+   */
+  dropComponent(now: number, stream: number, component: number): TransportAddress[] {
+    this.core.dropComponent(stream, component); // throws before anything else changes
+    const bases = this.#options.bases.filter((b) => (b.stream ?? 0) === stream && b.component === component).map((b) => b.address);
+    this.#gatherers[stream]?.dropComponent(now, component);
+    this.#turn.releaseBases(now, stream, bases);
+    this.#noIce.dropComponent(stream, component);
+    this.#pump(now);
+    return bases;
+  }
+
+  /** True when no TURN allocation made from one of `bases` is alive or being released: their sockets may close. */
+  releasedOn(bases: readonly TransportAddress[]): boolean {
+    return this.#turn.releasedOn(bases);
   }
 
   /** The destination of a component running without ICE (after latching, the address that answered). */
@@ -503,6 +526,8 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
         // Relay policy: a server-reflexive candidate (e.g. the mapped address of an allocation) would be checked
         // from its host base, which the policy forbids.
         if (this.#options.iceTransportPolicy === 'relay' && e.candidate.type !== 'relay') return;
+        // A component dropped while its gathering was under way (RTCP multiplexed after all).
+        if (e.candidate.component > this.core.componentCount(stream)) return;
         this.core.addLocalCandidate(stream, e.candidate);
         this.#events.push({ type: 'candidate', stream, candidate: e.candidate });
         return;

@@ -374,6 +374,17 @@ export class NoIcePaths implements SansIoMachine<NoIceEvent> {
     return min;
   }
 
+  /**
+   * The agent dropped the last component of `stream` (RTCP multiplexed on RTP after all): its path, if any, goes. The
+   * state follows component 1 of each stream, so it does not change.
+   */
+  dropComponent(stream: number, component: number): void {
+    const path = this.#paths.get(`${stream}:${component}`);
+    if (path === undefined) return;
+    this.#paths.delete(`${stream}:${component}`);
+    if (this.#byLocal.get(key(path.local)) === path) this.#byLocal.delete(key(path.local));
+  }
+
   /** Stops sending (data and keepalives) and state reports; received data is still reported, as before close. */
   close(): void {
     this.#closed = true;

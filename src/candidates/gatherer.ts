@@ -277,6 +277,26 @@ export class Gatherer implements SansIoMachine<GathererEvent> {
     this.#deadline = undefined;
   }
 
+  /**
+   * Stops gathering for one component (its RTCP turned out multiplexed on RTP, RFC 5761 §5.1.3): its queued and
+   * outstanding Binding requests are dropped and its pending allocations cancelled. Candidates already announced
+   * stay announced (the owner forgets them); gathering may complete at once.
+   */
+  dropComponent(now: number, component: number): void {
+    if (this.#closed) return;
+    for (let i = this.#jobs.length - 1; i >= 0; i--) {
+      const job = this.#jobs[i]!;
+      if ((job.kind === 'binding' ? job.context.base.component : job.pending.request.component) === component) this.#jobs.splice(i, 1);
+    }
+    this.#table.cancelWhere((ctx) => ctx.base.component === component);
+    for (const [id, p] of [...this.#relays]) {
+      if (p.request.component !== component) continue;
+      this.#relays.delete(id);
+      this.#allocator?.cancel?.(now, id);
+    }
+    this.#checkComplete();
+  }
+
   /** Takes STUN responses to the gatherer's Binding requests; anything else returns false. */
   handleReceive(now: number, datagram: Datagram): boolean {
     if (this.#closed) return false;

@@ -55,6 +55,7 @@ import {
   type AgentContext,
   type RemoteParams,
 } from './context.js';
+import { dropComponent } from './drop-component.js';
 import { expireRetired, receiveData, retiredDeadline, sendData, takeSend, type DataEvent } from './data-path.js';
 import { nominatorFor } from './nomination.js';
 import { handleRequest, processEarlyRequests } from './responder.js';
@@ -263,6 +264,22 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     assertOpen(this.#ctx);
     streamAt(this.#ctx, stream).endOfRemote = true;
     markDirty(this.#ctx);
+  }
+
+  /**
+   * Drops the last component of a stream (never component 1): its candidates, pairs, checks, consent and selection
+   * go. Used when the answer accepts `a=rtcp-mux` (RFC 5761 §5.1.3) for an offer that also gathered RTCP candidates.
+   * Throws `InvalidStateError` for any other component.
+   */
+  dropComponent(stream: number, component: number): void {
+    const ctx = this.#ctx;
+    assertOpen(ctx);
+    dropComponent(ctx, streamAt(ctx, stream), component);
+  }
+
+  /** Number of components a stream has now (lowered by `dropComponent`). */
+  componentCount(stream: number): number {
+    return streamAt(this.#ctx, stream).componentCount;
   }
 
   /**

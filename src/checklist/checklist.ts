@@ -68,8 +68,8 @@ export interface InsertResult {
  */
 export class Checklist {
   readonly stream: number;
-  /** Number of components of the data stream. */
-  readonly components: number;
+  /** Number of components of the data stream (lowered when the stream drops its last component). */
+  components: number;
   state: ChecklistState = 'running';
   /** Maximum number of pairs: this checklist's share of the checklist set's limit (RFC 8445 §6.1.2.5). */
   limit: number;

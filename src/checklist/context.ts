@@ -72,10 +72,13 @@ export interface ComponentState {
 
 export interface Stream {
   readonly index: number;
-  /** Components declared for the stream (see `componentsInUse` for those the peer uses). */
-  readonly componentCount: number;
+  /**
+   * Components declared for the stream (see `componentsInUse` for those the peer uses). Only shrinks, by
+   * `dropComponent` (`drop-component.ts`), when RTCP turns out to be multiplexed on the RTP component.
+   */
+  componentCount: number;
   /** One record per component; component `c` is `components[c - 1]`. */
-  readonly components: readonly ComponentState[];
+  components: readonly ComponentState[];
   /** Local credentials of the ICE session this stream runs (differs from the agent's during a restart). */
   local: Credentials;
   remote: RemoteParams | undefined;

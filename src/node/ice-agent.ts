@@ -107,6 +107,12 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   /** While the data fast path runs: the received bytes and the Buffer dgram delivered them in. */
   #received: Uint8Array | undefined;
   #receivedBuffer: Buffer | undefined;
+  /** Components this agent runs: `options.components`, less those dropped (`dropComponent`). */
+  #components: number;
+  /** Components `send()` already warned about (one warning each, not one per RTCP report). */
+  readonly #warnedSends = new Set<number>();
+  /** Sockets of dropped components being released (TURN first), awaited by close(). */
+  readonly #releasing = new Set<Promise<void>>();
 
   constructor(options: IceAgentOptions = {}) {
     super();
@@ -116,6 +122,12 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     if (options.components !== undefined && (options.components < 1 || options.components > 256)) {
       throw new RangeError('components must be 1..256');
     }
+    this.#components = options.components ?? 1;
+  }
+
+  /** Components this agent runs now (`options.components`, less those dropped by {@link dropComponent}). */
+  get components(): number {
+    return this.#components;
   }
 
   /** Connection state (RTCIceTransportState values). */
@@ -145,9 +157,6 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const o = this.#options;
     const hosts = listHostAddresses(o);
     if (hosts.length === 0) throw new InvalidStateError('no host address passed the interface/address filters');
-    const components = o.components ?? 1;
-    const addresses: string[] = [];
-    for (let c = 1; c <= components; c++) for (const h of hosts) addresses.push(h.address);
     const { stunServers, turnServers, turnNames } = await resolveIceServers(o.iceServers ?? [], o.resolver ?? nodeTurnResolver, this.#random, (m) =>
       this.#warn(m),
     );
@@ -156,8 +165,15 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       this.#warn('iceTransportPolicy "relay" without a usable TURN server: no candidate will be gathered');
     }
     this.#assertOpen();
+    // Read after the awaits above: a component dropped meanwhile (the answer accepted rtcp-mux) gets no socket.
+    const components = this.#components;
+    const addresses: string[] = [];
+    for (let c = 1; c <= components; c++) for (const h of hosts) addresses.push(h.address);
+    // RFC 3550 §11: RTP on an even port and RTCP on the next one where both are free (a=rtcp says where it is).
+    const rtpRtcpPairs = components >= 2 ? hosts.map((_h, i): [number, number] => [i, hosts.length + i]) : [];
     this.#endpoint = await UdpEndpoint.bind({
       addresses,
+      rtpRtcpPairs,
       onDatagram: (d, buffer) => this.#receive(d, buffer),
       onError: (e) => this.#warn(`socket: ${e instanceof Error ? e.message : String(e)}`),
       random: this.#random,
@@ -212,6 +228,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     });
     // Core commands before attach so that the first drain carries them.
     for (const f of this.#early.splice(0)) f(machine);
+    // A component dropped while the sockets were being bound: dropped before gathering starts.
+    for (let c = components; c > this.#components; c--) this.#dropInMachine(machine, c);
     machine.gather(this.#driver.now());
     this.#driver.attach(machine, (e) => this.#onEvent(e));
     if (this.#closing) this.#endGatherWait?.(); // close() came during the awaits above
@@ -269,6 +287,14 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const m = this.#machine;
     const d = this.#driver;
     if (!m || !d || this.#closing) return false;
+    if (!(component >= 1 && component <= this.#components && Number.isInteger(component))) {
+      // Silently false would hide RTCP going nowhere (e.g. sent on component 2 once rtcp-mux was accepted).
+      if (!this.#warnedSends.has(component)) {
+        this.#warnedSends.add(component);
+        this.#warn(`send() on component ${component}, which this agent does not have (it has ${this.#components}): dropped`);
+      }
+      return false;
+    }
     const selected = this.#selected.get(component);
     if (selected !== undefined && m.directData) {
       // Direct path: the core hands back the datagram, which leaves at once (a relayed one goes through its TURN
@@ -308,6 +334,24 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     this.#command((m) => m.useWithoutIce(this.#driver!.now(), 0, component, remote, undefined, options));
   }
 
+  /**
+   * Drops the agent's last component (never component 1): the answer accepted `a=rtcp-mux` for an offer that also
+   * carried RTCP candidates (RFC 5761 §5.1.3), so RTCP now rides on component 1. Its candidates, pairs, checks and
+   * consent go at once; its TURN allocations are released, then its sockets closed. Throws `InvalidStateError` for
+   * any other component.
+   */
+  dropComponent(component: number): void {
+    this.#assertOpen();
+    if (!Number.isInteger(component) || component < 2 || component !== this.#components) {
+      throw new InvalidStateError(`only the last component (${this.#components}) can be dropped, and never component 1; got ${component}`);
+    }
+    this.#components = component - 1;
+    this.#selected.delete(component);
+    for (let i = this.#localCandidates.length - 1; i >= 0; i--) if (this.#localCandidates[i]!.component === component) this.#localCandidates.splice(i, 1);
+    // Before the machine exists, #gather binds no socket for it, or drops it before gathering.
+    if (this.#machine) this.#command((m) => this.#dropInMachine(m, component));
+  }
+
   /** ICE restart (RFC 8445 §9): new local ufrag/pwd; signal them, then set the peer's new parameters. */
   restart(): void {
     this.#command((m) => m.restart(this.#driver!.now()));
@@ -344,11 +388,27 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       }
       d.close();
     }
+    await Promise.all(this.#releasing);
     // After the deallocations had their chance: their Refresh and its answer travel on these connections.
     await this.#turnStreams?.close();
     await this.#mdns?.close();
     await this.#endpoint?.close();
     this.#setState('closed');
+  }
+
+  /** Drops `component` in the machine; its sockets close once the TURN allocations sharing them are released. */
+  #dropInMachine(m: AgentMachine, component: number): void {
+    const bases = m.dropComponent(this.#driver!.now(), 0, component);
+    const endpoint = this.#endpoint;
+    if (!endpoint || bases.length === 0) return;
+    const d = this.#driver!;
+    const deadline = d.now() + (this.#options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);
+    const done = (async () => {
+      while (!m.releasedOn(bases) && d.now() < deadline && !endpoint.closed) await new Promise((r) => setTimeout(r, 10));
+      await endpoint.closeSockets(bases);
+    })();
+    this.#releasing.add(done);
+    void done.finally(() => this.#releasing.delete(done));
   }
 
   /** UDP datagrams leave by the host sockets; TURN-over-TCP/TLS transmits by their connection. */

@@ -34,8 +34,10 @@ export interface IceSdpSessionOptions extends Omit<IceAgentOptions, 'role' | 'uf
    */
   readonly trickle?: TrickleMode;
   /**
-   * Components of the RTP transports this session offers without rtcp-mux (default 2: RTP and RTCP). Sections with
-   * rtcp-mux, and non-RTP sections (e.g. `UDP/DTLS/SCTP`), always have 1.
+   * Components of the RTP transports this session offers (default 2: RTP and RTCP). A section with `a=rtcp-mux`
+   * gets the RTCP component too, with `a=rtcp`, as a fallback for a peer that declines mux (RFC 5761 §5.1.3); it is
+   * dropped when the answer accepts mux. Sections with `a=rtcp-mux-only` (RFC 8858) and non-RTP sections (e.g.
+   * `UDP/DTLS/SCTP`) always have 1. In answers the count follows the offer and the application's answer.
    */
   readonly rtcpComponents?: 1 | 2;
   /**
@@ -74,6 +76,8 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
   /** Remote candidates already handed to each agent. */
   readonly #fed = new Map<number, number>();
   readonly #eocFed = new Set<number>();
+  /** Transports already warned about an RTCP component they lack. */
+  readonly #componentWarned = new Set<number>();
   #role: IceRole | undefined;
   #closed = false;
 
@@ -206,19 +210,37 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
 
   #transportIndexes(appSdp: string, answering: boolean): { index: number; components: number }[] {
     if (answering) {
-      return this.#oa.transports().filter((t) => t.mode !== 'rejected').map((t) => ({ index: t.transportIndex, components: this.#componentsFor(t) }));
+      // Counted from the application's answer (its rtcp-mux or not), not from a local description: none exists yet.
+      return this.#oa.answerTransports(appSdp).filter((t) => t.mode !== 'rejected').map((t) => ({ index: t.transportIndex, components: t.components }));
     }
     // Offer: one transport per m= section of the application's SDP (BUNDLE groups are the app's choice; without
-    // BUNDLE each section needs its own agent). Sections with rtcp-mux (or rtcp-mux-only), and sections that do not
-    // carry RTP (a data channel's UDP/DTLS/SCTP), need one component, as OfferAnswer.transports() counts them.
+    // BUNDLE each section needs its own agent). RFC 5761 §5.1.3: a section offering rtcp-mux also gets an RTCP
+    // component (and a=rtcp), dropped if the answer accepts mux, so a peer that declines it still finds RTCP.
+    // rtcp-mux-only (RFC 8858) and sections that do not carry RTP (a data channel's UDP/DTLS/SCTP) need one.
     return readIceDescription(appSdp).media.map((m) => ({
       index: m.index,
-      components: m.rtcpMux || !/RTP/i.test(m.protocol) ? 1 : (this.#options.rtcpComponents ?? 2),
+      components: m.rtcpMuxOnly || !/RTP/i.test(m.protocol) ? 1 : (this.#options.rtcpComponents ?? 2),
     }));
   }
 
-  #componentsFor(t: IceTransportPlan): number {
-    return t.components;
+  /**
+   * Fits a transport's agent to the negotiated component count: the answer accepted rtcp-mux (RFC 5761 §5.1.3), so
+   * the RTCP component the offer carried goes. An agent with fewer components than the plan (the peer ignored our
+   * rtcp-mux-only, RFC 8858 §4) keeps them: RTCP stays on the RTP component, with a warning.
+   */
+  #fitComponents(agent: IceAgent, plan: IceTransportPlan): void {
+    if (plan.mode === 'rejected') return;
+    if (agent.components > plan.components) {
+      while (agent.components > plan.components) agent.dropComponent(agent.components);
+      this.#oa.setLocalCandidates(plan.transportIndex, agent.getLocalCandidates());
+      return;
+    }
+    const muxOnly = this.#oa.localDescription?.media[plan.transportIndex]?.rtcpMuxOnly === true;
+    const declined = this.#oa.remote?.streams[plan.transportIndex]?.rtcpMux === false;
+    if ((agent.components < plan.components || (muxOnly && declined)) && !this.#componentWarned.has(plan.transportIndex)) {
+      this.#componentWarned.add(plan.transportIndex);
+      this.#warn(`m-section ${plan.transportIndex}: the peer does not multiplex RTCP, but this transport has no RTCP component (rtcp-mux-only offered, RFC 8858): RTCP stays on the RTP component`);
+    }
   }
 
   #ensureAgent(index: number, components: number): IceAgent {
@@ -258,10 +280,12 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
     for (const plan of this.#oa.transports()) {
       const agent = this.#agents.get(plan.transportIndex);
       if (!agent) continue;
+      this.#fitComponents(agent, plan);
       if (plan.mode === 'none' || plan.mode === 'mismatch') {
         const keepalive = this.#noIceKeepalive(plan.transportIndex);
         if (plan.defaultRtp) agent.useWithoutIce(plan.defaultRtp, 1, keepalive);
-        if (plan.defaultRtcp && plan.components > 1) agent.useWithoutIce(plan.defaultRtcp, 2, keepalive);
+        // RTCP at the peer's a=rtcp, or at its RTP port + 1 (RFC 3605, RFC 3550 §11), when not multiplexed.
+        if (plan.defaultRtcp && plan.components > 1 && agent.components > 1) agent.useWithoutIce(plan.defaultRtcp, 2, keepalive);
         continue;
       }
       if (plan.mode !== 'ice' || plan.remote === undefined) continue;

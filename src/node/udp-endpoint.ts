@@ -90,7 +90,16 @@ export interface UdpEndpointOptions {
   readonly onBindError?: 'reject' | 'skip';
   /** Picks the first port tried in `portRange`. Default `crypto.randomBytes`. */
   readonly random?: RandomSource;
+  /**
+   * Pairs of indexes into `addresses` (same IP) bound as an RTP/RTCP pair: an even port for the first and the next
+   * (odd) port for the second, as RFC 3550 §11 asks of RTP, when such a pair is free within
+   * {@link RTP_PAIR_ATTEMPTS} tries; otherwise each gets a port of its own (the SDP says which with `a=rtcp`, RFC 3605).
+   */
+  readonly rtpRtcpPairs?: readonly (readonly [rtp: number, rtcp: number])[];
 }
+
+/** Tries at finding an even port with a free next port before binding RTP and RTCP anywhere. */
+export const RTP_PAIR_ATTEMPTS = 16;
 
 /** One bound socket. */
 interface Bound {
@@ -212,6 +221,71 @@ async function bindAddress(
   throw new PortRangeExhaustedError(address, range, attempts, lastError);
 }
 
+/**
+ * Binds an even RTP port and RTCP on the next one (RFC 3550 §11), at most {@link RTP_PAIR_ATTEMPTS} tries; then
+ * falls back to any two ports. Within `range` the even ports are tried from a random offset; without one the OS
+ * picks an ephemeral port and its even/odd neighbour completes the pair.
+ */
+async function bindRtpPair(
+  address: string,
+  range: PortRange | undefined,
+  maxAttempts: number,
+  ipv6Only: boolean,
+  random: RandomSource,
+  buffers: BufferSizes,
+): Promise<[Socket, Socket]> {
+  const type: SocketType = ipFamily(address) === 6 ? 'udp6' : 'udp4';
+  const tryBind = async (port: number): Promise<Socket | undefined> => {
+    try {
+      return await bindSocket(type, address, port, ipv6Only, buffers);
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (typeof code === 'string' && RETRYABLE_BIND_CODES.has(code)) return undefined;
+      throw new UdpBindError(address, port, error);
+    }
+  };
+  const evens = range === undefined ? 0 : Math.floor((range.max - 1) / 2) - Math.ceil(range.min / 2) + 1;
+  const r = random.bytes(4);
+  const offset = (((r[0] ?? 0) << 24) | ((r[1] ?? 0) << 16) | ((r[2] ?? 0) << 8) | (r[3] ?? 0)) >>> 0;
+  const attempts = range === undefined ? RTP_PAIR_ATTEMPTS : Math.min(RTP_PAIR_ATTEMPTS, evens);
+  for (let i = 0; i < attempts; i++) {
+    let first: Socket | undefined;
+    let rtp: number;
+    if (range === undefined) {
+      first = await tryBind(0);
+      if (first === undefined) continue;
+      const p = first.address().port;
+      rtp = p % 2 === 0 ? p : p - 1;
+      if (rtp < 1024) {
+        await closeSocket(first);
+        continue;
+      }
+    } else {
+      rtp = 2 * Math.ceil(range.min / 2) + 2 * ((offset + i) % evens);
+      first = await tryBind(rtp);
+      if (first === undefined) continue;
+    }
+    const firstPort = first.address().port;
+    let second: Socket | undefined;
+    try {
+      second = await tryBind(firstPort === rtp ? rtp + 1 : rtp);
+    } catch (error) {
+      await closeSocket(first); // e.g. EMFILE: no handle may outlive the rejection
+      throw error;
+    }
+    if (second !== undefined) return firstPort === rtp ? [first, second] : [second, first];
+    await closeSocket(first);
+  }
+  // No free even/odd pair: any two ports (a=rtcp names the RTCP one).
+  const rtpSocket = await bindAddress(address, range, maxAttempts, ipv6Only, random, buffers);
+  try {
+    return [rtpSocket, await bindAddress(address, range, maxAttempts, ipv6Only, random, buffers)];
+  } catch (error) {
+    await closeSocket(rtpSocket);
+    throw error;
+  }
+}
+
 function closeSocket(socket: Socket): Promise<void> {
   return new Promise((resolve) => {
     try {
@@ -235,8 +309,8 @@ function handlesReleased(): Promise<void> {
  * A set of bound UDP sockets. Create with {@link UdpEndpoint.bind}; always {@link UdpEndpoint.close} it.
  */
 export class UdpEndpoint {
-  readonly #sockets: readonly Bound[];
-  readonly #byLocal: ReadonlyMap<string, Bound>;
+  #sockets: readonly Bound[];
+  readonly #byLocal: Map<string, Bound>;
   readonly #failures: readonly IcewireError[];
   #closing: Promise<void> | undefined;
 
@@ -277,15 +351,35 @@ export class UdpEndpoint {
       buffers[key] = v;
     }
 
-    const results = await Promise.allSettled(
-      options.addresses.map((a) => bindAddress(a, range, maxAttempts, ipv6Only, random, buffers)),
-    );
-    const sockets: Socket[] = [];
+    const addresses = options.addresses;
+    const pairOf = new Map<number, number>();
+    const inPair = new Set<number>();
+    for (const [rtp, rtcp] of options.rtpRtcpPairs ?? []) {
+      const ok = (i: number) => Number.isInteger(i) && i >= 0 && i < addresses.length && !inPair.has(i);
+      if (!ok(rtp) || !ok(rtcp) || rtp === rtcp || canonicalIp(addresses[rtp]!) !== canonicalIp(addresses[rtcp]!)) {
+        throw invalid(`bad RTP/RTCP pair [${rtp}, ${rtcp}]: two distinct indexes of one IP, each in one pair`);
+      }
+      pairOf.set(rtp, rtcp);
+      inPair.add(rtp).add(rtcp);
+    }
+    // One task per single address or RTP/RTCP pair; each yields its sockets with their indexes.
+    const tasks: Promise<[number, Socket][]>[] = [];
+    addresses.forEach((a, i) => {
+      const rtcp = pairOf.get(i);
+      if (rtcp !== undefined) {
+        tasks.push(bindRtpPair(a, range, maxAttempts, ipv6Only, random, buffers).then(([x, y]) => [[i, x], [rtcp, y]]));
+      } else if (!inPair.has(i)) {
+        tasks.push(bindAddress(a, range, maxAttempts, ipv6Only, random, buffers).then((x) => [[i, x]]));
+      }
+    });
+    const results = await Promise.allSettled(tasks);
+    const byIndex: [number, Socket][] = [];
     const failures: IcewireError[] = [];
     for (const r of results) {
-      if (r.status === 'fulfilled') sockets.push(r.value);
+      if (r.status === 'fulfilled') byIndex.push(...r.value);
       else failures.push(r.reason instanceof IcewireError ? r.reason : new UdpBindError('?', 0, r.reason));
     }
+    const sockets = byIndex.sort((x, y) => x[0] - y[0]).map(([, socket]) => socket);
     if (failures.length > 0 && options.onBindError !== 'skip') {
       await Promise.all(sockets.map(closeSocket));
       await handlesReleased();
@@ -373,6 +467,21 @@ export class UdpEndpoint {
     const b = this.#byLocal.get(keyOf(local));
     if (b === undefined) throw new InvalidStateError(`no UDP socket bound to ${formatAddress(local)}`);
     return b;
+  }
+
+  /**
+   * Closes the sockets bound to `locals` (a component the agent dropped); the others keep running. Unknown
+   * addresses are ignored. Resolves once their handles are released.
+   */
+  async closeSockets(locals: readonly TransportAddress[]): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
+    const keys = new Set(locals.map(keyOf));
+    const gone = this.#sockets.filter((b) => keys.has(keyOf(b.local)));
+    if (gone.length === 0) return;
+    this.#sockets = this.#sockets.filter((b) => !keys.has(keyOf(b.local)));
+    for (const b of gone) this.#byLocal.delete(keyOf(b.local));
+    await Promise.all(gone.map((b) => closeSocket(b.socket)));
+    await handlesReleased();
   }
 
   /**

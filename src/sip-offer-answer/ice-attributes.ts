@@ -75,8 +75,10 @@ export interface IceMediaDescription {
   readonly connection?: string;
   /** Explicit `a=rtcp` (RFC 3605); the address defaults to the `c=` address. */
   readonly rtcp?: TransportAddress;
-  /** `a=rtcp-mux` (RFC 5761). */
+  /** `a=rtcp-mux` (RFC 5761); also true under `a=rtcp-mux-only`. */
   readonly rtcpMux: boolean;
+  /** `a=rtcp-mux-only` (RFC 8858): RTCP only multiplexed, so no RTCP component is offered. */
+  readonly rtcpMuxOnly?: boolean;
   /** `a=bundle-only` (RFC 8843 §6). */
   readonly bundleOnly: boolean;
 }
@@ -177,6 +179,7 @@ interface MutableMedia extends Level {
   rtcpPort?: number;
   rtcpAddress?: string;
   rtcpMux: boolean;
+  rtcpMuxOnly?: boolean;
   bundleOnly: boolean;
 }
 
@@ -315,7 +318,9 @@ const ATTRIBUTES = new Map<string, AttributeHandler>([
   [
     'rtcp-mux-only', // RFC 8858: exclusive multiplexing implies multiplexing
     (st) => {
-      if (st.cur) st.cur.rtcpMux = true;
+      if (!st.cur) return;
+      st.cur.rtcpMux = true;
+      st.cur.rtcpMuxOnly = true;
     },
   ],
   [
@@ -415,6 +420,7 @@ function finishMedia(st: ReadState, m: MutableMedia): IceMediaDescription {
     ...(conn !== undefined ? { connection: conn } : {}),
     ...(rtcp !== undefined ? { rtcp } : {}),
     rtcpMux: m.rtcpMux,
+    ...(m.rtcpMuxOnly ? { rtcpMuxOnly: true } : {}),
     bundleOnly: m.bundleOnly,
   };
 }

@@ -120,7 +120,10 @@ function transportDefault(ctx: LocalContext, ti: number, m: IceMediaDescription,
   const remoteStream = remote?.streams[ti];
   const remoteKind = remoteStream?.defaultRtp !== undefined ? candidateAddressKind(remoteStream.defaultRtp.address) : undefined;
   const preferFamily = ctx.preferFamily ?? (remoteKind === 'ipv6' ? 6 : 4);
-  const placement = { preferFamily, transport: transportOfProto(m.protocol), rtcpMux: m.rtcpMux };
+  // RFC 5761 §5.1.3 / RFC 3605: under a=rtcp-mux an RTCP component still gets a=rtcp while it has candidates (an
+  // offer's fallback for a peer that declines mux); once mux is in force the component is gone and so is a=rtcp.
+  const rtcpMux = m.rtcpMux && !all.some((c) => c.component === 2);
+  const placement = { preferFamily, transport: transportOfProto(m.protocol), rtcpMux };
   const rc = remote?.type === 'offer' ? remoteStream?.remoteCandidates : undefined;
   const rcLocals = rc?.map((r) => all.find((c) => c.component === r.component && c.address === r.address && c.port === r.port));
   if (!restart && rc && rcLocals && rcLocals.every((c) => c !== undefined)) {
@@ -132,7 +135,7 @@ function transportDefault(ctx: LocalContext, ti: number, m: IceMediaDescription,
     // RFC 8839 §4.4.1.2.2: after nomination only the nominated local candidates, and they are the default.
     const comps = [...sel.entries()].sort((a, b) => a[0] - b[0]);
     const rtp = sel.get(1)!.local as Candidate;
-    const rtcpSel = m.rtcpMux ? undefined : (sel.get(2)?.local as Candidate | undefined);
+    const rtcpSel = sel.get(2)?.local as Candidate | undefined;
     const dest: DefaultDestination = {
       rtp: { address: rtp.address, port: rtp.port },
       rtpCandidate: rtp,
@@ -194,6 +197,7 @@ export function buildLocalDescription(ctx: LocalContext, app: IceDescription, re
       iceMismatch: false,
       ...(m.connection !== undefined ? { connection: m.connection } : {}),
       rtcpMux: m.rtcpMux,
+      ...(m.rtcpMuxOnly ? { rtcpMuxOnly: true } : {}),
       bundleOnly: m.bundleOnly,
     } satisfies IceMediaDescription;
     const rs = remote?.streams[i];

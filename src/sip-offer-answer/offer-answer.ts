@@ -207,6 +207,17 @@ export class OfferAnswer {
     return this.#remoteResult ? transportPlans(this.#remoteResult, this.localDescription, this.#remoteCands) : [];
   }
 
+  /**
+   * The transports of the answer `createAnswer(appSdp)` will make (call it between the remote offer and
+   * `createAnswer`): as `transports()`, with components counted from the application's answer, since no local
+   * description exists yet. An RTP stream has 2 unless both the offer and `appSdp` say `a=rtcp-mux` (RFC 5761
+   * §5.1.1); RFC 8839 §4.2.2 then wants candidates for both in the answer.
+   */
+  answerTransports(appSdp: string): IceTransportPlan[] {
+    if (this.#state !== 'have-remote-offer' || !this.#remoteResult) throw new InvalidStateError('answerTransports needs a pending remote offer');
+    return transportPlans(this.#remoteResult, readIceDescription(appSdp), this.#remoteCands);
+  }
+
   /** True while a local restart is pending (started by `restartIce`, done when its answer is applied/created). */
   get restartPending(): boolean {
     return this.#localRestartPending;

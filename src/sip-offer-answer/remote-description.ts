@@ -349,16 +349,21 @@ export function transportPlans(r: RemoteDescriptionResult, local: IceDescription
     const m = r.description.media[st.index]!;
     const rtp = /RTP/i.test(m.protocol);
     const remote = remoteParameters(r.description, m);
+    // RFC 5761 §5.1.1: RTCP is multiplexed when both sides say rtcp-mux. RFC 8858 §4: after our rtcp-mux-only the
+    // peer must accept or reject the stream; one that answers without mux gets RTCP on the RTP component still.
+    const components = !rtp || (l?.rtcpMuxOnly ?? false) || (st.rtcpMux && (l?.rtcpMux ?? true)) ? 1 : 2;
+    // RFC 3605 / RFC 3550 §11: a peer that offered mux but was declined has RTCP at its a=rtcp, else RTP port + 1.
+    const defaultRtcp = components === 2 && st.defaultRtcp === undefined && st.defaultRtp !== undefined ? { address: st.defaultRtp.address, port: st.defaultRtp.port + 1 } : st.defaultRtcp;
     out.push({
       transportIndex: st.index,
       mids: members.flatMap((x) => (x.mid !== undefined ? [x.mid] : [])),
       mode: st.mode,
-      components: !rtp || (st.rtcpMux && (l?.rtcpMux ?? true)) ? 1 : 2,
+      components,
       ...(remote !== undefined ? { remoteUfrag: remote.ufrag, remotePwd: remote.pwd, remote } : {}),
       remoteCandidates: st.mode === 'ice' ? store.candidates(st.index) : [],
       remoteEndOfCandidates: store.isComplete(st.index),
       ...(st.defaultRtp !== undefined ? { defaultRtp: st.defaultRtp } : {}),
-      ...(st.defaultRtcp !== undefined ? { defaultRtcp: st.defaultRtcp } : {}),
+      ...(defaultRtcp !== undefined ? { defaultRtcp } : {}),
       restart: st.restart,
     });
   }

@@ -70,6 +70,8 @@ interface Allocation {
   readonly key: string;
   readonly stream: number;
   readonly requestId: string;
+  /** The host base the gatherer asked from (over TCP/TLS, the IP the connection leaves from). */
+  readonly base: TransportAddress;
   readonly client: TurnClient;
   /** Set once allocated: the relayed addresses this client answers for. */
   relayed: readonly TransportAddress[];
@@ -311,6 +313,31 @@ export class Allocations implements SansIoMachine<AllocationsEvent> {
     return min;
   }
 
+  /**
+   * Releases the allocations made from `bases` of `stream` (a component the agent dropped): Refresh with LIFETIME 0,
+   * a late success released rather than reported, connections not yet open abandoned.
+   */
+  releaseBases(now: number, stream: number, bases: readonly TransportAddress[]): void {
+    if (now > this.#now) this.#now = now;
+    const keys = new Set(bases.map(key));
+    for (const a of this.#byKey.values()) {
+      if (a.stream !== stream || !keys.has(key(a.base))) continue;
+      a.reported = true;
+      a.client.close(now);
+    }
+    for (const [k, t] of [...this.#streams]) if (t.stream === stream && !t.connected && keys.has(key(t.request.base))) this.#cancel(now, k);
+  }
+
+  /** True when no allocation made from one of `bases` is still alive or being released. */
+  releasedOn(bases: readonly TransportAddress[]): boolean {
+    const keys = new Set(bases.map(key));
+    for (const a of this.#byKey.values()) {
+      const s = a.client.state;
+      if (keys.has(key(a.base)) && s !== 'closed' && s !== 'failed' && s !== 'idle') return false;
+    }
+    return true;
+  }
+
   /** Releases every allocation (Refresh with LIFETIME 0) and abandons connections not yet open. */
   close(now: number): void {
     if (this.#closed) return;
@@ -333,7 +360,7 @@ export class Allocations implements SansIoMachine<AllocationsEvent> {
       ...(this.#options.pacer !== undefined ? { pacer: this.#options.pacer.register() } : {}),
     });
     const k = `${stream}:${request.id}`;
-    this.#byKey.set(k, { key: k, stream, requestId: request.id, client, relayed: [], reported: false });
+    this.#byKey.set(k, { key: k, stream, requestId: request.id, base: request.base, client, relayed: [], reported: false });
     client.allocate(now);
   }
 
