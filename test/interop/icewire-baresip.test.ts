@@ -146,13 +146,9 @@ describe.skipIf(!namespaces.ok)('interop: icewire <-> baresip over SIP, in a vet
     expectMediaBothWays(c, 2);
   });
 
-  // TEMPORARY it.fails, until icewire's RTCP non-mux handling lands (another branch): an offer with rtcp-mux has no
-  // RTCP component today (no a=rtcp, no component 2 candidates), so baresip, which declines mux, answers with
-  // a=ice-mismatch (RFC 8839 §4.2.5: the implied RTCP port+1 is no candidate), and applying its non-mux answer throws
-  // "InvalidStateError: no local base for stream 0 component 2". RFC 5761 §5.1.3 (Interactions with ICE): an offer
-  // with rtcp-mux keeps its RTCP candidates, in case the answerer declines. Turn this back into `it` once that lands
-  // (it.fails then reports the passing test as a failure, as a reminder).
-  it.fails('icewire offers rtcp-mux, baresip declines it (RFC 5761 §5.1.3): RTCP falls back to component 2', async () => {
+  // RFC 5761 §5.1.3 (Interactions with ICE): an offer with rtcp-mux keeps its RTCP candidates and a=rtcp, in case the
+  // answerer declines mux, as baresip configured without it does.
+  it('icewire offers rtcp-mux, baresip declines it (RFC 5761 §5.1.3): RTCP falls back to component 2', async () => {
     const c = await call('icewire-dials', true, false);
     expect(c.report.remoteSdp).not.toMatch(/^a=rtcp-mux/m);
     expectMediaBothWays(c, 2);
