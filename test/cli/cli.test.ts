@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStunServer, type RunningStunServer } from '../../src/node/stun-server.js';
+import { startStunServer } from '../../src/node/stun-server.js';
 import { startCoturn, type Coturn } from '../helpers/coturn.js';
 
 const cli = new URL('../../dist/pkg/cli.js', import.meta.url).pathname;
@@ -180,4 +180,20 @@ describe.skipIf(!built)('icewire gather through coturn', () => {
     expect(bad.code).toBe(1);
     expect((JSON.parse(bad.stdout) as { servers: { server: string; errors: string[] }[] }).servers.find((s) => s.server === url)!.errors.join()).toMatch(/TURN server .* failed/);
   }, 30_000);
+});
+
+describe.skipIf(!built)('the README section "The icewire command"', () => {
+  it('names only real commands and options (the samples contact outside servers, so they are checked, not run)', async () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('## The `icewire` command'));
+    const block = /```sh\n([\s\S]*?)```/.exec(section)![1]!;
+    const lines = block.split('\n').filter((l) => l.startsWith('icewire '));
+    expect(lines.length).toBeGreaterThanOrEqual(4);
+    for (const line of lines) {
+      const [, command, ...rest] = line.replace(/#.*/, '').trim().split(/\s+/);
+      const help = await run([command!, '--help']);
+      expect(help.code, line).toBe(0);
+      for (const option of rest.filter((w) => w.startsWith('--'))) expect(help.stdout, `${line}: ${option}`).toContain(option);
+    }
+  });
 });
