@@ -3,9 +3,9 @@
 // share chunks, so `icewire`, `icewire/core` and `icewire/testing` hand out the same classes; modules loaded on
 // first use (mDNS, TURN over TCP/TLS) stay chunks of their own. Types stay tsc's (dist/src/*.d.ts). No source maps:
 // the bundles are unminified with names kept, so stack traces read as they are, and maps would point at sources the
-// package does not ship.
+// package does not ship. `cli` is the `icewire` command (package.json `bin`); its `#!` line survives bundling.
 export default {
-  input: { index: 'dist/src/index.js', core: 'dist/src/core.js', testing: 'dist/src/testing/index.js' },
+  input: { index: 'dist/src/index.js', core: 'dist/src/core.js', testing: 'dist/src/testing/index.js', cli: 'dist/src/cli/main.js' },
   external: [/^node:/, 'eventemitter3', 'dns-packet'],
   platform: 'node',
   logLevel: 'warn',

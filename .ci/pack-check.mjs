@@ -1,6 +1,6 @@
 // What a new user gets: packs a copy of the checkout (tracked and new files only, as a clean clone has them, so
 // `prepack` must build), installs the tarball into a scratch project, loads the three entry points from ESM and
-// CommonJS, and type-checks a consumer under node16 and bundler resolution. Exits non-zero on the first failure. Run by .ci/run.
+// CommonJS, runs the `icewire` command, and type-checks a consumer under node16 and bundler resolution. Exits non-zero on the first failure. Run by .ci/run.
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,7 +28,7 @@ try {
   const out = run('npm', ['pack', '--json', '--pack-destination', tmp], tree);
   const [packed] = JSON.parse(out.slice(out.search(/^\[$/m)));
   const shipped = new Set(packed.files.map((f) => f.path));
-  for (const need of ['package.json', 'README.md', 'LICENSE', 'dist/pkg/index.js', 'dist/pkg/core.js', 'dist/pkg/testing.js', 'dist/src/index.d.ts', 'dist/src/core.d.ts', 'dist/src/testing/index.d.ts']) {
+  for (const need of ['package.json', 'README.md', 'LICENSE', 'dist/pkg/index.js', 'dist/pkg/core.js', 'dist/pkg/testing.js', 'dist/pkg/cli.js', 'dist/src/index.d.ts', 'dist/src/core.d.ts', 'dist/src/testing/index.d.ts']) {
     if (!shipped.has(need)) fail(`the tarball lacks ${need}`);
   }
   // Only what a user runs or type-checks: no source maps (they would point at unshipped sources), no tsc .js.
@@ -54,6 +54,14 @@ console.log('esm ok');
 `,
   );
   if (run('node', ['esm.mjs'], app).trim() !== 'esm ok') fail('ESM import');
+
+  // 3b. The `icewire` command: npm links the bin, and it runs (help, version, a host-only gather on loopback).
+  const bin = join(app, 'node_modules', '.bin', 'icewire');
+  if (!run(bin, ['--help'], app).includes('stun-server')) fail('icewire --help');
+  if (run(bin, ['--version'], app).trim() !== packed.version) fail('icewire --version');
+  const gathered = JSON.parse(run(bin, ['gather', '--address', '127.0.0.1', '--json'], app));
+  if (!gathered.ok || gathered.candidates.length === 0) fail('icewire gather');
+  console.log('pack-check: the icewire command runs');
 
   // 4. CommonJS: require(esm) (Node >= 20.19 / 22.12) hands out the same module instances as import.
   writeFileSync(

@@ -5,9 +5,9 @@
  * 1. Layers: every relative import (`import`, `import type`, `export ... from`, `import()`) resolves to a room,
  *    and a room imports only its own room and rooms on lower floors, minus its `never` list, plus its listed
  *    exceptions. Type-only imports count as imports unless a room allows them by `typeOnly`.
- * 2. Node modules: outside src/node/ the only `node:` imports are the pure computations of NODE_ALLOWED, by name.
+ * 2. Node modules: outside src/node/ and src/cli/ (the IO rooms) the only `node:` imports are the pure computations of NODE_ALLOWED, by name.
  *    Other packages need a `packages` entry in the room's row.
- * 3. No clocks, timers or ambient randomness outside src/node/ (src/testing/ too: it draws from a seeded PRNG).
+ * 3. No clocks, timers or ambient randomness outside the IO rooms (src/testing/ too: it draws from a seeded PRNG).
  *
  * Besides, value imports between files form no cycle. The checkers take (path, source text), so the self-tests
  * below feed them synthetic files.
@@ -55,10 +55,13 @@ const ROOMS: Readonly<Record<string, Room>> = {
   node: { floor: 7, never: ['testing'], packages: ['eventemitter3'] },
   'facade-core': { floor: 8, never: ['node', 'testing'] },
   'facade-index': { floor: 8, never: ['testing'] },
+  cli: { floor: 9 },
 };
 
 /** Folders of src/ that are rooms of their own name. */
-const FOLDER_ROOMS = new Set(['stun', 'candidates', 'turnclient', 'checklist', 'sip-offer-answer', 'testing', 'node']);
+const FOLDER_ROOMS = new Set(['stun', 'candidates', 'turnclient', 'checklist', 'sip-offer-answer', 'testing', 'node', 'cli']);
+/** Rooms that do IO: Node modules, clocks and timers allowed (rules 2 and 3 skip them). */
+const IO_ROOMS = new Set(['node', 'cli']);
 
 /** Files at the root of src/ and their room. */
 const ROOT_FILES: Readonly<Record<string, string>> = {
@@ -214,7 +217,7 @@ function moduleViolations(path: string, imports: readonly ImportRef[]): string[]
       if (!(room && ROOMS[room]?.packages?.includes(pkg))) found.push(`imports package ${pkg}`);
       continue;
     }
-    if (room === 'node') continue;
+    if (room !== undefined && IO_ROOMS.has(room)) continue;
     const name = spec.startsWith('node:') ? spec : `node:${spec}`;
     const allowed = NODE_ALLOWED[name];
     if (!allowed) found.push(`imports ${spec}`);
@@ -283,7 +286,7 @@ function checkFile(path: string, text: string): string[] {
   const sf = parse(path, text);
   const imports = importsOf(sf);
   const found = [...layerViolations(path, imports), ...moduleViolations(path, imports)];
-  if (roomOf(path) !== 'node') found.push(...identifierViolations(sf));
+  if (!IO_ROOMS.has(roomOf(path) ?? '')) found.push(...identifierViolations(sf));
   return found;
 }
 
@@ -474,6 +477,11 @@ describe('architecture: the checkers fail when they must', () => {
     expect(checkFile('testing/random.ts', 'export const seed = Date.now();')).toEqual(['uses Date.now']);
     expect(checkFile('core.ts', 'export const seed = Math.random();')).toEqual(['uses Math.random']);
     expect(checkFile('node/random.ts', 'export const seed = Math.random();')).toEqual([]);
+  });
+
+  it('src/cli/ is an IO room on the top floor: timers and node: modules allowed, and nothing below imports it', () => {
+    expect(checkFile('cli/x.ts', `import { parseArgs } from 'node:util';\nimport '../testing/index.js';\nimport '../node/stun-server.js';\nexport const t = setTimeout(() => parseArgs(), performance.now());`)).toEqual([]);
+    expect(checkFile('index.ts', `import './cli/main.js';`)).toEqual(['imports cli/main.ts (facade-index may not import cli)']);
   });
 
   it('the regression that went unnoticed: demux importing the Node clock and reading three clocks', () => {

@@ -4,7 +4,7 @@
  * kept (errors name themselves after their class), one class per name across the three entries, and a real
  * loopback connection. The bundles exist after `npm run build`, which CI runs before the tests.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 
@@ -40,6 +40,12 @@ describe.skipIf(!built)('the published bundles (dist/pkg)', () => {
     expect(new InvalidStateError('x').name).toBe('InvalidStateError');
     expect(core['InvalidStateError']).toBe(index['InvalidStateError']);
     expect(core['GlobalPacer']).toBe(index['GlobalPacer']);
+  });
+
+  it('package.json names the bundled command as its bin, with its #! line', () => {
+    const pkgJson = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { bin: Record<string, string> };
+    expect(pkgJson.bin).toEqual({ icewire: './dist/pkg/cli.js' });
+    expect(readFileSync(new URL('cli.js', pkg), 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
   });
 
   it('connect two agents on loopback', async () => {

@@ -8,13 +8,20 @@
  * capped at {@link MAX_UNKNOWN_ATTRIBUTES} entries, the configured SOFTWARE (capped at {@link MAX_SOFTWARE_BYTES}) and
  * FINGERPRINT. The smallest request that gets an answer is a 20-byte header, so the byte ratio is bounded by a
  * small constant and the packet ratio is 1.
+ *
+ * NAT behaviour discovery (RFC 5780 §6), when given a second address and port (`rfc5780`): every success response
+ * also carries MAPPED-ADDRESS, RESPONSE-ORIGIN and OTHER-ADDRESS, and CHANGE-REQUEST picks the address it is sent
+ * from (Table 1 of §6.1), always to the request's source. Without them, CHANGE-REQUEST gets a 420 (§6). RESPONSE-PORT
+ * and PADDING are not served (420): they would send to another port or pad to the MTU, against the rule above. A
+ * success response then grows to at most {@link MAX_RFC5780_RESPONSE_BYTES} bytes, still one packet per request.
  * @module
  */
 import type { SansIoMachine } from '../machine.js';
-import { parseIp } from '../ip.js';
-import type { Datagram } from '../types.js';
-import { attr, attributeCodec, Attr } from './attributes.js';
-import { ErrorCode, StunMethod } from './constants.js';
+import { canonicalIp, ipFamily, parseIp } from '../ip.js';
+import type { Datagram, TransportAddress } from '../types.js';
+import { attr, attributeCodec, Attr, getAttribute } from './attributes.js';
+import { AttributeType, ErrorCode, StunMethod } from './constants.js';
+import { NatAttr } from './nat-attributes.js';
 import { encodeStunMessage, looksLikeStun, tryDecodeStunMessage, type StunAttribute } from './message.js';
 import type { StunDecodeReason } from '../errors.js';
 
@@ -28,6 +35,11 @@ export const MAX_SOFTWARE_BYTES = 64;
  * 20 + XOR-MAPPED-ADDRESS 24 + SOFTWARE 68 + FINGERPRINT 8 = 120.
  */
 export const MAX_BINDING_RESPONSE_BYTES = 144;
+/**
+ * Largest response of a server with `rfc5780` set: 20 + XOR-MAPPED-ADDRESS, MAPPED-ADDRESS, RESPONSE-ORIGIN and
+ * OTHER-ADDRESS (24 each for IPv6) + SOFTWARE 68 + FINGERPRINT 8 = 192. Error responses stay within 144.
+ */
+export const MAX_RFC5780_RESPONSE_BYTES = 192;
 /** Responses queued and not yet drained beyond this are dropped (`'queue-full'`). */
 export const MAX_QUEUED_RESPONSES = 1024;
 
@@ -53,6 +65,8 @@ export interface StunBindingServerStats {
   readonly badRequestResponses: number;
   /** 420 responses (unknown comprehension-required attributes). */
   readonly unknownAttributeResponses: number;
+  /** Success responses sent from another address or port than the request arrived on (RFC 5780 CHANGE-REQUEST). */
+  readonly changedOriginResponses: number;
   /** Datagrams dropped, by reason. */
   readonly dropped: Readonly<Record<BindingDropReason, number>>;
   /** Decode failures (counted in `dropped.malformed` or `dropped['fingerprint-mismatch']`) by decoder reason. */
@@ -68,6 +82,20 @@ export interface StunBindingServerOptions {
    * (RFC 8445 §7.2.2 / RFC 8489 §7: a FINGERPRINT-using usage sends it in both directions).
    */
   readonly alwaysFingerprint?: boolean;
+  /**
+   * Serve NAT behaviour discovery (RFC 5780): the server's two addresses A1/A2 and two ports P1/P2. The machine must
+   * receive on all four combinations (A1:P1, A1:P2, A2:P1, A2:P2) and its owner must send each response from its
+   * `local`, which may be any of them. A request arriving elsewhere is answered as by a plain server.
+   */
+  readonly rfc5780?: StunBindingServerRfc5780;
+}
+
+/** The second address and port of an RFC 5780 server (§6: same ports on both addresses). */
+export interface StunBindingServerRfc5780 {
+  /** A1:P1, where clients are told to send (any of the four works). */
+  readonly primary: TransportAddress;
+  /** A2:P2: a different IP address of the same family, and a different port. */
+  readonly alternate: TransportAddress;
 }
 
 /** The server emits no events; the type exists for the {@link SansIoMachine} contract. */
@@ -85,11 +113,13 @@ type MutableDrops = Record<BindingDropReason, number>;
 export class StunBindingServer implements SansIoMachine<StunBindingServerEvent> {
   readonly #software: StunAttribute | undefined;
   readonly #alwaysFingerprint: boolean;
+  readonly #rfc5780: { readonly ips: readonly [string, string]; readonly ports: readonly [number, number] } | undefined;
   readonly #queue: Datagram[] = [];
   #received = 0;
   #success = 0;
   #badRequest = 0;
   #unknownAttr = 0;
+  #changedOrigin = 0;
   readonly #dropped: MutableDrops = {
     'not-stun': 0,
     malformed: 0,
@@ -102,7 +132,10 @@ export class StunBindingServer implements SansIoMachine<StunBindingServerEvent> 
   };
   readonly #malformedByReason: Partial<Record<StunDecodeReason, number>> = {};
 
-  /** @throws RangeError when `software` is longer than {@link MAX_SOFTWARE_BYTES} bytes. */
+  /**
+   * @throws RangeError when `software` is longer than {@link MAX_SOFTWARE_BYTES} bytes, or when `rfc5780` does not
+   * give two IP literals of one family and two different ports in 1-65535.
+   */
   constructor(options: StunBindingServerOptions = {}) {
     if (options.software !== undefined) {
       const a = attr(Attr.SOFTWARE, options.software, new Uint8Array(12));
@@ -110,6 +143,18 @@ export class StunBindingServer implements SansIoMachine<StunBindingServerEvent> 
       this.#software = a;
     }
     this.#alwaysFingerprint = options.alwaysFingerprint ?? false;
+    const r = options.rfc5780;
+    if (r !== undefined) {
+      const [a1, a2] = [r.primary.address, r.alternate.address];
+      const family = ipFamily(a1);
+      if (family === 0 || ipFamily(a2) !== family) throw new RangeError('rfc5780 needs two IP addresses of one family');
+      if (canonicalIp(a1) === canonicalIp(a2)) throw new RangeError('rfc5780 needs two different IP addresses');
+      for (const p of [r.primary.port, r.alternate.port]) {
+        if (!Number.isInteger(p) || p < 1 || p > 0xffff) throw new RangeError(`rfc5780 port ${p} is not in 1-65535`);
+      }
+      if (r.primary.port === r.alternate.port) throw new RangeError('rfc5780 needs two different ports');
+      this.#rfc5780 = { ips: [canonicalIp(a1), canonicalIp(a2)], ports: [r.primary.port, r.alternate.port] };
+    }
   }
 
   /**
@@ -159,9 +204,11 @@ export class StunBindingServer implements SansIoMachine<StunBindingServerEvent> 
     // does not parse gets a 400 (§6.3.1.1 leaves the code to the checks that failed; 400 is "malformed").
     const unknown: number[] = [];
     let malformedKnown = false;
+    // RFC 5780 §6: only a server that can answer from its other address and port understands CHANGE-REQUEST.
+    const other = datagram.transport === undefined || datagram.transport === 'udp' ? this.#otherOf(datagram.local) : undefined;
     for (const a of m.attributes) {
       if (a.type >= 0x8000) continue; // comprehension-optional: ignored when unknown or malformed (§6.3)
-      const codec = attributeCodec(a.type);
+      const codec = a.type === AttributeType.CHANGE_REQUEST ? (other ? NatAttr.CHANGE_REQUEST : undefined) : attributeCodec(a.type);
       if (codec === undefined) {
         if (!unknown.includes(a.type) && unknown.length < MAX_UNKNOWN_ATTRIBUTES) unknown.push(a.type);
       } else if (codec.decode(a.value, m.transactionId) === undefined) {
@@ -171,6 +218,7 @@ export class StunBindingServer implements SansIoMachine<StunBindingServerEvent> 
 
     const attributes: StunAttribute[] = [];
     let cls: 'success' | 'error';
+    let from = datagram.local;
     if (unknown.length > 0) {
       cls = 'error';
       attributes.push(
@@ -187,17 +235,32 @@ export class StunBindingServer implements SansIoMachine<StunBindingServerEvent> 
       // RFC 8489 §6.3.1.1: the source transport address of the request.
       attributes.push(attr(Attr.XOR_MAPPED_ADDRESS, source, m.transactionId));
       this.#success++;
+      if (other) {
+        // RFC 5780 §6.1 Table 1: change IP -> Ca, change port -> Cp; OTHER-ADDRESS is Ca:Cp whatever the flags.
+        const change = getAttribute(m, NatAttr.CHANGE_REQUEST);
+        from = {
+          address: change?.changeIp ? other.address : datagram.local.address,
+          port: change?.changePort ? other.port : datagram.local.port,
+        };
+        if (from.address !== datagram.local.address || from.port !== datagram.local.port) this.#changedOrigin++;
+        attributes.push(
+          attr(Attr.MAPPED_ADDRESS, source, m.transactionId), // §6.1: MUST carry both mapped addresses
+          attr(NatAttr.RESPONSE_ORIGIN, from, m.transactionId),
+          attr(NatAttr.OTHER_ADDRESS, other, m.transactionId),
+        );
+      }
     }
     if (this.#software) attributes.push(this.#software);
     const out = encodeStunMessage(
       { method: StunMethod.Binding, cls, transactionId: m.transactionId, attributes },
       { fingerprint: this.#alwaysFingerprint || m.hasFingerprint },
     );
-    // RFC 8489 §6.3.1.2: back to the source, from the address the request arrived on, on the same transport.
+    // RFC 8489 §6.3.1.2: back to the source, from the address the request arrived on (or the one CHANGE-REQUEST
+    // picked, RFC 5780 §6.1), on the same transport.
     const response: Datagram =
       datagram.transport === undefined
-        ? { local: datagram.local, remote: datagram.remote, data: out }
-        : { local: datagram.local, remote: datagram.remote, data: out, transport: datagram.transport };
+        ? { local: from, remote: datagram.remote, data: out }
+        : { local: from, remote: datagram.remote, data: out, transport: datagram.transport };
     this.#queue.push(response);
     return true;
   }
@@ -228,9 +291,21 @@ export class StunBindingServer implements SansIoMachine<StunBindingServerEvent> 
       successResponses: this.#success,
       badRequestResponses: this.#badRequest,
       unknownAttributeResponses: this.#unknownAttr,
+      changedOriginResponses: this.#changedOrigin,
       dropped: { ...this.#dropped },
       malformedByReason: { ...this.#malformedByReason },
     };
+  }
+
+  // Ca:Cp for a request that arrived on Da:Dp (RFC 5780 §6.1), or undefined when RFC 5780 is off, the request came
+  // over a stream (§6: CHANGE-REQUEST is UDP-only here) or it arrived on an address the server was not given.
+  #otherOf(local: TransportAddress): TransportAddress | undefined {
+    const r = this.#rfc5780;
+    if (r === undefined || ipFamily(local.address) === 0) return undefined;
+    const ip = r.ips.indexOf(canonicalIp(local.address));
+    const port = r.ports.indexOf(local.port);
+    if (ip < 0 || port < 0) return undefined;
+    return { address: r.ips[1 - ip]!, port: r.ports[1 - port]! };
   }
 }
 

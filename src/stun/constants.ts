@@ -44,6 +44,12 @@ export const AttributeType = {
   FINGERPRINT: 0x8028,
   ICE_CONTROLLED: 0x8029,
   ICE_CONTROLLING: 0x802a,
+  // RFC 5780 §7 (NAT behaviour discovery).
+  CHANGE_REQUEST: 0x0003,
+  PADDING: 0x0026,
+  RESPONSE_PORT: 0x0027,
+  RESPONSE_ORIGIN: 0x802b,
+  OTHER_ADDRESS: 0x802c,
 } as const;
 
 /** PASSWORD-ALGORITHM numbers (RFC 8489 §18.5). */

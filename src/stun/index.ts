@@ -5,3 +5,5 @@ export * from './attributes.js';
 export * from './integrity.js';
 export * from './fingerprint.js';
 export * from './transaction.js';
+export * from './nat-attributes.js';
+export * from './nat-discovery.js';

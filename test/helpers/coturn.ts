@@ -31,6 +31,11 @@ export interface CoturnOptions {
   /** `--user-quota`. */
   readonly userQuota?: number;
   readonly extraArgs?: readonly string[];
+  /**
+   * RFC 5780 NAT behaviour discovery: listen on this second loopback address too (e.g. `127.0.0.2`), on the main and
+   * an alternate port (`altPort` in the result). Off by default (`--no-rfc5780`).
+   */
+  readonly rfc5780AltIp?: string;
 }
 
 export interface Coturn {
@@ -39,6 +44,8 @@ export interface Coturn {
   readonly port: number;
   /** TLS listening port (0 when TLS is off). */
   readonly tlsPort: number;
+  /** The RFC 5780 alternate port (0 without `rfc5780AltIp`). */
+  readonly altPort: number;
   readonly user: string;
   readonly password: string;
   readonly realm: string;
@@ -141,6 +148,7 @@ export async function startCoturn(options: CoturnOptions = {}): Promise<Coturn> 
   const tls = options.tls ?? true;
   const port = await freePort();
   const tlsPort = tls ? await freePort() : 0;
+  const altPort = options.rfc5780AltIp !== undefined ? await freePort() : 0;
   // A random relay range so parallel servers rarely collide.
   const minPort = 20000 + 200 * Math.floor((randomBytes(2).readUInt16BE(0) / 65536) * 200);
   const logFile = join(dir, 'turn.log');
@@ -157,7 +165,7 @@ export async function startCoturn(options: CoturnOptions = {}): Promise<Coturn> 
     '--allow-loopback-peers',
     '--no-cli',
     '--no-dtls',
-    '--no-rfc5780',
+    ...(options.rfc5780AltIp !== undefined ? [`--listening-ip=${options.rfc5780AltIp}`, `--alt-listening-port=${altPort}`] : ['--no-rfc5780']),
     '--no-tcp-relay',
     '--no-multicast-peers',
     `--pidfile=${join(dir, 'turn.pid')}`,
@@ -219,5 +227,5 @@ export async function startCoturn(options: CoturnOptions = {}): Promise<Coturn> 
     await stop();
     throw new Error(`coturn failed to start: ${(e as Error).message}\n${text.slice(-3000)}`);
   }
-  return { host: '127.0.0.1', port, tlsPort, user, password, realm, certPem, pid: child.pid!, dir, log, stop };
+  return { host: '127.0.0.1', port, tlsPort, altPort, user, password, realm, certPem, pid: child.pid!, dir, log, stop };
 }
