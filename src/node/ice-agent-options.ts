@@ -5,6 +5,7 @@
  */
 import type { AgentMachineOptions, StreamBase } from '../agent-machine.js';
 import type { HostSelectionOptions } from '../candidates/host.js';
+import type { RemoteAddressBudget } from '../checklist/address-budget.js';
 import type { NominationMode } from '../checklist/types.js';
 import type { GlobalPacer } from '../stun/pacing.js';
 import type { IceServerConfig } from '../turnclient/uri.js';
@@ -77,6 +78,14 @@ export interface IceAgentOptions extends HostSelectionOptions {
   /** Maximum remote candidates, peer-reflexive ones included (default 100): a bound on hostile signalling. */
   readonly remoteCandidateLimit?: number;
   /**
+   * Most candidate pairs aimed at one remote IP address (default 32; RFC 8445 §19.5.1): hostile signalling naming
+   * one third party many times gets at most this many pairs checked there. An `IceSdpSession` applies it across all
+   * its transports' agents. See docs/deviations.md.
+   */
+  readonly remoteAddressPairLimit?: number;
+  /** A budget shared with other agents (its limit replaces `remoteAddressPairLimit`); `IceSdpSession` passes its own. */
+  readonly remoteAddressBudget?: RemoteAddressBudget;
+  /**
    * RFC 8863 PAC timer (default 39500 ms): no failure before it runs out. It is also the fallback for a peer that
    * never signals end-of-candidates (RFC 8863 §5): the agent then fails when it runs out, if nothing works.
    */
@@ -137,6 +146,8 @@ export function agentMachineOptions(o: IceAgentOptions, w: AgentWiring): AgentMa
       keepaliveIntervalMs: o.keepaliveIntervalMs,
       checklistLimit: o.checklistLimit,
       remoteCandidateLimit: o.remoteCandidateLimit,
+      remoteAddressPairLimit: o.remoteAddressPairLimit,
+      remoteAddressBudget: o.remoteAddressBudget,
       failureGraceMs: o.failureGraceMs,
       software: o.software,
       iceTransportPolicy: o.iceTransportPolicy,
