@@ -68,6 +68,8 @@ export interface IceAgentOptions extends HostSelectionOptions {
   readonly consentIntervalMs?: number;
   /** Consent expiry (RFC 7675; default 30000 ms). */
   readonly consentTimeoutMs?: number;
+  /** Silence (no consent answer) on the selected pair after which the state is `disconnected` (default 10000 ms). */
+  readonly disconnectedTimeoutMs?: number;
   /** Keepalive period Tr on the selected pair (RFC 8445 §11; default and minimum 15000 ms). */
   readonly keepaliveIntervalMs?: number;
   /**
@@ -143,6 +145,7 @@ export function agentMachineOptions(o: IceAgentOptions, w: AgentWiring): AgentMa
       gatherTimeoutMs: o.gatherTimeoutMs,
       consentIntervalMs: o.consentIntervalMs,
       consentTimeoutMs: o.consentTimeoutMs,
+      disconnectedTimeoutMs: o.disconnectedTimeoutMs,
       keepaliveIntervalMs: o.keepaliveIntervalMs,
       checklistLimit: o.checklistLimit,
       remoteCandidateLimit: o.remoteCandidateLimit,
