@@ -184,11 +184,12 @@ export class ChaosPeer {
 }
 
 /** Two peers gathered, signalled to each other, and connected (both `connected` or `completed`). */
-export async function connectedPair(a: ChaosPeer, b: ChaosPeer, ms = 10_000): Promise<void> {
+export async function connectedPair(a: ChaosPeer, b: ChaosPeer, ms = 10_000): Promise<[Gathered, Gathered]> {
   const [ga, gb] = await Promise.all([a.gather(), b.gather()]);
   await Promise.all([a.remote(gb), b.remote(ga)]);
   const up = (e: PeerEvent) => e.name === 'state' && (e.state === 'connected' || e.state === 'completed');
   await Promise.all([a.waitFor(up, ms, 'connected'), b.waitFor(up, ms, 'connected')]);
+  return [ga, gb];
 }
 
 /** Stops every peer still running and removes the bundle (call from `afterAll`). */
