@@ -30,7 +30,7 @@ function hostile(i: number, lfrag: string, rfrag: string): Uint8Array {
       return encodeCheckRequest({ transactionId: id, username: `${lfrag}:${rfrag}`, priority: 1, role: 'controlling', tieBreaker: 2n ** 63n, useCandidate: true, key: wrongKey });
     case 2: {
       const m = encodeCheckRequest({ transactionId: id, username: `${lfrag}:${rfrag}`, priority: 1, role: 'controlled', tieBreaker: 1n, useCandidate: false, key: wrongKey });
-      m[m.length - 1] ^= 0xff; // bad FINGERPRINT
+      m[m.length - 1] = m[m.length - 1]! ^ 0xff; // bad FINGERPRINT
       return m;
     }
     case 3: // an answer to no transaction of ours
@@ -69,7 +69,8 @@ describe('a flood at a connected pair', () => {
       await Promise.all([a.request({ cmd: 'startData', intervalMs: 10, size: 160 }), b.request({ cmd: 'startData', intervalMs: 10, size: 160 })]);
       await sleep(300);
       const [a0, b0] = await Promise.all([a.report(), b.report()]);
-      const [pa, pb] = [a0, b0].map((r) => r.selected!);
+      const pa = a0.selected!;
+      const pb = b0.selected!;
       await new Promise<void>((r) => attacker.bind(0, '127.0.0.1', () => r()));
       const attackerAddr = `127.0.0.1:${attacker.address().port}`;
       const got = { n: 0, bytes: 0 };

@@ -15,6 +15,7 @@ type Request =
   | { readonly cmd: 'gather' }
   | { readonly cmd: 'remote'; readonly params: IceParameters; readonly candidates: readonly Candidate[]; readonly end: boolean }
   | { readonly cmd: 'restart' }
+  | { readonly cmd: 'local' }
   | { readonly cmd: 'startData'; readonly intervalMs: number; readonly size: number }
   | { readonly cmd: 'stopData' }
   | { readonly cmd: 'resetGap' }
@@ -65,6 +66,8 @@ async function handle(r: Request): Promise<unknown> {
       return undefined;
     case 'restart':
       agent!.restart();
+      return { params: agent!.getLocalParameters(), candidates: agent!.getLocalCandidates() };
+    case 'local':
       return { params: agent!.getLocalParameters(), candidates: agent!.getLocalCandidates() };
     case 'startData': {
       clearInterval(pump);
