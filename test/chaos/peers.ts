@@ -158,6 +158,11 @@ export class ChaosPeer {
     });
   }
 
+  /** Resolves once the last reported state is one of `states`. */
+  waitState(states: readonly AgentState[], ms: number): Promise<PeerEvent> {
+    return this.waitFor(() => this.state !== undefined && states.includes(this.state), ms, states.join('/'));
+  }
+
   /** The agent state as last reported by an event. */
   get state(): AgentState | undefined {
     for (let i = this.events.length - 1; i >= 0; i--) if (this.events[i]!.name === 'state') return this.events[i]!.state;
