@@ -68,7 +68,10 @@ export interface IceAgentOptions extends HostSelectionOptions {
   readonly consentIntervalMs?: number;
   /** Consent expiry (RFC 7675; default 30000 ms). */
   readonly consentTimeoutMs?: number;
-  /** Silence (no consent answer) on the selected pair after which the state is `disconnected` (default 10000 ms). */
+  /**
+   * Time without a consent answer on the selected pair after which the state is `disconnected` (default 10000 ms).
+   * Keep it above the consent period (6 s at most with the default interval), or a healthy pair flaps.
+   */
   readonly disconnectedTimeoutMs?: number;
   /** Keepalive period Tr on the selected pair (RFC 8445 §11; default and minimum 15000 ms). */
   readonly keepaliveIntervalMs?: number;
