@@ -20,6 +20,7 @@ export {
 export { AgentCore } from './checklist/agent-core.js';
 export type * from './checklist/types.js';
 export { GlobalPacer, type GlobalPacerOptions } from './stun/pacing.js';
+export { RemoteAddressBudget, DEFAULT_REMOTE_ADDRESS_PAIR_LIMIT } from './checklist/address-budget.js';
 export * from './candidates/index.js';
 export * from './candidates/gatherer.js';
 export * from './candidates/mdns.js';

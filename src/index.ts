@@ -16,6 +16,7 @@ export { IceSdpSession, type IceSdpSessionEvents, type IceSdpSessionOptions } fr
 export { startStunServer } from './node/stun-server.js';
 export type { TurnTlsOptions } from './node/turn-transport.js';
 export { GlobalPacer } from './stun/pacing.js';
+export { RemoteAddressBudget } from './checklist/address-budget.js';
 export type { AgentState, AgentStats, IceParameters, LocalIceParameters, NominationMode, PairInfo, PairStats } from './checklist/types.js';
 export type { Candidate, CandidateType, LocalCandidate, TcpType } from './candidates/candidate.js';
 export { formatCandidate, parseCandidate, tryParseCandidate } from './candidates/grammar.js';

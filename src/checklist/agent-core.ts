@@ -304,6 +304,7 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     ctx.transmits.length = 0;
     ctx.deadlines.clear();
     ctx.pacer?.withdraw();
+    ctx.leaveAddressBudget();
     setAgentState(ctx, 'closed');
   }
 

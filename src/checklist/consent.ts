@@ -26,6 +26,11 @@ export function activePairs(ctx: AgentContext): CandidatePair[] {
   return out;
 }
 
+/** A consent check found due more than this late (ms) means the process itself was stalled. */
+const STALLED_MS = 1000;
+/** How long after such a wake-up the check goes: the edge reads what queued up in its sockets first. */
+const AFTER_STALL_MS = 50;
+
 /** RFC 7675 §5.1: the next consent check comes uniformly within 0.8..1.2 x the period. */
 export function consentJitter(ctx: AgentContext): number {
   const b = ctx.random.bytes(2);
@@ -45,6 +50,15 @@ export function runConsent(ctx: AgentContext, now: number): void {
         continue;
       }
       const next = ctx.consentNext.get(p) ?? now;
+      if (now - next > STALLED_MS) {
+        // Due long ago: this process was stalled (SIGSTOP, a paused VM, a blocked event loop), and its socket's
+        // receive buffer may be full of what arrived meanwhile. Sent now, the check's answer would land behind that
+        // backlog and be dropped, and RFC 7675 §5.1 sends each check once only: the next one would come 4-6 s later.
+        // Sent once the edge has read the backlog, the answer gets through and consent (and the state) recover at
+        // once. The period between checks only grows, as §5.1 allows.
+        ctx.consentNext.set(p, now + AFTER_STALL_MS);
+        continue;
+      }
       if (now >= next) {
         sendConsent(ctx, now, p);
         ctx.consentNext.set(p, now + consentJitter(ctx));

@@ -11,6 +11,7 @@ import { Deadlines } from '../machine.js';
 import { isPacingValue, negotiateTa, type PacerClient } from '../stun/pacing.js';
 import { shortTermKey } from '../stun/integrity.js';
 import { sameAddress, type Datagram, type IceRole, type RandomSource, type TransportAddress } from '../types.js';
+import { RemoteAddressBudget } from './address-budget.js';
 import { Checklist, DEFAULT_CHECKLIST_LIMIT, canPair, stateForNewPair, type RemoteCandidate } from './checklist.js';
 import { CandidatePair, pairPriorityFor, type PairState } from './pair.js';
 import type { RtoFormula } from './scheduler.js';
@@ -157,6 +158,10 @@ export interface AgentContext {
   lastRoute: DataRoute | undefined;
   /** RFC 8863 PAC timer: undefined until checks start; `null` = start at the next input. */
   pacDeadline: number | undefined | null;
+  /** Pairs per remote IP address across the checklist set (shared by an `IceSdpSession`'s agents). */
+  readonly addressBudget: RemoteAddressBudget;
+  /** Leaves `addressBudget` (at close). */
+  readonly leaveAddressBudget: () => void;
   /** Start of the current one-second window of unauthenticated error responses, and how many went out in it. */
   unauthWindowStart: number;
   unauthReplies: number;
@@ -221,6 +226,8 @@ export function configFrom(options: AgentCoreOptions): AgentConfig {
 export function createContext(options: AgentCoreOptions): AgentContext {
   const config = configFrom(options);
   const random = options.random;
+  const addressBudget = options.remoteAddressBudget ?? new RemoteAddressBudget(options.remoteAddressPairLimit);
+  const streams: Stream[] = [];
   return {
     config,
     random,
@@ -229,7 +236,7 @@ export function createContext(options: AgentCoreOptions): AgentContext {
     tieBreaker: options.tieBreaker ?? randomTieBreaker(random),
     creds: makeCredentials(random, options.ufrag, options.pwd),
     state: 'new',
-    streams: [],
+    streams,
     pairs: new Map(),
     pairSeq: 0,
     txs: new CheckTransactions(),
@@ -249,6 +256,8 @@ export function createContext(options: AgentCoreOptions): AgentContext {
     consentNext: new Map(),
     dataRoutes: new Map(),
     lastRoute: undefined,
+    addressBudget,
+    leaveAddressBudget: addressBudget.join((ip) => pairsToAddress(streams, ip)),
     pacDeadline: undefined,
     unauthWindowStart: -Infinity,
     unauthReplies: 0,
@@ -399,12 +408,51 @@ export function formPair(ctx: AgentContext, s: Stream, local: LocalCandidate, re
   const checkLocal = local.type === 'srflx' || local.type === 'prflx' ? (baseCandidate(s, local.component, local.base) ?? local) : local;
   // RFC 8445 §8.1.2: once a component is nominated its other pairs are gone; none are added back.
   if (componentOf(s, local.component)?.selected) return undefined;
+  if (!withinAddressBudget(ctx, s, checkLocal, remote)) return undefined;
   const { added: pair, kept } = insertPair(ctx, s, checkLocal, remote);
   if (!pair) return kept;
   setPairState(ctx, pair, stateForNewPair(pair, s.index, checklists(ctx)));
   if (pair.state === 'frozen') ctx.events.push({ type: 'pair-state', stream: pair.stream, component: pair.component, pairId: pair.id, state: 'frozen' });
   if (s.checklist.state === 'failed') s.checklist.state = 'running';
   return pair;
+}
+
+/** Live checklist pairs of `streams` whose remote candidate has IP address `ip`. */
+function pairsToAddress(streams: readonly Stream[], ip: string): number {
+  let n = 0;
+  for (const s of streams) for (const p of s.checklist.pairs) if (p.remote.address === ip) n++;
+  return n;
+}
+
+/**
+ * The cap on pairs aimed at one remote IP address (RFC 8445 §19.5.1; see `address-budget.ts`), for a pair formed
+ * from signalled candidates. A pair redundant with an existing one costs nothing. At the cap, the new pair takes
+ * the place of this agent's lowest-priority pair to that address that has sent nothing yet (Frozen or Waiting) and
+ * ranks below it, the way §6.1.2.5 discards lower-priority pairs; otherwise it is not formed. Pairs that sent
+ * checks are never traded, so a trickling peer cannot make us aim more than the cap at one address at once.
+ * Peer-reflexive pairs (from the address's own authenticated checks) are counted but never refused.
+ */
+function withinAddressBudget(ctx: AgentContext, s: Stream, local: LocalCandidate, remote: RemoteCandidate): boolean {
+  const budget = ctx.addressBudget;
+  if (s.checklist.find(local.component, local.base.address, local.base.port, remote.address, remote.port)) return true;
+  if (budget.pairsTo(remote.address) < budget.limit) return true;
+  const priority = priorityOf(ctx, local.priority, remote.priority);
+  let victim: CandidatePair | undefined;
+  let victimStream: Stream | undefined;
+  for (const t of ctx.streams) {
+    for (const p of t.checklist.pairs) {
+      if (p.remote.address !== remote.address || (p.state !== 'frozen' && p.state !== 'waiting') || p.priority >= priority) continue;
+      if (victim === undefined || p.priority < victim.priority) {
+        victim = p;
+        victimStream = t;
+      }
+    }
+  }
+  drop(ctx, 'remote-address-limit');
+  if (!victim || !victimStream) return false;
+  victimStream.checklist.remove(victim);
+  forgetPair(ctx, victim);
+  return true;
 }
 
 /**

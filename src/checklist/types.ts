@@ -9,6 +9,7 @@ import type { GlobalPacer } from '../stun/pacing.js';
 import type { PairState } from './pair.js';
 import type { RandomSource } from '../types.js';
 import type { StunDecodeReason } from '../errors.js';
+import type { RemoteAddressBudget } from './address-budget.js';
 
 export type { RemoteCandidate } from './checklist.js';
 
@@ -68,6 +69,13 @@ export interface AgentCoreOptions {
   readonly checklistLimit?: number;
   /** Maximum remote candidates per stream, peer-reflexive ones included (default 100). */
   readonly remoteCandidateLimit?: number;
+  /**
+   * Most candidate pairs aimed at one remote IP address across the checklist set (default 32; RFC 8445 §19.5.1): a
+   * bound on the checks hostile signalling can direct at a third party. Ignored when `remoteAddressBudget` is given.
+   */
+  readonly remoteAddressPairLimit?: number;
+  /** A budget shared with other agents of one checklist set (an `IceSdpSession`): its limit holds for all of them. */
+  readonly remoteAddressBudget?: RemoteAddressBudget;
   /** Consent check period (RFC 7675, default 5000 ms, randomised ±20%). 0 disables consent freshness. */
   readonly consentIntervalMs?: number;
   /** Consent expiry (RFC 7675, default 30000 ms). */
@@ -141,6 +149,7 @@ export type DropReason =
   | 'prflx-remote-limit'
   | 'remote-evicted'
   | 'checklist-full'
+  | 'remote-address-limit'
   | 'response-integrity'
   | 'response-asymmetric'
   | 'response-no-mapped'

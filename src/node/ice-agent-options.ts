@@ -5,6 +5,7 @@
  */
 import type { AgentMachineOptions, StreamBase, WithoutIceOptions } from '../agent-machine.js';
 import type { HostSelectionOptions } from '../candidates/host.js';
+import type { RemoteAddressBudget } from '../checklist/address-budget.js';
 import type { NominationMode } from '../checklist/types.js';
 import type { GlobalPacer } from '../stun/pacing.js';
 import type { IceServerConfig } from '../turnclient/uri.js';
@@ -67,6 +68,11 @@ export interface IceAgentOptions extends HostSelectionOptions {
   readonly consentIntervalMs?: number;
   /** Consent expiry (RFC 7675; default 30000 ms). */
   readonly consentTimeoutMs?: number;
+  /**
+   * Time without a consent answer on the selected pair after which the state is `disconnected` (default 10000 ms).
+   * Keep it above the consent period (6 s at most with the default interval), or a healthy pair flaps.
+   */
+  readonly disconnectedTimeoutMs?: number;
   /** Keepalive period Tr on the selected pair (RFC 8445 §11; default and minimum 15000 ms). */
   readonly keepaliveIntervalMs?: number;
   /**
@@ -76,6 +82,14 @@ export interface IceAgentOptions extends HostSelectionOptions {
   readonly checklistLimit?: number;
   /** Maximum remote candidates, peer-reflexive ones included (default 100): a bound on hostile signalling. */
   readonly remoteCandidateLimit?: number;
+  /**
+   * Most candidate pairs aimed at one remote IP address (default 32; RFC 8445 §19.5.1): hostile signalling naming
+   * one third party many times gets at most this many pairs checked there. An `IceSdpSession` applies it across all
+   * its transports' agents. See docs/deviations.md.
+   */
+  readonly remoteAddressPairLimit?: number;
+  /** A budget shared with other agents (its limit replaces `remoteAddressPairLimit`); `IceSdpSession` passes its own. */
+  readonly remoteAddressBudget?: RemoteAddressBudget;
   /**
    * RFC 8863 PAC timer (default 39500 ms): no failure before it runs out. It is also the fallback for a peer that
    * never signals end-of-candidates (RFC 8863 §5): the agent then fails when it runs out, if nothing works.
@@ -142,9 +156,12 @@ export function agentMachineOptions(o: IceAgentOptions, w: AgentWiring): AgentMa
       gatherTimeoutMs: o.gatherTimeoutMs,
       consentIntervalMs: o.consentIntervalMs,
       consentTimeoutMs: o.consentTimeoutMs,
+      disconnectedTimeoutMs: o.disconnectedTimeoutMs,
       keepaliveIntervalMs: o.keepaliveIntervalMs,
       checklistLimit: o.checklistLimit,
       remoteCandidateLimit: o.remoteCandidateLimit,
+      remoteAddressPairLimit: o.remoteAddressPairLimit,
+      remoteAddressBudget: o.remoteAddressBudget,
       failureGraceMs: o.failureGraceMs,
       software: o.software,
       iceTransportPolicy: o.iceTransportPolicy,

@@ -7,6 +7,7 @@
  * answerer is full. Agents are created when the role is known: at `createOffer`, or at the first remote offer.
  * @module
  */
+import { RemoteAddressBudget } from '../checklist/address-budget.js';
 import { DEFAULT_CHECKLIST_LIMIT } from '../checklist/checklist.js';
 import { EventEmitter } from 'eventemitter3';
 import type { AgentState } from '../checklist/types.js';
@@ -70,6 +71,8 @@ export interface IceSdpSessionEvents {
 export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
   /** Each transport agent's share of the session's pair limit (RFC 8445 §6.1.2.5). */
   #checklistShare = DEFAULT_CHECKLIST_LIMIT;
+  /** Pairs per remote IP address across every transport's agent (RFC 8445 §19.5.1): one budget for the session. */
+  readonly #addressBudget: RemoteAddressBudget;
   readonly #options: IceSdpSessionOptions;
   readonly #oa: OfferAnswer;
   readonly #agents = new Map<number, IceAgent>();
@@ -84,6 +87,7 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
   constructor(options: IceSdpSessionOptions = {}) {
     super();
     this.#options = options;
+    this.#addressBudget = options.remoteAddressBudget ?? new RemoteAddressBudget(options.remoteAddressPairLimit);
     const random = options.random ?? cryptoRandom;
     this.#oa = new OfferAnswer({
       local: {
@@ -248,7 +252,7 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
     if (agent) return agent;
     const { trickle: _t, rtcpComponents: _r, maxMediaSections: _m, ...agentOptions } = this.#options;
     const creds = this.#oa.localParameters;
-    agent = new IceAgent({ ...agentOptions, checklistLimit: this.#checklistShare, role: this.#role ?? 'controlling', components, ufrag: creds.ufrag, pwd: creds.pwd });
+    agent = new IceAgent({ ...agentOptions, checklistLimit: this.#checklistShare, remoteAddressBudget: this.#addressBudget, role: this.#role ?? 'controlling', components, ufrag: creds.ufrag, pwd: creds.pwd });
     this.#agents.set(index, agent);
     this.#fed.set(index, 0);
     agent.on('statechange', (s) => this.emit('statechange', s, index));

@@ -3,41 +3,16 @@
  * delay relay on loopback, with a per-user quota of 1, so an allocation left on the server shows as a 486 on the
  * next one. Bounded: two coturn processes, a few seconds.
  */
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IceAgent } from '../../src/node/ice-agent.js';
 import { StunMethod, tryDecodeStunMessage } from '../../src/stun/index.js';
 import { openTurnAllocation } from '../../src/node/turn-transport.js';
 import { startCoturn, type Coturn } from '../helpers/coturn.js';
+import { udpRelay } from '../helpers/udp-relay.js';
 
-/** Forwards one client's UDP to `target` and back, `delayMs` each way; `onForward` sees each client datagram. */
-async function delayRelay(target: { address: string; port: number }, delayMs: number, onForward: (data: Uint8Array) => void = () => undefined) {
-  const front: Socket = createSocket('udp4');
-  const back: Socket = createSocket('udp4');
-  let client: RemoteInfo | undefined;
-  const timers = new Set<NodeJS.Timeout>();
-  const later = (f: () => void) => {
-    const t = setTimeout(() => {
-      timers.delete(t);
-      f();
-    }, delayMs);
-    timers.add(t);
-  };
-  front.on('message', (m, r) => {
-    client = r;
-    onForward(m);
-    later(() => back.send(m, target.port, target.address));
-  });
-  back.on('message', (m) => later(() => client && front.send(m, client.port, client.address)));
-  await Promise.all([front, back].map((s) => new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()))));
-  return {
-    port: front.address().port,
-    close: async () => {
-      for (const t of timers) clearTimeout(t);
-      await Promise.all([front, back].map((s) => new Promise<void>((r) => s.close(() => r()))));
-    },
-  };
-}
+/** The shared loopback relay with a fixed delay each way; `onForward` sees each client datagram. */
+const delayRelay = (target: { address: string; port: number }, delayMs: number, onForward?: (data: Uint8Array) => void) =>
+  udpRelay(target, onForward ? { delayMs, onForward } : { delayMs });
 
 let quota: Coturn;
 let stale: Coturn;

@@ -36,6 +36,29 @@ describe('IceSdpSession and the checklist set', () => {
   });
 });
 
+describe('IceSdpSession and the cap on pairs aimed at one remote address (RFC 8445 §19.5.1)', () => {
+  it('holds across its transports: 4 sections x 5 candidates on one third-party loopback address, cap 6, give 6 pairs there', async () => {
+    const caller = new IceSdpSession({ ...onLoopback, remoteAddressPairLimit: 6 });
+    const callee = new IceSdpSession(onLoopback);
+    try {
+      await callee.setRemoteDescription(await caller.createOffer(appSdp), 'offer');
+      let answer = await callee.createAnswer(appSdp);
+      // Five more candidates per section, all naming 127.0.0.9 (loopback; nobody listens there).
+      answer = answer.replace(/(a=candidate:[^\r\n]*\r\n)/g, (line: string) =>
+        line + [1, 2, 3, 4, 5].map((i) => `a=candidate:x${i} 1 udp ${100 - i} 127.0.0.9 ${9 + i} typ host\r\n`).join(''),
+      );
+      await caller.setRemoteDescription(answer, 'answer');
+      await new Promise((r) => setTimeout(r, 50));
+      const pairs = [0, 1, 2, 3].flatMap((i) => caller.agent(i)!.getStats()!.pairs);
+      expect(pairs.filter((p) => p.remote.address === '127.0.0.9').length).toBe(6);
+      // Each transport still has its pair to the real peer.
+      for (let i = 0; i < 4; i++) expect(caller.agent(i)!.getStats()!.pairs.some((p) => p.remote.address === '127.0.0.1')).toBe(true);
+    } finally {
+      await Promise.all([caller.close(), callee.close()]);
+    }
+  });
+});
+
 describe('IceSdpSession and the number of m= sections', () => {
   it('refuses a description with more than maxMediaSections, naming the first section too many, before opening anything', async () => {
     const { SdpError } = await import('../../src/errors.js');
