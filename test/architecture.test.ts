@@ -65,6 +65,7 @@ const ROOT_FILES: Readonly<Record<string, string>> = {
   'errors.ts': 'values',
   'types.ts': 'values',
   'ip.ts': 'values',
+  'arguments.ts': 'values',
   'machine.ts': 'machine',
   'agent-machine.ts': 'agent',
   'without-ice.ts': 'agent',
