@@ -25,6 +25,7 @@
  * Choices where the RFCs leave room are listed in docs/deviations.md and commented where they are made.
  * @module
  */
+import { arg, is } from '../arguments.js';
 import type { LocalCandidate } from '../candidates/candidate.js';
 import { InvalidStateError } from '../errors.js';
 import { canonicalIp } from '../ip.js';
@@ -188,6 +189,7 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
    * §4.4.1.1.1 requires new credentials in the answer to a restart (read them back from `getLocalParameters`).
    */
   setRemoteParameters(stream: number, params: IceParameters): void {
+    arg(params, 'params', is.iceParameters); // the SDP reader's rule for ufrag/pwd (RFC 8839 §5.4)
     const ctx = this.#ctx;
     assertOpen(ctx);
     const s = streamAt(ctx, stream);

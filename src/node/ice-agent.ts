@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import { AgentMachine, type AgentMachineEvent, type StreamBase } from '../agent-machine.js';
+import { arg, args, is } from '../arguments.js';
 import type { Candidate, LocalCandidate } from '../candidates/candidate.js';
 import { DEFAULT_GATHER_TIMEOUT_MS } from '../candidates/gatherer.js';
 import { formatCandidate, parseCandidate, validateCandidate } from '../candidates/grammar.js';
@@ -76,6 +77,9 @@ const DEFAULT_CLOSE_TIMEOUT_MS = 2000;
  * agent.setRemoteParameters(remoteParams);
  * for (const c of remoteCandidates) agent.addRemoteCandidate(c);
  * ```
+ *
+ * Every method checks its arguments at the call: a value of the wrong type or out of range (from plain JavaScript,
+ * JSON or `as any`) throws `IceArgumentError`, a bad candidate record `CandidateParseError`; never a raw `TypeError`.
  */
 export class IceAgent extends EventEmitter<IceAgentEvents> {
   readonly #options: IceAgentOptions;
@@ -105,12 +109,10 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
 
   constructor(options: IceAgentOptions = {}) {
     super();
+    args([options, 'options', is.record({ role: is.optional(is.oneOf('controlling', 'controlled')), lite: is.optional(is.boolean), components: is.optional(is.int(1, 256)) })]);
     this.#options = options;
     this.#random = options.random ?? cryptoRandom;
     this.#role = options.lite ? 'controlled' : (options.role ?? 'controlling');
-    if (options.components !== undefined && (options.components < 1 || options.components > 256)) {
-      throw new RangeError('components must be 1..256');
-    }
   }
 
   /** Connection state (RTCIceTransportState values). */
@@ -229,9 +231,11 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   /**
    * Sets the peer's ufrag/pwd (and lite flag, Ta proposal). A changed ufrag/pwd means the peer restarted ICE: unless
    * this agent restarted first, it restarts too (new local ufrag/pwd to signal back), and the peer's candidates must
-   * be added again.
+   * be added again. The values are checked by the rule the SDP reader applies to `a=ice-ufrag`/`a=ice-pwd` (RFC 8839
+   * §5.4: ufrag 4..256, pwd 22..256 ice-chars); `IceArgumentError` otherwise.
    */
   setRemoteParameters(params: IceParameters): void {
+    arg(params, 'params', is.iceParameters);
     this.#command((m) => m.setRemoteParameters(0, params));
   }
 
@@ -240,6 +244,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
    * (dropped with a warning when `mdns` is off or the name does not resolve).
    */
   addRemoteCandidate(candidate: Candidate | string): void {
+    arg(candidate, 'candidate', is.either(is.string, is.record()));
     const c = typeof candidate === 'string' ? parseCandidate(candidate) : candidate;
     // Checked now, not when the queued command runs: a bad record is the caller's typed error, at the call.
     validateCandidate(c);
@@ -253,6 +258,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
 
   /** The selected pair of a component (default 1), once nominated. */
   getSelectedCandidatePair(component = 1): IceCandidatePair | undefined {
+    arg(component, 'component', is.int(1, 256));
     return this.#selected.get(component);
   }
 
@@ -261,6 +267,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
    * §12.1). Returns false when there is no pair to send on or consent was lost.
    */
   send(data: Uint8Array, component = 1): boolean {
+    args([data, 'data', is.bytes], [component, 'component', is.int(1, 256)]);
     const m = this.#machine;
     const d = this.#driver;
     if (!m || !d || this.#closing) return false;
@@ -297,6 +304,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
    * and keepalives hold the NAT binding open. The agent reports `connected` once every component is set up so.
    */
   useWithoutIce(remote: TransportAddress, component = 1): void {
+    args([remote, 'remote', is.address], [component, 'component', is.int(1, 256)]);
     this.#command((m) => m.useWithoutIce(this.#driver!.now(), 0, component, remote));
   }
 
