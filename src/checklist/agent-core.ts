@@ -43,6 +43,7 @@ import {
   componentOf,
   createContext,
   drop,
+  dropRemote,
   formPair,
   makeCredentials,
   markDirty,
@@ -233,8 +234,11 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     assertOpen(ctx);
     const s = streamAt(ctx, stream);
     const candidate = canonicalAddresses(signalledCandidate);
-    if (s.endOfRemote) return drop(ctx, 'remote-after-end');
-    if (candidate.component < 1 || candidate.component > s.componentCount) return drop(ctx, 'remote-bad-component');
+    // RFC 8838 §14: nothing is added after end-of-candidates. Every drop is reported, not only counted.
+    if (s.endOfRemote) return dropRemote(ctx, stream, signalledCandidate, 'remote-after-end', 'after-end-of-candidates');
+    if (candidate.component < 1 || candidate.component > s.componentCount) {
+      return dropRemote(ctx, stream, signalledCandidate, 'remote-bad-component', `component-out-of-range (the stream has ${s.componentCount})`);
+    }
     const same = s.remotes.findIndex(
       (r) => r.component === candidate.component && r.transport === candidate.transport && r.address === candidate.address && r.port === candidate.port,
     );
@@ -254,7 +258,7 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
       markDirty(ctx); // the selected pair is reported again with its new remote candidate
       return;
     }
-    if (s.remotes.length >= ctx.config.remoteCandidateLimit) return drop(ctx, 'remote-limit');
+    if (s.remotes.length >= ctx.config.remoteCandidateLimit) return dropRemote(ctx, stream, signalledCandidate, 'remote-limit', 'remote-candidate-limit');
     s.remotes.push(candidate);
     if (s.remote && !ctx.config.lite) for (const l of s.locals) formPair(ctx, s, l, candidate);
     markDirty(ctx);

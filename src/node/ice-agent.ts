@@ -244,7 +244,6 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
    * (dropped with a warning when `mdns` is off or the name does not resolve).
    */
   addRemoteCandidate(candidate: Candidate | string): void {
-    arg(candidate, 'candidate', is.either(is.string, is.record()));
     const c = typeof candidate === 'string' ? parseCandidate(candidate) : candidate;
     // Checked now, not when the queued command runs: a bad record is the caller's typed error, at the call.
     validateCandidate(c);
