@@ -51,7 +51,11 @@ function location(init: RTCIceCandidateInit): CandidateLocation {
  */
 export function fromRTCIceCandidateInit(init: RTCIceCandidateInit): TrickledCandidate {
   // From JSON signalling anything may arrive: a typed error, not a TypeError, for what is not an object.
-  if (typeof init !== 'object' || init === null) throw new CandidateParseError('candidate', 'not an RTCIceCandidateInit object');
+  if (typeof init !== 'object' || init === null || Array.isArray(init)) throw new CandidateParseError('candidate', 'not an RTCIceCandidateInit object');
+  for (const field of ['sdpMid', 'usernameFragment'] as const) {
+    const v: unknown = init[field];
+    if (v !== undefined && v !== null && typeof v !== 'string') throw new CandidateParseError(field, 'not a string');
+  }
   const loc = location(init);
   if (init.sdpMLineIndex !== undefined && init.sdpMLineIndex !== null && (!Number.isInteger(init.sdpMLineIndex) || init.sdpMLineIndex < 0 || init.sdpMLineIndex > 65535)) {
     throw new CandidateParseError('sdpMLineIndex', `${init.sdpMLineIndex} is not an unsigned short`);
