@@ -49,7 +49,7 @@ const ROOMS: Readonly<Record<string, Room>> = {
   candidates: { floor: 4, typeOnly: ['turnclient'], packages: ['dns-packet'] },
   turnclient: { floor: 4, typeOnly: ['candidates'] },
   checklist: { floor: 5, never: ['turnclient'] },
-  'sip-offer-answer': { floor: 5, never: ['turnclient'], typeOnly: ['checklist'] },
+  'sip-offer-answer': { floor: 5, never: ['turnclient'], typeOnly: ['checklist'], packages: ['sdp-transform'] },
   agent: { floor: 6 },
   testing: { floor: 6, may: ['agent'], never: ['node'] },
   node: { floor: 7, never: ['testing'], packages: ['eventemitter3'] },
