@@ -64,6 +64,9 @@ export interface IceAgentEvents {
   error: [error: unknown];
 }
 
+/** Argument rule of a component id (RFC 8839 §5.1: 1..256). */
+const COMPONENT = is.int(1, 256);
+
 /** Default of `IceAgentOptions.closeTimeoutMs`. */
 const DEFAULT_CLOSE_TIMEOUT_MS = 2000;
 
@@ -257,7 +260,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
 
   /** The selected pair of a component (default 1), once nominated. */
   getSelectedCandidatePair(component = 1): IceCandidatePair | undefined {
-    arg(component, 'component', is.int(1, 256));
+    arg(component, 'component', COMPONENT);
     return this.#selected.get(component);
   }
 
@@ -266,7 +269,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
    * §12.1). Returns false when there is no pair to send on or consent was lost.
    */
   send(data: Uint8Array, component = 1): boolean {
-    args([data, 'data', is.bytes], [component, 'component', is.int(1, 256)]);
+    arg(data, 'data', is.bytes); arg(component, 'component', COMPONENT); // no allocation on the data path
     const m = this.#machine;
     const d = this.#driver;
     if (!m || !d || this.#closing) return false;
@@ -303,7 +306,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
    * and keepalives hold the NAT binding open. The agent reports `connected` once every component is set up so.
    */
   useWithoutIce(remote: TransportAddress, component = 1): void {
-    args([remote, 'remote', is.address], [component, 'component', is.int(1, 256)]);
+    args([remote, 'remote', is.address], [component, 'component', COMPONENT]);
     this.#command((m) => m.useWithoutIce(this.#driver!.now(), 0, component, remote));
   }
 
