@@ -9,6 +9,7 @@ export default defineConfig({
     alias: [
       { find: /^icewire\/core$/, replacement: src('core.ts') },
       { find: /^icewire\/testing$/, replacement: src('testing/index.ts') },
+      { find: /^icewire\/sdp-transform$/, replacement: src('sip-offer-answer/sdp-transform.ts') },
       { find: /^icewire$/, replacement: src('index.ts') },
     ],
   },

@@ -28,7 +28,7 @@ try {
   const out = run('npm', ['pack', '--json', '--pack-destination', tmp], tree);
   const [packed] = JSON.parse(out.slice(out.search(/^\[$/m)));
   const shipped = new Set(packed.files.map((f) => f.path));
-  for (const need of ['package.json', 'README.md', 'LICENSE', 'dist/pkg/index.js', 'dist/pkg/core.js', 'dist/pkg/testing.js', 'dist/pkg/cli.js', 'dist/src/index.d.ts', 'dist/src/core.d.ts', 'dist/src/testing/index.d.ts']) {
+  for (const need of ['package.json', 'README.md', 'LICENSE', 'dist/pkg/index.js', 'dist/pkg/core.js', 'dist/pkg/testing.js', 'dist/pkg/cli.js', 'dist/pkg/sdp-transform.js', 'dist/src/index.d.ts', 'dist/src/sip-offer-answer/sdp-transform.d.ts', 'dist/src/core.d.ts', 'dist/src/testing/index.d.ts']) {
     if (!shipped.has(need)) fail(`the tarball lacks ${need}`);
   }
   // Only what a user runs or type-checks: no source maps (they would point at unshipped sources), no tsc .js.
@@ -48,6 +48,8 @@ try {
     `import * as main from 'icewire';
 import * as core from 'icewire/core';
 import * as testing from 'icewire/testing';
+import * as sdpt from 'icewire/sdp-transform';
+if (typeof sdpt.iceFromSdpTransform !== 'function' || sdpt.iceFromSdpTransform(sdpt.parseSdpTransform('v=0\\r\\no=- 1 1 IN IP4 127.0.0.1\\r\\ns=-\\r\\nt=0 0\\r\\na=ice-options:trickle ice2\\r\\n')).options.join() !== 'trickle,ice2') throw new Error('icewire/sdp-transform');
 if (typeof main.IceAgent !== 'function' || typeof core.AgentMachine !== 'function' || typeof testing.VirtualNetwork !== 'function') throw new Error('missing exports');
 if (main.InvalidStateError !== core.InvalidStateError) throw new Error('entries do not share classes');
 console.log('esm ok');
@@ -82,6 +84,8 @@ console.log('cjs ok');
     `import { IceAgent, type IceAgentOptions, type TrickledCandidate } from 'icewire';
 import { AgentMachine } from 'icewire/core';
 import { VirtualNetwork } from 'icewire/testing';
+import { iceFromSdpTransform, type SessionDescription } from 'icewire/sdp-transform';
+export const readIce: (s: SessionDescription) => unknown = iceFromSdpTransform;
 const options: IceAgentOptions = { includeLoopback: true, addressFilter: (a) => a === '127.0.0.1' };
 export const agent: IceAgent = new IceAgent(options);
 export const net = new VirtualNetwork({ seed: 1 });

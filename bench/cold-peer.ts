@@ -166,7 +166,7 @@ async function floorSide(): Promise<Side> {
       });
       await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
       socket = s;
-      return { params: { ufrag: 'x', pwd: 'x' }, candidates: [], port: s.address().port };
+      return { params: { ufrag: 'xxxx', pwd: 'x'.repeat(22) }, candidates: [], port: s.address().port };
     },
     remote(cmd, cpu0, times, changed) {
       window = { cpu0, times, changed };

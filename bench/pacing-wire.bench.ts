@@ -182,7 +182,7 @@ export async function captureWire(o: WireCaptureOptions): Promise<WireCapture> {
     const population = Array.from({ length: o.agents }, make);
     const gathered = population.map((a) => a.gather());
     for (const a of population) {
-      a.setRemoteParameters({ ufrag: 'sink', pwd: 'never-answers-never-answers' });
+      a.setRemoteParameters({ ufrag: 'sink', pwd: 'neveranswersneveranswers' });
       sink.ports.forEach((port, i) => a.addRemoteCandidate(sinkCandidate(port, i)));
       a.endOfRemoteCandidates();
     }

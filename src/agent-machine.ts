@@ -215,7 +215,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     // A record from signalling is checked like a parsed line (typed CandidateParseError), and one that can never be
     // a peer is dropped and reported: nothing it carries may break a later call or failure detection.
     validateCandidate(candidate);
-    const unusable = unusableRemoteAddress(candidate);
+    const unusable = unusableRemoteAddress(candidate) ?? this.#familyProblem(stream, candidate);
     if (unusable !== undefined) {
       this.#events.push({ type: 'remote-candidate-dropped', stream, candidate, reason: unusable });
       return;
@@ -480,14 +480,34 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     return moved;
   }
 
+  /**
+   * Why a remote candidate can never pair for want of a local candidate of its address family (RFC 8445 §6.1.2.2
+   * pairs same-family candidates only), or undefined. Only host bases are known for sure: with a TURN server the
+   * relayed address may be of either family (RFC 8656 §7.1 defaults to IPv4 whatever the server's), so nothing is
+   * dropped then; nor is anything without any base. `.local` names are checked once resolved.
+   */
+  #familyProblem(stream: number, candidate: Candidate): string | undefined {
+    const family = ipFamily(candidate.address);
+    if (family === 0 || (this.#options.turnServers?.length ?? 0) > 0) return undefined;
+    const bases = this.#options.bases.filter((b) => (b.stream ?? 0) === stream);
+    if (bases.length === 0 || bases.some((b) => ipFamily(b.address.address) === family)) return undefined;
+    return `no-ipv${family}-base (the agent has no IPv${family} address to pair it with)`;
+  }
+
   /** Carries out what the remote name resolver asks for. */
   #moveNames(now: number): void {
     for (let o = this.#names.poll(); o; o = this.#names.poll()) {
       switch (o.type) {
-        case 'candidate':
+        case 'candidate': {
+          const noBase = this.#familyProblem(o.stream, o.candidate);
+          if (noBase !== undefined) {
+            this.#events.push({ type: 'remote-candidate-dropped', stream: o.stream, candidate: o.candidate, reason: noBase });
+            break;
+          }
           this.core.addRemoteCandidate(o.stream, o.candidate);
           this.#turn.permitPeer(now, o.stream, o.candidate.address);
           break;
+        }
         case 'dropped':
           this.#events.push({ type: 'remote-candidate-dropped', stream: o.stream, candidate: o.candidate, reason: o.reason });
           break;

@@ -86,6 +86,22 @@ export class SdpError extends IcewireError {
   }
 }
 
+/**
+ * A public method was given an argument of the wrong type or outside its domain: `null` or `{}` where a string is
+ * expected, a number where a record is expected, an unknown enum value such as a description type `'pranswer2'`, a
+ * ufrag of 3 characters. Plain JavaScript callers (and TypeScript callers going through `as any` or JSON) meet it
+ * instead of a raw `TypeError` from deep inside. It is an {@link IcewireError} (code `'ERR_INVALID_ARGUMENT'`), not a
+ * `TypeError`: one class hierarchy, so `instanceof IcewireError` catches every error icewire throws on purpose.
+ * `argument` names the parameter (e.g. `'params.ufrag'`).
+ */
+export class IceArgumentError extends IcewireError {
+  readonly argument: string;
+  constructor(argument: string, detail: string) {
+    super('ERR_INVALID_ARGUMENT', `bad argument ${argument}: ${clip(detail, 300)}`);
+    this.argument = argument;
+  }
+}
+
 /** A method was called in a state that does not allow it (e.g. `send()` after `close()`). */
 export class InvalidStateError extends IcewireError {
   constructor(message: string) {

@@ -135,7 +135,7 @@ describe('AgentMachine: TURN over a stream connection (virtual time)', () => {
   it('checks from the relayed candidate leave through the stream: CreatePermission, then a Send indication', () => {
     const m = machine({ iceTransportPolicy: 'relay' });
     const { stream } = allocateOverStream(m);
-    m.setRemoteParameters(0, { ufrag: 'rufr', pwd: 'remote-password-0123456789' });
+    m.setRemoteParameters(0, { ufrag: 'rufr', pwd: 'remotepassword0123456789' });
     const remote: Candidate = { foundation: 'r1', component: 1, transport: 'udp', priority: 100, address: PEER.address, port: PEER.port, type: 'host' };
     m.addRemoteCandidate(40, 0, remote);
     let out: Datagram[] = [];
@@ -173,7 +173,7 @@ describe('AgentMachine: TURN over a stream connection (virtual time)', () => {
   it('a valid connectivity check tagged tcp is not answered (stream bytes never reach the ICE core); over UDP it is', () => {
     const m = machine({ iceTransportPolicy: 'all' });
     allocateOverStream(m);
-    m.setRemoteParameters(0, { ufrag: 'rufr', pwd: 'remote-password-0123456789' });
+    m.setRemoteParameters(0, { ufrag: 'rufr', pwd: 'remotepassword0123456789' });
     const local = m.core.getLocalParameters(0);
     const check = (): Uint8Array => {
       const transactionId = new Uint8Array(12).fill(3);
@@ -236,7 +236,7 @@ describe('AgentMachine: TURN over a stream connection (virtual time)', () => {
 
     const b = machine({ iceTransportPolicy: 'relay' });
     const { id: idB } = allocateOverStream(b);
-    b.setRemoteParameters(0, { ufrag: 'rufr', pwd: 'remote-password-0123456789' });
+    b.setRemoteParameters(0, { ufrag: 'rufr', pwd: 'remotepassword0123456789' });
     b.turnConnectionClosed(40, idB);
     const lost = drainEvents(b);
     expect(lost).toContainEqual({ type: 'turn-disconnect', id: idB });

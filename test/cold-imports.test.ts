@@ -45,6 +45,13 @@ function loadedBy(entry: string): Set<string> {
   return seen;
 }
 
+describe("what import('icewire/sdp-transform') loads", () => {
+  it('sdp-transform, which only this entry point loads (see the walk below)', () => {
+    expect(loadedBy('sip-offer-answer/sdp-transform.ts').has('sdp-transform')).toBe(true);
+    expect(loadedBy('core.ts').has('sdp-transform')).toBe(false);
+  });
+});
+
 describe("what import('icewire') loads", () => {
   const loaded = loadedBy('index.ts');
 
@@ -55,7 +62,7 @@ describe("what import('icewire') loads", () => {
   });
 
   it('leaves mDNS and TURN over TCP/TLS for first use', () => {
-    for (const lazy of ['dns-packet', 'candidates/mdns.ts', 'node/mdns-socket.ts', 'node/turn-streams.ts', 'node:net', 'node:tls']) {
+    for (const lazy of ['dns-packet', 'candidates/mdns.ts', 'node/mdns-socket.ts', 'node/turn-streams.ts', 'node:net', 'node:tls', 'sdp-transform', 'sip-offer-answer/sdp-transform.ts']) {
       expect(loaded.has(lazy), lazy).toBe(false);
     }
   });

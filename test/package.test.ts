@@ -20,6 +20,7 @@ describe.skipIf(!built)('the published bundles (dist/pkg)', () => {
       ['index.js', '../src/index.js'],
       ['core.js', '../src/core.js'],
       ['testing.js', '../src/testing/index.js'],
+      ['sdp-transform.js', '../src/sip-offer-answer/sdp-transform.js'],
     ] as const) {
       const bundled = Object.keys(await load(entry)).sort();
       const source = Object.keys((await import(src)) as Record<string, unknown>).sort();

@@ -49,7 +49,7 @@ describe.skipIf(!built)('code samples type-check against the published declarati
     noEmit: true,
     skipLibCheck: true,
     types: ['node'],
-    paths: { icewire: [join(dts, 'index.d.ts')], 'icewire/core': [join(dts, 'core.d.ts')], 'icewire/testing': [join(dts, 'testing/index.d.ts')] },
+    paths: { icewire: [join(dts, 'index.d.ts')], 'icewire/core': [join(dts, 'core.d.ts')], 'icewire/testing': [join(dts, 'testing/index.d.ts')], 'icewire/sdp-transform': [join(dts, 'sip-offer-answer/sdp-transform.d.ts')] },
   };
   // One program for all samples (one type-check of the declarations); the files exist only in this host.
   const host = ts.createCompilerHost(options);

@@ -15,6 +15,7 @@
  * @module
  */
 import { ipFamily } from '../ip.js';
+import { arg, is } from '../arguments.js';
 import { CandidateParseError } from '../errors.js';
 import { parseIp } from '../ip.js';
 import type { Candidate, CandidateType, TcpType } from './candidate.js';
@@ -109,6 +110,8 @@ function body(line: string): string {
  * raddr, rport, tcptype, extension.
  */
 export function parseCandidate(line: string): Candidate {
+  // Remote input may be anything: a typed parse error (so tryParseCandidate reports it), never a TypeError.
+  if (typeof line !== 'string') throw new CandidateParseError('candidate', 'not a string');
   const tokens = body(line).split(/[ \t]+/);
   const foundation = tokens[0];
   if (foundation === undefined || !ICE_CHARS.test(foundation)) {
@@ -275,6 +278,7 @@ export function unusableRemoteAddress(c: Candidate): string | undefined {
  * Validates first and throws `CandidateParseError` for a record the grammar cannot carry.
  */
 export function formatCandidate(c: Candidate, options: FormatCandidateOptions = {}): string {
+  arg(options, 'options', is.record({ sdpAttribute: is.optional(is.boolean) }));
   validateCandidate(c);
   const transport = c.transportText ?? c.transport;
   const parts: (string | number)[] = [c.foundation, c.component, transport, c.priority, c.address, c.port, 'typ', c.type];
@@ -300,6 +304,8 @@ export function formatCandidate(c: Candidate, options: FormatCandidateOptions = 
 
 /** The value of the first extension attribute named `name` (e.g. `'generation'`, `'ufrag'`), or undefined. */
 export function candidateExtension(c: Candidate, name: string): string | undefined {
+  validateCandidate(c);
+  arg(name, 'name', is.string);
   for (const [n, v] of c.extensions ?? []) if (n === name) return v;
   return undefined;
 }

@@ -2,6 +2,7 @@
  * From a gathered candidate to what is signalled.
  * @module
  */
+import { arg, is } from '../arguments.js';
 import type { Candidate, LocalCandidate } from './candidate.js';
 
 /**
@@ -10,6 +11,7 @@ import type { Candidate, LocalCandidate } from './candidate.js';
  * (base, socket, relay server) are left out.
  */
 export function signalledCandidate(c: Candidate | LocalCandidate): Candidate {
+  arg(c, 'candidate', is.record());
   const mdnsName = (c as Partial<LocalCandidate>).mdnsName;
   return {
     foundation: c.foundation,

@@ -25,6 +25,7 @@
  * Choices where the RFCs leave room are listed in docs/deviations.md and commented where they are made.
  * @module
  */
+import { arg, is } from '../arguments.js';
 import type { LocalCandidate } from '../candidates/candidate.js';
 import { InvalidStateError } from '../errors.js';
 import { canonicalIp } from '../ip.js';
@@ -42,6 +43,7 @@ import {
   componentOf,
   createContext,
   drop,
+  dropRemote,
   formPair,
   makeCredentials,
   markDirty,
@@ -189,6 +191,7 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
    * §4.4.1.1.1 requires new credentials in the answer to a restart (read them back from `getLocalParameters`).
    */
   setRemoteParameters(stream: number, params: IceParameters): void {
+    arg(params, 'params', is.iceParameters); // the SDP reader's rule for ufrag/pwd (RFC 8839 §5.4)
     const ctx = this.#ctx;
     assertOpen(ctx);
     const s = streamAt(ctx, stream);
@@ -232,8 +235,11 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     assertOpen(ctx);
     const s = streamAt(ctx, stream);
     const candidate = canonicalAddresses(signalledCandidate);
-    if (s.endOfRemote) return drop(ctx, 'remote-after-end');
-    if (candidate.component < 1 || candidate.component > s.componentCount) return drop(ctx, 'remote-bad-component');
+    // RFC 8838 §14: nothing is added after end-of-candidates. Every drop is reported, not only counted.
+    if (s.endOfRemote) return dropRemote(ctx, stream, signalledCandidate, 'remote-after-end', 'after-end-of-candidates');
+    if (candidate.component < 1 || candidate.component > s.componentCount) {
+      return dropRemote(ctx, stream, signalledCandidate, 'remote-bad-component', `component-out-of-range (the stream has ${s.componentCount})`);
+    }
     const same = s.remotes.findIndex(
       (r) => r.component === candidate.component && r.transport === candidate.transport && r.address === candidate.address && r.port === candidate.port,
     );
@@ -253,7 +259,7 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
       markDirty(ctx); // the selected pair is reported again with its new remote candidate
       return;
     }
-    if (s.remotes.length >= ctx.config.remoteCandidateLimit) return drop(ctx, 'remote-limit');
+    if (s.remotes.length >= ctx.config.remoteCandidateLimit) return dropRemote(ctx, stream, signalledCandidate, 'remote-limit', 'remote-candidate-limit');
     s.remotes.push(candidate);
     if (s.remote && !ctx.config.lite) for (const l of s.locals) formPair(ctx, s, l, candidate);
     markDirty(ctx);

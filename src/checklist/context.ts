@@ -318,6 +318,12 @@ export function drop(ctx: AgentContext, reason: DropReason): void {
   ctx.dropped[reason] = (ctx.dropped[reason] ?? 0) + 1;
 }
 
+/** Drops a signalled remote candidate: counted under `reason`, and reported with `why` (IceAgent's `warning`). */
+export function dropRemote(ctx: AgentContext, stream: number, candidate: Candidate, reason: DropReason, why: string): void {
+  drop(ctx, reason);
+  ctx.events.push({ type: 'remote-candidate-dropped', stream, candidate, reason: why });
+}
+
 /** Work was requested outside a timer (a command, a triggered check): `pollTimeout` asks for it at once. */
 export function markDirty(ctx: AgentContext): void {
   ctx.deadlines.set('command', ctx.now === -Infinity ? 0 : ctx.now);
@@ -479,7 +485,7 @@ export function evictIdleRemote(ctx: AgentContext, s: Stream): boolean {
     s.checklist.remove(p);
     forgetPair(ctx, p);
   }
-  drop(ctx, 'remote-evicted');
+  dropRemote(ctx, s.index, gone!, 'remote-evicted', 'evicted-for-peer-reflexive');
   return true;
 }
 

@@ -45,6 +45,12 @@ export type AgentEvent =
     }
   | { readonly type: 'pair-state'; readonly stream: number; readonly component: number; readonly pairId: string; readonly state: PairState }
   | { readonly type: 'prflx-remote'; readonly stream: number; readonly candidate: Candidate }
+  /**
+   * A signalled remote candidate was dropped and will never be paired; `reason` says why (`component-out-of-range`,
+   * `after-end-of-candidates`, `remote-candidate-limit`, `evicted-for-peer-reflexive`, `no-ipv4-base`/`no-ipv6-base`,
+   * `unspecified-address`, `mdns-unresolved`, ...). `IceAgent` reports it as a `warning`.
+   */
+  | { readonly type: 'remote-candidate-dropped'; readonly stream: number; readonly candidate: Candidate; readonly reason: string }
   | { readonly type: 'prflx-local'; readonly stream: number; readonly candidate: LocalCandidate }
   | { readonly type: 'role-change'; readonly role: IceRole }
   | { readonly type: 'consent-lost'; readonly stream: number; readonly component: number; readonly pair: PairInfo };

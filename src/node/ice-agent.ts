@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import { AgentMachine, checkPathOptions, type AgentMachineEvent, type AgentMachineStats, type LatchReason, type NoIcePathOptions, type StreamBase } from '../agent-machine.js';
+import { arg, args, is } from '../arguments.js';
 import type { Candidate, LocalCandidate } from '../candidates/candidate.js';
 import { DEFAULT_GATHER_TIMEOUT_MS } from '../candidates/gatherer.js';
 import { formatCandidate, parseCandidate, validateCandidate } from '../candidates/grammar.js';
@@ -68,6 +69,9 @@ export interface IceAgentEvents {
   error: [error: unknown];
 }
 
+/** Argument rule of a component id (RFC 8839 §5.1: 1..256). */
+const COMPONENT = is.int(1, 256);
+
 /** Default of `IceAgentOptions.closeTimeoutMs`. */
 const DEFAULT_CLOSE_TIMEOUT_MS = 2000;
 
@@ -81,6 +85,9 @@ const DEFAULT_CLOSE_TIMEOUT_MS = 2000;
  * agent.setRemoteParameters(remoteParams);
  * for (const c of remoteCandidates) agent.addRemoteCandidate(c);
  * ```
+ *
+ * Every method checks its arguments at the call: a value of the wrong type or out of range (from plain JavaScript,
+ * JSON or `as any`) throws `IceArgumentError`, a bad candidate record `CandidateParseError`; never a raw `TypeError`.
  */
 export class IceAgent extends EventEmitter<IceAgentEvents> {
   readonly #options: IceAgentOptions;
@@ -116,12 +123,10 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
 
   constructor(options: IceAgentOptions = {}) {
     super();
+    args([options, 'options', is.record({ role: is.optional(is.oneOf('controlling', 'controlled')), lite: is.optional(is.boolean), components: is.optional(is.int(1, 256)) })]);
     this.#options = options;
     this.#random = options.random ?? cryptoRandom;
     this.#role = options.lite ? 'controlled' : (options.role ?? 'controlling');
-    if (options.components !== undefined && (options.components < 1 || options.components > 256)) {
-      throw new RangeError('components must be 1..256');
-    }
     this.#components = options.components ?? 1;
   }
 
@@ -252,9 +257,11 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   /**
    * Sets the peer's ufrag/pwd (and lite flag, Ta proposal). A changed ufrag/pwd means the peer restarted ICE: unless
    * this agent restarted first, it restarts too (new local ufrag/pwd to signal back), and the peer's candidates must
-   * be added again.
+   * be added again. The values are checked by the rule the SDP reader applies to `a=ice-ufrag`/`a=ice-pwd` (RFC 8839
+   * §5.4: ufrag 4..256, pwd 22..256 ice-chars); `IceArgumentError` otherwise.
    */
   setRemoteParameters(params: IceParameters): void {
+    arg(params, 'params', is.iceParameters);
     this.#command((m) => m.setRemoteParameters(0, params));
   }
 
@@ -276,6 +283,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
 
   /** The selected pair of a component (default 1), once nominated. */
   getSelectedCandidatePair(component = 1): IceCandidatePair | undefined {
+    arg(component, 'component', COMPONENT);
     return this.#selected.get(component);
   }
 
@@ -284,6 +292,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
    * §12.1). Returns false when there is no pair to send on or consent was lost.
    */
   send(data: Uint8Array, component = 1): boolean {
+    arg(data, 'data', is.bytes); arg(component, 'component', COMPONENT); // no allocation on the data path
     const m = this.#machine;
     const d = this.#driver;
     if (!m || !d || this.#closing) return false;
@@ -330,6 +339,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
    * `disconnected` while it is silent for `withoutIce.silenceTimeoutMs`.
    */
   useWithoutIce(remote: TransportAddress, component = 1, options?: NoIcePathOptions): void {
+    args([remote, 'remote', is.address], [component, 'component', COMPONENT]);
     if (options) checkPathOptions(options);
     this.#command((m) => m.useWithoutIce(this.#driver!.now(), 0, component, remote, undefined, options));
   }

@@ -8,6 +8,7 @@
  * @module
  */
 import { RemoteAddressBudget } from '../checklist/address-budget.js';
+import { arg, args, is } from '../arguments.js';
 import { DEFAULT_CHECKLIST_LIMIT } from '../checklist/checklist.js';
 import { EventEmitter } from 'eventemitter3';
 import type { AgentState } from '../checklist/types.js';
@@ -67,7 +68,10 @@ export interface IceSdpSessionEvents {
   warning: [message: string];
 }
 
-/** SDP-driven ICE: create/apply offers and answers, restart, trickle. */
+/**
+ * SDP-driven ICE: create/apply offers and answers, restart, trickle. Arguments of the wrong type throw (or reject
+ * with) `IceArgumentError`; a body that is not SDP, `SdpError`.
+ */
 export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
   /** Each transport agent's share of the session's pair limit (RFC 8445 §6.1.2.5). */
   #checklistShare = DEFAULT_CHECKLIST_LIMIT;
@@ -86,6 +90,7 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
 
   constructor(options: IceSdpSessionOptions = {}) {
     super();
+    arg(options, 'options', is.record({ trickle: is.optional(is.oneOf('none', 'half', 'full')), lite: is.optional(is.boolean), maxMediaSections: is.optional(is.int(1, 65535)) }));
     this.#options = options;
     this.#addressBudget = options.remoteAddressBudget ?? new RemoteAddressBudget(options.remoteAddressPairLimit);
     const random = options.random ?? cryptoRandom;
@@ -109,12 +114,14 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
 
   /** The agent of a transport (default: the first one). */
   agent(transportIndex?: number): IceAgent | undefined {
+    arg(transportIndex, 'transportIndex', is.optional(is.int(0, 65535)));
     if (transportIndex !== undefined) return this.#agents.get(transportIndex);
     return this.#agents.values().next().value;
   }
 
   /** Creates an offer around the application's SDP (its `m=` sections, codecs, DTLS attributes...). */
   async createOffer(appSdp: string): Promise<string> {
+    arg(appSdp, 'appSdp', is.string);
     this.#assertOpen();
     this.#checkMediaSections(appSdp);
     this.#role ??= this.#oa.localParameters.lite ? 'controlled' : 'controlling';
@@ -125,6 +132,8 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
 
   /** Creates the answer to the remote offer last applied. */
   async createAnswer(appSdp: string): Promise<string> {
+    arg(appSdp, 'appSdp', is.string);
+    readIceDescription(appSdp); // a body that is not SDP is refused before any agent gathers
     this.#assertOpen();
     if (this.#oa.signalingState !== 'have-remote-offer') throw new InvalidStateError('createAnswer() needs a remote offer');
     if (this.#oa.remote?.restart && !this.#oa.restartPending) {
@@ -141,6 +150,7 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
 
   /** Applies the peer's offer or answer: remote credentials, candidates, roles, pacing, restarts, non-ICE peers. */
   async setRemoteDescription(sdp: string, type: 'offer' | 'answer'): Promise<RemoteDescriptionResult> {
+    args([sdp, 'sdp', is.string], [type, 'type', is.oneOf('offer', 'answer')]);
     this.#assertOpen();
     this.#checkMediaSections(sdp);
     const result = this.#oa.setRemoteDescription(sdp, type);
@@ -162,6 +172,7 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
 
   /** Applies a trickled RFC 8840 sdpfrag body from the peer (SIP INFO). */
   applySdpfrag(body: string): void {
+    arg(body, 'body', is.string);
     this.#assertOpen();
     const r = this.#oa.applyRemoteSdpfrag(body);
     if (!r.accepted) {

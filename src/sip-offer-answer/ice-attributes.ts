@@ -10,6 +10,7 @@
  */
 import type { Candidate } from '../candidates/candidate.js';
 import { candidateAddressKind, parseCandidate } from '../candidates/grammar.js';
+import { credentialProblem, isValidIceOption } from '../arguments.js';
 import { CandidateParseError, SdpError } from '../errors.js';
 import { DEFAULT_TA_MS, isPacingValue } from '../stun/pacing.js';
 import type { TransportAddress } from '../types.js';
@@ -104,23 +105,8 @@ export interface IceDescription {
   readonly media: readonly IceMediaDescription[];
 }
 
-/** RFC 8839 §5.1 `ice-char`. */
-const ICE_CHAR = /^[A-Za-z0-9+/]+$/;
-
-/** True when `s` is a valid `ice-ufrag` value (RFC 8839 §5.4: 4..256 ice-chars). */
-export function isValidUfrag(s: string): boolean {
-  return s.length >= 4 && s.length <= 256 && ICE_CHAR.test(s);
-}
-
-/** True when `s` is a valid `ice-pwd` value (RFC 8839 §5.4: 22..256 ice-chars). */
-export function isValidPwd(s: string): boolean {
-  return s.length >= 22 && s.length <= 256 && ICE_CHAR.test(s);
-}
-
-/** True when `s` is a valid `ice-option-tag` (RFC 8839 §5.6: 1*ice-char). */
-export function isValidIceOption(s: string): boolean {
-  return s.length >= 1 && ICE_CHAR.test(s);
-}
+// The RFC 8839 value rules are defined once, in src/arguments.ts, and shared with the API's argument checks.
+export { isValidIceOption, isValidPwd, isValidUfrag } from '../arguments.js';
 
 const M_LINE = /^([A-Za-z0-9\-_.!%*+`'~]+) (\d{1,5})(?:\/\d+)? (\S+)(?: (.*))?$/;
 const RTCP_ATTR = /^(\d{1,5})(?: IN (IP4|IP6) (\S+))?$/;
@@ -205,10 +191,12 @@ function noValue(arg: string | undefined, line: SdpLine, name: string): void {
 /** Handles one `a=` line; `arg` is the text after the colon (undefined for a property attribute). */
 type AttributeHandler = (st: ReadState, arg: string | undefined, line: SdpLine) => void;
 
-function credential(name: 'ufrag' | 'pwd', valid: (s: string) => boolean, rule: string): AttributeHandler {
+function credential(name: 'ufrag' | 'pwd'): AttributeHandler {
   return (st, arg, line) => {
     const v = (arg ?? '').trim();
-    if (!valid(v)) fail(line, `ice-${name} must be ${rule} ice-chars`);
+    // The same rule as IceAgent.setRemoteParameters (src/arguments.ts).
+    const problem = credentialProblem(name, v);
+    if (problem !== undefined) fail(line, problem);
     const level = st.cur ?? st.session;
     once(level[name], line, `ice-${name}`);
     level[name] = v;
@@ -218,8 +206,8 @@ function credential(name: 'ufrag' | 'pwd', valid: (s: string) => boolean, rule: 
 
 /** The attributes the reader understands, by name. Anything else is the application's business and is skipped. */
 const ATTRIBUTES = new Map<string, AttributeHandler>([
-  ['ice-ufrag', credential('ufrag', isValidUfrag, '4 to 256')],
-  ['ice-pwd', credential('pwd', isValidPwd, '22 to 256')],
+  ['ice-ufrag', credential('ufrag')],
+  ['ice-pwd', credential('pwd')],
   [
     'ice-options',
     (st, arg, line) => {
@@ -432,8 +420,50 @@ function finishMedia(st: ReadState, m: MutableMedia): IceMediaDescription {
  */
 export function readIceDescription(sdp: string): IceDescription {
   if (typeof sdp !== 'string') throw new SdpError(0, '', 'SDP must be a string');
+  const lines = splitSdpLines(sdp);
+  checkSessionStructure(lines);
+  return readIceLines(lines);
+}
+
+/**
+ * The ICE view of an sdpfrag body (RFC 8840 §9): the same attributes and rules as `readIceDescription`, without the
+ * session lines (`v=`, `o=`, `s=`, `t=`) that a fragment does not carry.
+ */
+export function readIceFragment(body: string): IceDescription {
+  if (typeof body !== 'string') throw new SdpError(0, '', 'sdpfrag body must be a string');
+  return readIceLines(splitSdpLines(body));
+}
+
+/**
+ * RFC 8866 §5 (RFC 4566 §5): a session description starts with `v=0`, and its session part carries one `o=`, one
+ * `s=` and at least one `t=` before the first `m=`. A body without them is not SDP (an empty string, `"v=0"`,
+ * `"a=b"`, a JSON object): refusing it here names the problem, instead of a later "the answer has 1 m= sections,
+ * the offer 0". The order of the other session lines is not enforced (deployed stacks vary).
+ */
+function checkSessionStructure(lines: readonly SdpLine[]): void {
+  const first = lines[0];
+  if (first === undefined) throw new SdpError(0, '', 'empty body: not an SDP session description (RFC 8866 §5 needs v=, o=, s= and t= lines)');
+  if (first.type !== 'v') fail(first, 'not an SDP session description: the first line must be "v=0" (RFC 8866 §5)');
+  if (first.value.trim() !== '0') fail(first, 'unsupported SDP version (only "v=0" exists, RFC 8866 §5.1)');
+  const firstM = lines.findIndex((l) => l.type === 'm');
+  const session = firstM < 0 ? lines : lines.slice(0, firstM);
+  const last = session[session.length - 1]!;
+  for (const [type, name] of [
+    ['o', 'origin'],
+    ['s', 'session name'],
+  ] as const) {
+    const found = session.filter((l) => l.type === type);
+    if (found.length === 0) fail(firstM < 0 ? last : lines[firstM]!, `no "${type}=" (${name}) line before the media sections (RFC 8866 §5)`);
+    if (found.length > 1) fail(found[1]!, `a second "${type}=" line (RFC 8866 §5 allows one)`);
+  }
+  const v2 = lines.slice(1).find((l) => l.type === 'v');
+  if (v2 !== undefined) fail(v2, 'a second "v=" line: two descriptions in one body?');
+  if (!session.some((l) => l.type === 't')) fail(firstM < 0 ? last : lines[firstM]!, 'no "t=" (timing) line before the media sections (RFC 8866 §5)');
+}
+
+function readIceLines(lines: readonly SdpLine[]): IceDescription {
   const st: ReadState = { session: { endOfCandidates: false }, lite: false, bundleGroups: [], media: [] };
-  for (const line of splitSdpLines(sdp)) {
+  for (const line of lines) {
     if (line.type === 'm') readMediaLine(st, line);
     else if (line.type === 'c') readConnectionLine(st, line);
     else if (line.type === 'a') {

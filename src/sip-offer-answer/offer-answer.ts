@@ -13,7 +13,9 @@
  * `'all'` every bundled section repeats the candidates.
  * @module
  */
+import { arg, args, is } from '../arguments.js';
 import type { Candidate, LocalCandidate } from '../candidates/candidate.js';
+import { validateCandidate } from '../candidates/grammar.js';
 import { InvalidStateError, SdpError } from '../errors.js';
 import { negotiateTa } from '../stun/pacing.js';
 import type { IceRole, RandomSource } from '../types.js';
@@ -77,6 +79,11 @@ export interface TrickleResult {
   readonly endOfAllCandidates: boolean;
 }
 
+/** Argument rules shared by several methods (see src/arguments.ts). */
+const TRANSPORT = is.int(0, 65535);
+const CANDIDATE = (v: unknown): void => validateCandidate(v as Candidate);
+const SDPFRAG_OPTIONS = is.record({ endOfAllCandidates: is.optional(is.boolean) });
+
 /** RFC 8445 §6.1.1. */
 function decideRole(localLite: boolean, remoteLite: boolean, localIsInitiator: boolean): IceRole {
   if (localLite !== remoteLite) return localLite ? 'controlled' : 'controlling';
@@ -88,6 +95,9 @@ function decideRole(localLite: boolean, remoteLite: boolean, localIsInitiator: b
  * 'answer')`, or `setRemoteDescription(offer, 'offer')` then `createAnswer`. Between exchanges, feed it local
  * candidates (`setLocalCandidates`/`addLocalCandidate`), the selected pairs (`setSelectedPair`), and trickled remote
  * candidates (`applyRemoteSdpfrag`, or `addRemoteCandidate` for WebRTC JSON).
+ *
+ * Arguments of the wrong type or out of range (from plain JavaScript or JSON) throw `IceArgumentError` at the call,
+ * candidate records `CandidateParseError`, bodies that are not SDP `SdpError`.
  */
 export class OfferAnswer {
   readonly #trickle: TrickleMode;
@@ -120,6 +130,7 @@ export class OfferAnswer {
 
   /** Throws `InvalidStateError` for local parameters the grammar cannot carry (ufrag 4..32, pwd 22..256 ice-chars). */
   constructor(options: OfferAnswerOptions) {
+    arg(options, 'options', is.record({ local: is.record(), trickle: is.optional(is.oneOf('none', 'half', 'full')), bundleCandidates: is.optional(is.oneOf('bundle-tag', 'all')), credentialsLevel: is.optional(is.oneOf('session', 'media')) }));
     validateLocalParameters(options.local);
     this.#local = options.local;
     this.#trickle = options.trickle ?? 'none';
@@ -225,6 +236,7 @@ export class OfferAnswer {
 
   /** Replaces the local candidates of a transport (given by the index of the `m=` section owning it). */
   setLocalCandidates(transportIndex: number, candidates: readonly (Candidate | LocalCandidate)[]): void {
+    args([transportIndex, 'transportIndex', TRANSPORT], [candidates, 'candidates', is.array(CANDIDATE)]);
     this.#localCandidates.set(transportIndex, candidates.map(toSignalledCandidate));
   }
 
@@ -233,6 +245,7 @@ export class OfferAnswer {
    * component) is already there. The order of addition is kept (RFC 8840 §4.4: trickled lists only grow at the end).
    */
   addLocalCandidate(transportIndex: number, candidate: Candidate | LocalCandidate): boolean {
+    args([transportIndex, 'transportIndex', TRANSPORT], [candidate, 'candidate', CANDIDATE]);
     const c = toSignalledCandidate(candidate);
     const list = this.#localCandidates.get(transportIndex) ?? [];
     if (list.some((x) => sameTrickledCandidate(x, c))) return false;
@@ -242,17 +255,20 @@ export class OfferAnswer {
 
   /** The signalled local candidates of a transport, in order. */
   localCandidates(transportIndex: number): readonly Candidate[] {
+    arg(transportIndex, 'transportIndex', TRANSPORT);
     return this.#localCandidates.get(transportIndex) ?? [];
   }
 
   /** Marks local gathering of a transport (or of all known transports) as finished: writes `a=end-of-candidates`. */
   setLocalEndOfCandidates(transportIndex?: number): void {
+    arg(transportIndex, 'transportIndex', is.optional(TRANSPORT));
     if (transportIndex !== undefined) this.#localEoc.add(transportIndex);
     else for (const k of this.#transportIndices()) this.#localEoc.add(k);
   }
 
   /** Known remote candidates of a (remote) transport: from descriptions and trickle bodies. */
   remoteCandidates(transportIndex: number): readonly Candidate[] {
+    arg(transportIndex, 'transportIndex', TRANSPORT);
     return this.#remoteCands.candidates(transportIndex);
   }
 
@@ -262,6 +278,7 @@ export class OfferAnswer {
    * adds `a=remote-candidates` (RFC 8839 §4.4.1.2.2).
    */
   setSelectedPair(transportIndex: number, component: number, pair: SelectedPairInfo): void {
+    args([transportIndex, 'transportIndex', TRANSPORT], [component, 'component', is.int(1, 256)], [pair, 'pair', is.record({ local: CANDIDATE, remote: is.address })]);
     const m = this.#selected.get(transportIndex) ?? new Map<number, SelectedPairInfo>();
     m.set(component, { local: toSignalledCandidate(pair.local), remote: pair.remote });
     this.#selected.set(transportIndex, m);
@@ -269,6 +286,7 @@ export class OfferAnswer {
 
   /** Forgets the selected pairs of a transport (or of all). */
   clearSelectedPairs(transportIndex?: number): void {
+    arg(transportIndex, 'transportIndex', is.optional(TRANSPORT));
     if (transportIndex === undefined) this.#selected.clear();
     else this.#selected.delete(transportIndex);
   }
@@ -296,6 +314,7 @@ export class OfferAnswer {
    * local candidates are kept (replace them with `setLocalCandidates` when gathering again).
    */
   restartIce(params?: Partial<LocalIceParameters>): IceCredentials {
+    arg(params, 'params', is.optional(is.record({ ufrag: is.optional(is.string), pwd: is.optional(is.string), lite: is.optional(is.boolean), options: is.optional(is.array(is.string)) })));
     let creds: IceCredentials;
     if (params?.ufrag !== undefined && params.pwd !== undefined) creds = { ufrag: params.ufrag, pwd: params.pwd };
     else if (this.#random) creds = generateIceCredentials(this.#random);
@@ -318,6 +337,7 @@ export class OfferAnswer {
    * default candidates in `c=`/`m=`/`a=rtcp`, and (with trickle) `a=mid` on every section that lacks one.
    */
   createOffer(appSdp: string): string {
+    arg(appSdp, 'appSdp', is.string);
     if (this.#state === 'have-remote-offer') throw new InvalidStateError('cannot create an offer while a remote offer is pending');
     if (this.#mustRestartOnNextOffer && !this.#localRestartPending) {
       // RFC 8839 §4.4.3.1: after an answer that dropped ICE, the next offer restarts ICE.
@@ -334,6 +354,7 @@ export class OfferAnswer {
 
   /** Creates the answer to the pending remote offer from the application's SDP (same number of `m=` sections). */
   createAnswer(appSdp: string): string {
+    arg(appSdp, 'appSdp', is.string);
     if (this.#state !== 'have-remote-offer' || !this.#remoteOffer || !this.#remoteResult) {
       throw new InvalidStateError('createAnswer needs a pending remote offer');
     }
@@ -361,6 +382,7 @@ export class OfferAnswer {
    * its values and the result lists a warning (a deviation from §4.4.2.1, see docs/deviations.md).
    */
   setRemoteDescription(sdp: string, type: 'offer' | 'answer'): RemoteDescriptionResult {
+    args([sdp, 'sdp', is.string], [type, 'type', is.oneOf('offer', 'answer')]);
     if (type === 'offer' && this.#state !== 'stable') throw new InvalidStateError(`cannot apply a remote offer in state ${this.#state}`);
     if (type === 'answer' && this.#state !== 'have-local-offer') throw new InvalidStateError(`cannot apply a remote answer in state ${this.#state}`);
     const analysis = analyseRemoteDescription(sdp, type, {
@@ -431,6 +453,7 @@ export class OfferAnswer {
    * (RFC 8838 §17: candidates of another generation are discarded).
    */
   addRemoteCandidate(where: { readonly mid?: string; readonly index?: number; readonly ufrag?: string }, candidate?: Candidate): TrickleResult {
+    args([where, 'where', is.record({ mid: is.optional(is.string), index: is.optional(TRANSPORT), ufrag: is.optional(is.string) })], [candidate, 'candidate', is.optional(CANDIDATE)]);
     const found = this.#findStream(where.mid, where.index);
     const none: TrickleResult = { accepted: false, newCandidates: [], endOfCandidates: [], endOfAllCandidates: false };
     if (!found) return none;
@@ -454,6 +477,7 @@ export class OfferAnswer {
    * ones in order. Throws `SdpError` for a malformed body.
    */
   applyRemoteSdpfrag(body: string | Sdpfrag): TrickleResult {
+    arg(body, 'body', is.either(is.string, is.record({ media: is.array(is.record()) })));
     const frag = typeof body === 'string' ? parseSdpfrag(body) : body;
     const discarded: TrickleResult = { accepted: false, newCandidates: [], endOfCandidates: [], endOfAllCandidates: false };
     // Check every section's credentials before taking anything.
@@ -491,11 +515,13 @@ export class OfferAnswer {
    * description. `endOfAllCandidates` adds the session-level `a=end-of-candidates`.
    */
   createSdpfrag(options: { readonly endOfAllCandidates?: boolean } = {}): string {
+    arg(options, 'options', SDPFRAG_OPTIONS);
     return buildSdpfrag(this.sdpfrag(options));
   }
 
   /** The structured form of `createSdpfrag`. */
   sdpfrag(options: { readonly endOfAllCandidates?: boolean } = {}): Sdpfrag {
+    arg(options, 'options', SDPFRAG_OPTIONS);
     const local = this.localDescription;
     if (!local) throw new InvalidStateError('no local description yet: create an offer or an answer first');
     return localSdpfrag(this.#localContext(), local, options.endOfAllCandidates ?? false);

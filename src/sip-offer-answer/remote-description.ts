@@ -219,7 +219,12 @@ export interface RemoteContext {
 export function analyseRemoteDescription(sdp: string, type: 'offer' | 'answer', ctx: RemoteContext): RemoteAnalysis {
   const d = readIceDescription(sdp);
   if (ctx.offer && ctx.offer.media.length !== d.media.length) {
-    throw new SdpError(0, '', `the answer has ${d.media.length} m= sections, the offer ${ctx.offer.media.length}`);
+    throw new SdpError(0, '', `the answer has ${d.media.length} m= sections, the offer ${ctx.offer.media.length} (RFC 3264 §6 requires the same number)`);
+  }
+  // RFC 3264 §8: a new offer MUST NOT have fewer m= lines than the previous description (sections are disabled with
+  // port 0, never removed), so a re-offer without m= sections is an error, not a session with nothing left.
+  if (type === 'offer' && ctx.previous && d.media.length < ctx.previous.media.length) {
+    throw new SdpError(0, '', `the offer has ${d.media.length} m= sections, fewer than the ${ctx.previous.media.length} of the previous description (RFC 3264 §8)`);
   }
   let restart = false;
   let offererSawMismatch = false;

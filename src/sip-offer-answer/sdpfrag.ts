@@ -9,7 +9,7 @@
  */
 import type { Candidate } from '../candidates/candidate.js';
 import { SdpError } from '../errors.js';
-import { readIceDescription, type IgnoredCandidate, type RemoteCandidateRef } from './ice-attributes.js';
+import { readIceFragment, type IgnoredCandidate, type RemoteCandidateRef } from './ice-attributes.js';
 import { candidateLine, credentialLines, pacingLine, remoteCandidatesLines, type WriteCheck } from './ice-writer.js';
 import { splitSdpLines } from './sdp-lines.js';
 
@@ -118,7 +118,7 @@ export function parseSdpfrag(body: string): Sdpfrag {
       return `m=${DEFAULT_PSEUDO_MEDIA_LINE}`;
     })
     .join('');
-  const d = readIceDescription(normalised);
+  const d = readIceFragment(normalised);
   const mLines = lines.filter((l) => l.type === 'm');
   const media = d.media.map((m, i) => {
     if (m.mid === undefined) {

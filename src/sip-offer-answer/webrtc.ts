@@ -5,11 +5,12 @@
  * DTLS attributes belong to the application's SDP and are kept as the application wrote them.
  * @module
  */
+import { arg, is } from '../arguments.js';
 import type { Candidate, LocalCandidate } from '../candidates/candidate.js';
 import { formatCandidate, parseCandidate } from '../candidates/grammar.js';
 import { CandidateParseError } from '../errors.js';
 import { toSignalledCandidate } from './default-candidate.js';
-import type { OfferAnswer, TrickleResult } from './offer-answer.js';
+import { OfferAnswer, type TrickleResult } from './offer-answer.js';
 
 /** The W3C `RTCIceCandidateInit` dictionary (WebRTC 1.0 §4.8.1), as JSON. */
 export interface RTCIceCandidateInit {
@@ -32,6 +33,9 @@ export type TrickledCandidate =
   | ({ readonly kind: 'candidate'; readonly candidate: Candidate } & CandidateLocation)
   | ({ readonly kind: 'end-of-candidates' } & CandidateLocation);
 
+/** Argument rule of a `CandidateLocation` (src/arguments.ts). */
+const LOCATION = is.record({ sdpMid: is.optional(is.string), sdpMLineIndex: is.optional(is.int(0, 65535)), usernameFragment: is.optional(is.string) });
+
 function location(init: RTCIceCandidateInit): CandidateLocation {
   return {
     ...(init.sdpMid !== undefined && init.sdpMid !== null ? { sdpMid: init.sdpMid } : {}),
@@ -47,7 +51,11 @@ function location(init: RTCIceCandidateInit): CandidateLocation {
  */
 export function fromRTCIceCandidateInit(init: RTCIceCandidateInit): TrickledCandidate {
   // From JSON signalling anything may arrive: a typed error, not a TypeError, for what is not an object.
-  if (typeof init !== 'object' || init === null) throw new CandidateParseError('candidate', 'not an RTCIceCandidateInit object');
+  if (typeof init !== 'object' || init === null || Array.isArray(init)) throw new CandidateParseError('candidate', 'not an RTCIceCandidateInit object');
+  for (const field of ['sdpMid', 'usernameFragment'] as const) {
+    const v: unknown = init[field];
+    if (v !== undefined && v !== null && typeof v !== 'string') throw new CandidateParseError(field, 'not a string');
+  }
   const loc = location(init);
   if (init.sdpMLineIndex !== undefined && init.sdpMLineIndex !== null && (!Number.isInteger(init.sdpMLineIndex) || init.sdpMLineIndex < 0 || init.sdpMLineIndex > 65535)) {
     throw new CandidateParseError('sdpMLineIndex', `${init.sdpMLineIndex} is not an unsigned short`);
@@ -65,6 +73,7 @@ export function fromRTCIceCandidateInit(init: RTCIceCandidateInit): TrickledCand
  * mDNS name is written with the name.
  */
 export function toRTCIceCandidateInit(candidate: Candidate | LocalCandidate, where: CandidateLocation): RTCIceCandidateInit {
+  arg(where, 'where', LOCATION);
   return {
     candidate: formatCandidate(toSignalledCandidate(candidate)),
     sdpMid: where.sdpMid ?? null,
@@ -75,6 +84,7 @@ export function toRTCIceCandidateInit(candidate: Candidate | LocalCandidate, whe
 
 /** The end-of-candidates `RTCIceCandidateInit` (empty `candidate` string). */
 export function endOfCandidatesInit(where: CandidateLocation): RTCIceCandidateInit {
+  arg(where, 'where', LOCATION);
   return {
     candidate: '',
     sdpMid: where.sdpMid ?? null,
@@ -88,6 +98,7 @@ export function endOfCandidatesInit(where: CandidateLocation): RTCIceCandidateIn
  * match the current remote generation, otherwise the candidate is not accepted.
  */
 export function applyRTCIceCandidateInit(session: OfferAnswer, init: RTCIceCandidateInit): TrickleResult {
+  arg(session, 'session', is.instance(OfferAnswer));
   const t = fromRTCIceCandidateInit(init);
   const where = {
     ...(t.sdpMid !== undefined ? { mid: t.sdpMid } : {}),
@@ -102,6 +113,7 @@ export function applyRTCIceCandidateInit(session: OfferAnswer, init: RTCIceCandi
  * transport, placed on the `m=` section that owns the transport, with the local ufrag.
  */
 export function localCandidateInits(session: OfferAnswer): RTCIceCandidateInit[] {
+  arg(session, 'session', is.instance(OfferAnswer));
   const d = session.localDescription;
   if (!d) return [];
   const out: RTCIceCandidateInit[] = [];

@@ -37,13 +37,8 @@
 /** Default Ta, ms (RFC 8445 §14.2; RFC 8839 §5.5: the value when `a=ice-pacing` is absent). */
 export const DEFAULT_TA_MS = 50;
 
-/** Largest value the RFC 8839 §5.5 grammar allows (`pacing-value = 1*10DIGIT`). */
-export const MAX_PACING_MS = 9_999_999_999;
-
-/** True when `ms` is a pacing value the RFC 8839 §5.5 grammar can carry: an integer of 1 to 10 digits. */
-export function isPacingValue(ms: number): boolean {
-  return Number.isInteger(ms) && ms >= 0 && ms <= MAX_PACING_MS;
-}
+// The RFC 8839 §5.5 pacing-value rule is defined once, with the other argument rules (src/arguments.ts).
+export { MAX_PACING_MS, isPacingValue } from '../arguments.js';
 
 /**
  * Ta both agents use (RFC 8445 §14.2): the higher of the two proposals, a side that proposes none counting as the
