@@ -351,6 +351,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
    * any other component.
    */
   dropComponent(component: number): void {
+    arg(component, 'component', COMPONENT);
     this.#assertOpen();
     if (!Number.isInteger(component) || component < 2 || component !== this.#components) {
       throw new InvalidStateError(`only the last component (${this.#components}) can be dropped, and never component 1; got ${component}`);

@@ -311,7 +311,12 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
       // Every value the peer signalled, ice-options included: RFC 8445 §10 (no aggressive nomination facing ice2).
       agent.setRemoteParameters(plan.remote);
       const fed = this.#fed.get(plan.transportIndex) ?? 0;
-      for (const c of plan.remoteCandidates.slice(fed)) agent.addRemoteCandidate(c);
+      for (const c of plan.remoteCandidates.slice(fed)) {
+        // RFC 5761 §5.1.3: an offer with rtcp-mux may carry RTCP candidates as a fallback; once mux is agreed they
+        // are expected and unused, so they are not handed to the agent (which would warn about each one).
+        if (c.component > agent.components && plan.components < c.component) continue;
+        agent.addRemoteCandidate(c);
+      }
       this.#fed.set(plan.transportIndex, plan.remoteCandidates.length);
       if (plan.remoteEndOfCandidates && !this.#eocFed.has(plan.transportIndex)) {
         this.#eocFed.add(plan.transportIndex);

@@ -225,6 +225,7 @@ export class OfferAnswer {
    * §5.1.1); RFC 8839 §4.2.2 then wants candidates for both in the answer.
    */
   answerTransports(appSdp: string): IceTransportPlan[] {
+    arg(appSdp, 'appSdp', is.string);
     if (this.#state !== 'have-remote-offer' || !this.#remoteResult) throw new InvalidStateError('answerTransports needs a pending remote offer');
     return transportPlans(this.#remoteResult, readIceDescription(appSdp), this.#remoteCands);
   }
