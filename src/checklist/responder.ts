@@ -71,6 +71,13 @@ export function handleRequest(ctx: AgentContext, now: number, d: Datagram, m: De
     drop(ctx, 'request-unknown-attribute');
     return true;
   }
+  if (isPreviousGeneration(ctx, creds)) {
+    // A check of the session a restart replaced, on its previous pair (consent, RFC 7675): answered with that
+    // session's password while the pair carries data (RFC 8445 §9); it starts nothing in the new session, and its
+    // role attributes describe the old one, so no role repair either.
+    respond(ctx, d, encodeCheckSuccess(m.transactionId, d.remote, creds.key));
+    return true;
+  }
   const found = localForBase(ctx, d.local);
   const counted = found && found.stream.checklist.find(found.local.component, found.local.base.address, found.local.base.port, d.remote.address, d.remote.port);
   if (counted) counted.counters.requestsReceived++;
@@ -98,11 +105,22 @@ export function handleRequest(ctx: AgentContext, now: number, d: Datagram, m: De
   return true;
 }
 
-/** Credentials of the session `lfrag` names: the agent's current ones or those a stream still runs. */
+/**
+ * Credentials of the session `lfrag` names: the agent's current ones, those a stream still runs, or those of a
+ * previous pair kept over a restart.
+ */
 function credentialsFor(ctx: AgentContext, lfrag: string): Credentials | undefined {
   if (lfrag === ctx.creds.ufrag) return ctx.creds;
   for (const s of ctx.streams) if (s.local.ufrag === lfrag) return s.local;
+  for (const s of ctx.streams) {
+    for (const comp of s.components) if (comp.previousGeneration?.local.ufrag === lfrag) return comp.previousGeneration.local;
+  }
   return undefined;
+}
+
+/** Credentials that only a previous pair still uses (no stream runs them any more). */
+function isPreviousGeneration(ctx: AgentContext, creds: Credentials): boolean {
+  return creds !== ctx.creds && !ctx.streams.some((s) => s.local === creds);
 }
 
 function localForBase(ctx: AgentContext, base: TransportAddress): { stream: Stream; local: LocalCandidate } | undefined {
