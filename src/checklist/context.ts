@@ -97,6 +97,12 @@ export interface Stream {
   checklist: Checklist;
   pending: PendingRequest[];
   restarting: boolean;
+  /**
+   * Local candidates of the next session while a restart with new candidates (`restart({ newCandidates: true })`)
+   * waits for the peer's parameters: they replace `locals` when the new session starts, and pair only then, so no
+   * check of the old session ever leaves from a new port. Undefined when the restart keeps the candidates.
+   */
+  nextLocals: LocalCandidate[] | undefined;
   prflxCount: number;
 }
 
@@ -497,7 +503,8 @@ export function rebuildStream(ctx: AgentContext, s: Stream, consentJitter: () =>
   s.endOfRemote = false;
   s.pending = [];
   s.prflxCount = 0;
-  // Peer-reflexive local candidates belong to the old session.
-  s.locals = s.locals.filter((c) => c.type !== 'prflx');
+  // Peer-reflexive local candidates belong to the old session, and all of them when the restart gathered anew.
+  s.locals = s.nextLocals ?? s.locals.filter((c) => c.type !== 'prflx');
+  s.nextLocals = undefined;
   ctx.pacDeadline = null;
 }

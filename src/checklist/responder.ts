@@ -10,7 +10,7 @@ import type { LocalCandidate } from '../candidates/candidate.js';
 import { unknownComprehensionRequired } from '../stun/attributes.js';
 import { ErrorCode } from '../stun/constants.js';
 import { verifyIntegrity, type DecodedStunMessage } from '../stun/message.js';
-import type { Datagram, TransportAddress } from '../types.js';
+import { sameAddress, type Datagram, type TransportAddress } from '../types.js';
 import { canPair, type RemoteCandidate } from './checklist.js';
 import { encodeCheckError, encodeCheckSuccess, parseCheck } from './checks.js';
 import { baseCandidate, drop, evictIdleRemote, insertPair, markDirty, setPairState, type AgentContext, type Credentials, type PendingRequest, type Stream } from './context.js';
@@ -97,7 +97,7 @@ export function handleRequest(ctx: AgentContext, now: number, d: Datagram, m: De
     if (check.useCandidate) acceptLiteNomination(ctx, now, s, found.local, d.remote, priority);
     return true;
   }
-  if (!s.remote || s.remote.ufrag !== rfrag) {
+  if (!s.remote || s.remote.ufrag !== rfrag || s.nextLocals?.includes(found.local)) {
     if (s.pending.length < MAX_PENDING_REQUESTS) s.pending.push({ local: found.local, from: d.remote, rfrag, priority, useCandidate: check.useCandidate });
     return true;
   }
@@ -129,6 +129,11 @@ function localForBase(ctx: AgentContext, base: TransportAddress): { stream: Stre
       const l = baseCandidate(s, c, base);
       if (l) return { stream: s, local: l };
     }
+  }
+  // A check of the peer's new session on a port gathered for ours before our session started: kept as early.
+  for (const s of ctx.streams) {
+    const l = s.nextLocals?.find((x) => sameAddress(x.base, base) && (x.type === 'host' || x.type === 'relay'));
+    if (l) return { stream: s, local: l };
   }
   return undefined;
 }
