@@ -294,10 +294,11 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
    * on them alone: host candidates, server-reflexive ones and new TURN allocations, emitted as `candidate` events
    * (gathering state `gathering` again). The old bases keep carrying the previous pairs until the new session
    * selects; then `bases-released` names them and their allocations are deleted (see docs/deviations.md).
+   * `'pending'`: the edge is still binding them; the credentials change now, and `useBases` brings the sockets.
    */
-  restart(now: number, newBases?: readonly StreamBase[]): void {
+  restart(now: number, newBases?: readonly StreamBase[] | 'pending'): void {
     if (this.#closed) throw new InvalidStateError('restart() after close()');
-    if (newBases === undefined || newBases.length === 0) {
+    if (newBases === undefined || (newBases !== 'pending' && newBases.length === 0)) {
       this.core.restart();
       this.#pump(now);
       return;
@@ -305,9 +306,21 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     this.core.restart({ newCandidates: true });
     // Bases of an earlier restart still waiting for release stay in the list; the current ones join it.
     this.#oldBases.push(...this.#bases);
-    this.#bases = newBases;
+    this.#bases = [];
     this.#generation++;
-    this.#startGatherers(now, newBases);
+    if (newBases === 'pending') this.#pump(now);
+    else this.useBases(now, newBases);
+  }
+
+  /**
+   * The sockets the edge bound for `restart(now, 'pending')`: gathering starts on them. Given the old bases again
+   * (binding failed), the new session gathers on those.
+   */
+  useBases(now: number, bases: readonly StreamBase[]): void {
+    if (this.#closed) return;
+    if (this.#bases.length > 0) throw new InvalidStateError('useBases() without a restart waiting for bases');
+    this.#bases = bases;
+    this.#startGatherers(now, bases);
   }
 
   /** The host bases the current session gathers on. */
@@ -509,7 +522,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
 
   /** Once the previous session carries nothing (RFC 8445 §9), the bases a restart replaced are let go. */
   #releaseOldBases(now: number): boolean {
-    if (this.#oldBases.length === 0 || this.core.holdsPreviousSession) return false;
+    if (this.#oldBases.length === 0 || this.#bases.length === 0 || this.core.holdsPreviousSession) return false;
     const bases = this.#oldBases;
     this.#oldBases = [];
     const current = new Set(this.#bases.map((b) => key(b.address)));
