@@ -40,13 +40,14 @@ interface Run {
  * A restart by `initiator` over SDP-like signalling: the offer carries the initiator's new parameters and its new
  * host candidates; the answerer restarts on new ports too and answers the same way, `delayMs` after each.
  */
-function restartRun(initiatorName: 'a' | 'b', delayMs: number): Run {
+function restartRun(initiatorName: 'a' | 'b', delayMs: number, turn = false): Run {
   let live = true; // candidates trickle on their own until the restart; after it, the offer/answer carries them
+  const side = turn ? ({ nat: 'symmetric', turn: true } as const) : ({ stun: false } as const);
   const sc = scenario({
-    seed: `restart-${initiatorName}-${delayMs}`,
+    seed: `restart-${initiatorName}-${delayMs}-${turn}`,
     signallingDelayMs: 20,
-    a: { stun: false, signal: () => live },
-    b: { stun: false, signal: () => live },
+    a: { ...side, signal: () => live },
+    b: { ...side, signal: () => live },
   }).start();
   expect(sc.runUntilConnected(10_000)).toBe(true);
   expect(sc.net.runUntilTrue(() => sc.state(sc.a) === 'completed' && sc.state(sc.b) === 'completed', 5_000)).toBe(true);
@@ -68,7 +69,9 @@ function restartRun(initiatorName: 'a' | 'b', delayMs: number): Run {
   const iCount = initiator.gathered[0]!.length;
   initiator.machine.restart(sc.net.now, newBases(initiator));
   const offer = initiator.machine.core.getLocalParameters();
-  sc.net.runFor(1); // host candidates come at once; the offer waits for them (no trickle)
+  // The offer waits for gathering (no trickle): host candidates at once, server-reflexive and relayed ones later.
+  sc.net.runFor(1);
+  expect(sc.net.runUntilTrue(() => initiator.machine.gatheringState === 'complete', 5_000)).toBe(true);
   const offerCands = gatheredSince(initiator, iCount);
   expect(offerCands.length).toBeGreaterThan(0);
   sc.at(sc.net.now + delayMs, (now) => {
@@ -78,11 +81,16 @@ function restartRun(initiatorName: 'a' | 'b', delayMs: number): Run {
     for (const c of offerCands) answerer.machine.addRemoteCandidate(now, 0, signalled(c));
     answerer.machine.endOfRemoteCandidates(0);
     const answer = answerer.machine.core.getLocalParameters();
-    sc.at(now + Math.max(1, delayMs), (t) => {
+    // The answer leaves once the answerer gathered, and takes `delayMs` to arrive.
+    sc.every(1, (t) => {
+      if (answerer.machine.gatheringState !== 'complete' || t === now) return true;
       const answerCands = gatheredSince(answerer, aCount);
-      initiator.machine.setRemoteParameters(0, answer);
-      for (const c of answerCands) initiator.machine.addRemoteCandidate(t, 0, signalled(c));
-      initiator.machine.endOfRemoteCandidates(0);
+      sc.at(t + delayMs, (t2) => {
+        initiator.machine.setRemoteParameters(0, answer);
+        for (const c of answerCands) initiator.machine.addRemoteCandidate(t2, 0, signalled(c));
+        initiator.machine.endOfRemoteCandidates(0);
+      });
+      return false;
     });
   });
   const moved = () => {
@@ -95,10 +103,16 @@ function restartRun(initiatorName: 'a' | 'b', delayMs: number): Run {
   const end = sc.net.now;
   flowing = false;
   sc.net.runFor(100);
-  // Both ends on the new ports.
+  // Both ends on the new ports (a relayed pair: on new allocations).
   const pa = sc.selected(sc.a)!;
-  expect(pa.local.port).toBe(old.a.local.port + 100);
-  expect(pa.remote.port).toBe(old.a.remote.port + 100);
+  if (turn) {
+    expect(pa.local.type).toBe('relay');
+    expect(pa.local.port).not.toBe(old.a.local.port);
+    expect(pa.remote.port).not.toBe(old.a.remote.port);
+  } else {
+    expect(pa.local.port).toBe(old.a.local.port + 100);
+    expect(pa.remote.port).toBe(old.a.remote.port + 100);
+  }
   return {
     sc,
     gapA: largestGap(sc.a, start, end),
@@ -121,4 +135,19 @@ describe('ICE restart on new ports (virtual time)', () => {
       });
     }
   }
+
+  it('behind symmetric NATs (a relayed path): the new session allocates anew, the old allocations are deleted', () => {
+    const r = restartRun('a', 300, true);
+    expect(r.gapA).toBeLessThanOrEqual(100);
+    expect(r.gapB).toBeLessThanOrEqual(100);
+    expect(r.released).toEqual({ a: 1, b: 1 });
+    // Only the new session's allocations are left on the server, one per side (each side allocated once per base).
+    r.sc.net.runFor(500);
+    const live = r.sc.turn.server.allocations(r.sc.net.now);
+    expect(live.length).toBe(2);
+    const liveRelayed = live.flatMap((x) => x.relayed.map((a) => `${a.address}:${a.port}`));
+    const relayedNow = [r.sc.selected(r.sc.a)!.local, r.sc.selected(r.sc.b)!.local].filter((c) => c.type === 'relay');
+    expect(relayedNow.length).toBeGreaterThan(0);
+    for (const c of relayedNow) expect(liveRelayed).toContain(`${c.address}:${c.port}`);
+  });
 });
