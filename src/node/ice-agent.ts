@@ -88,6 +88,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   /** The host addresses `gather()` bound (one per component and address), bound anew on a restart. */
   #bindAddresses: readonly string[] = [];
   #hostCount = 1;
+  /** A restart's sockets are being bound: a second restart meanwhile takes new credentials and shares them. */
+  #rebinding: Promise<void> | undefined;
   /** Connections to TURN servers over TCP/TLS (only when one is configured). */
   #turnStreams: TurnStreams | undefined;
   #mdns: MdnsSocket | undefined;
@@ -310,7 +312,12 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     }
     this.#command((x) => x.restart(this.#driver!.now(), 'pending'));
     this.#localCandidates.length = 0;
-    this.#gathering = this.#gatherAgain();
+    if (this.#rebinding) return;
+    const rebinding = this.#gatherAgain().finally(() => {
+      if (this.#rebinding === rebinding) this.#rebinding = undefined;
+    });
+    this.#rebinding = rebinding;
+    this.#gathering = rebinding;
   }
 
   /** Binds the restart's sockets and gathers on them; on a bind failure the new session gathers on the old ones. */
@@ -343,6 +350,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
         resolve();
       };
     });
+    this.#rebinding = undefined; // from here a new restart binds anew
     this.#command((x) => x.useBases(this.#driver!.now(), bases));
     await done;
     this.#endGatherWait = undefined;

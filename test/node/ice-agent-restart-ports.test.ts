@@ -83,6 +83,29 @@ describe('IceAgent restart on new ports', () => {
     }
   });
 
+  it('two restarts in a row share one set of new sockets; the last credentials win', async () => {
+    const before = udpHandles();
+    const a = make({ role: 'controlling' });
+    const b = make({ role: 'controlled' });
+    await connectPair(a, b);
+    const oldPort = a.getSelectedCandidatePair()!.local.port;
+    a.restart();
+    const first = a.getLocalParameters().ufrag;
+    a.restart();
+    const second = a.getLocalParameters().ufrag;
+    expect(second).not.toBe(first);
+    await a.gather();
+    expect(udpHandles()).toBe(before + 3); // b's, a's old and a's one new socket
+    b.restart();
+    await b.gather();
+    b.setRemoteParameters(a.getLocalParameters());
+    for (const c of a.getLocalCandidates()) b.addRemoteCandidate(c);
+    a.setRemoteParameters(b.getLocalParameters());
+    for (const c of b.getLocalCandidates()) a.addRemoteCandidate(c);
+    expect(await until(() => a.state === 'completed' && a.getSelectedCandidatePair()!.local.port !== oldPort, 5000)).toBe(true);
+    expect(await until(() => udpHandles() === before + 2, 2000)).toBe(true);
+  });
+
   it('restartKeepsPorts: the same sockets and candidates serve the new session', async () => {
     const before = udpHandles();
     const a = make({ role: 'controlling', restartKeepsPorts: true });
