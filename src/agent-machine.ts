@@ -121,6 +121,11 @@ export type AgentMachineEvent =
       /** The families the agent's host sockets can reach: ask for A (4) and/or AAAA (6) records only. */
       readonly families: readonly MdnsFamily[];
     }
+  /**
+   * The bases a restart replaced (`restart(now, newBases)`) carry nothing any more: the new session selected (or the
+   * agent closed their last use). The edge closes their sockets; their TURN allocations are being deleted.
+   */
+  | { readonly type: 'bases-released'; readonly bases: readonly StreamBase[] }
   | TurnStreamEvent;
 
 const key = (a: TransportAddress) => `${canonicalIp(a.address)}|${a.port}`;
@@ -130,6 +135,13 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   readonly core: AgentCore;
   readonly #options: AgentMachineOptions;
   readonly #gatherers: Gatherer[] = [];
+  /** Data stream and allocation id prefix of each gatherer (a restart with new bases adds a generation of them). */
+  readonly #gathererOf = new Map<Gatherer, { readonly stream: number; readonly prefix: string }>();
+  /** The bases in use: the initial ones, or those of the last restart with new bases. */
+  #bases: readonly StreamBase[];
+  /** Bases replaced by a restart, closed once the core no longer holds the previous session. */
+  #oldBases: StreamBase[] = [];
+  #generation = 0;
   readonly #turn: Allocations;
   readonly #noIce: NoIcePaths;
   readonly #names: RemoteNameResolver;
@@ -144,6 +156,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
 
   constructor(options: AgentMachineOptions) {
     this.#options = options;
+    this.#bases = options.bases;
     this.core = new AgentCore(options);
     this.#mdns = options.mdns?.responder;
     this.#mdnsKey = options.mdns ? key(options.mdns.local) : undefined;
@@ -171,19 +184,26 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   /** Starts gathering on every stream (host candidates at once, then server-reflexive and relayed). */
   gather(now: number): void {
     if (this.#gatheringState !== 'new') throw new InvalidStateError('gather() was already called');
+    this.#startGatherers(now, this.#bases);
+  }
+
+  /** One gatherer per data stream over `bases`, started; gathering state `gathering`. */
+  #startGatherers(now: number, bases: readonly StreamBase[]): void {
     const o = this.#options;
     const streams = o.streams ?? [1];
+    const started: Gatherer[] = [];
+    // Allocation ids are unique per gatherer only: each gatherer gets its own id space through a prefix.
+    const prefix = this.#generation === 0 ? '' : `g${this.#generation}-`;
     for (let s = 0; s < streams.length; s++) {
-      // Allocation ids are unique per gatherer only, so each stream gets its own allocator and id space.
       const allocator: RelayAllocator = {
-        allocate: (t, request) => this.#turn.allocate(t, s, request),
-        cancel: (t, id) => this.#turn.cancel(t, s, id),
+        allocate: (t, request) => this.#turn.allocate(t, s, { ...request, id: prefix + request.id }),
+        cancel: (t, id) => this.#turn.cancel(t, s, prefix + id),
       };
       const mdns = this.#mdns ?? o.mdnsRegistrar;
-      this.#gatherers.push(
+      started.push(
         new Gatherer({
           random: o.random,
-          bases: o.bases.filter((b) => (b.stream ?? 0) === s),
+          bases: bases.filter((b) => (b.stream ?? 0) === s),
           ...(o.stunServers ? { stunServers: o.stunServers } : {}),
           ...(o.turnServers ? { turnServers: o.turnServers, relayAllocator: allocator } : {}),
           ...(o.gatherTimeoutMs !== undefined ? { gatherTimeoutMs: o.gatherTimeoutMs } : {}),
@@ -196,9 +216,11 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
           ...(o.pacer ? { pacer: o.pacer.register() } : {}),
         }),
       );
+      this.#gathererOf.set(started[s]!, { stream: s, prefix });
     }
+    this.#gatherers.push(...started);
     this.#setGatheringState('gathering');
-    this.#gatherers.forEach((g) => g.start(now));
+    started.forEach((g) => g.start(now));
     this.#pump(now);
   }
 
@@ -246,7 +268,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
    */
   useWithoutIce(now: number, stream: number, component: number, remote: TransportAddress, local?: TransportAddress, options?: NoIcePathOptions): void {
     const dropped = stream < this.core.streamCount && component > this.core.componentCount(stream);
-    const base = dropped ? undefined : (local ?? this.#options.bases.find((b) => (b.stream ?? 0) === stream && b.component === component)?.address);
+    const base = dropped ? undefined : (local ?? this.#bases.find((b) => (b.stream ?? 0) === stream && b.component === component)?.address);
     if (!base) throw new InvalidStateError(`no local base for stream ${stream} component ${component}`);
     this.#noIce.add(now, stream, component, base, remote, options);
     this.#pump(now);
@@ -325,10 +347,44 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     return t;
   }
 
-  /** ICE restart (RFC 8445 §9): new local credentials; candidates and allocations are kept. */
-  restart(now: number): void {
-    this.core.restart();
-    this.#pump(now);
+  /**
+   * ICE restart (RFC 8445 §9): new local credentials. Without `newBases` the candidates and allocations are kept.
+   * With them (sockets the edge bound anew, as libwebrtc gathers new ports on a restart) the new session gathers
+   * on them alone: host candidates, server-reflexive ones and new TURN allocations, emitted as `candidate` events
+   * (gathering state `gathering` again). The old bases keep carrying the previous pairs until the new session
+   * selects; then `bases-released` names them and their allocations are deleted (see docs/deviations.md).
+   * `'pending'`: the edge is still binding them; the credentials change now, and `useBases` brings the sockets.
+   */
+  restart(now: number, newBases?: readonly StreamBase[] | 'pending'): void {
+    if (this.#closed) throw new InvalidStateError('restart() after close()');
+    if (newBases === undefined || (newBases !== 'pending' && newBases.length === 0)) {
+      this.core.restart();
+      this.#pump(now);
+      return;
+    }
+    this.core.restart({ newCandidates: true });
+    // Bases of an earlier restart still waiting for release stay in the list; the current ones join it.
+    this.#oldBases.push(...this.#bases);
+    this.#bases = [];
+    this.#generation++;
+    if (newBases === 'pending') this.#pump(now);
+    else this.useBases(now, newBases);
+  }
+
+  /**
+   * The sockets the edge bound for `restart(now, 'pending')`: gathering starts on them. Given the old bases again
+   * (binding failed), the new session gathers on those.
+   */
+  useBases(now: number, bases: readonly StreamBase[]): void {
+    if (this.#closed) return;
+    if (this.#bases.length > 0) throw new InvalidStateError('useBases() without a restart waiting for bases');
+    this.#bases = bases;
+    this.#startGatherers(now, bases);
+  }
+
+  /** The host bases the current session gathers on. */
+  get bases(): readonly StreamBase[] {
+    return this.#bases;
   }
 
   /** Closes everything: checks stop, gatherers stop, allocations are released (Refresh with LIFETIME 0). */
@@ -445,6 +501,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
       if (this.#noIce.size > 0) this.#moveNoIce(now);
       for (let d = this.core.pollTransmit(); d; d = this.core.pollTransmit()) this.#sendRaw(now, d);
       for (let e = this.core.pollEvent(); e; e = this.core.pollEvent()) this.#events.push(e);
+      if (this.#oldBases.length > 0) this.#releaseOldBases(now); // no allocation here: nothing more to move
       return;
     }
     for (let guard = 0; guard < 1000; guard++) {
@@ -452,7 +509,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
       for (let i = 0; i < this.#gatherers.length; i++) {
         const g = this.#gatherers[i]!;
         for (let d = g.pollTransmit(); d; d = g.pollTransmit(), moved = true) this.#transmits.push(d);
-        for (let e = g.pollEvent(); e; e = g.pollEvent(), moved = true) this.#onGathererEvent(i, e);
+        for (let e = g.pollEvent(); e; e = g.pollEvent(), moved = true) this.#onGathererEvent(this.#gathererOf.get(g)!.stream, e);
       }
       for (let d = this.#turn.pollTransmit(); d; d = this.#turn.pollTransmit(), moved = true) this.#transmits.push(d);
       for (let e = this.#turn.pollEvent(); e; e = this.#turn.pollEvent(), moved = true) this.#onTurnEvent(now, e);
@@ -467,6 +524,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
       for (let e = this.core.pollEvent(); e; e = this.core.pollEvent(), moved = true) this.#events.push(e);
       if (!moved) {
         this.#releaseGatherers();
+        if (this.#releaseOldBases(now)) continue; // their allocations' deletions to move
         return;
       }
     }
@@ -535,7 +593,22 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
    */
   #releaseGatherers(): void {
     if (this.#gatheringState !== 'complete' || this.#gatherers.length === 0) return;
-    if (this.#gatherers.every((g) => g.state === 'complete')) this.#gatherers.length = 0;
+    if (this.#gatherers.every((g) => g.state === 'complete')) {
+      this.#gatherers.length = 0;
+      this.#gathererOf.clear();
+    }
+  }
+
+  /** Once the previous session carries nothing (RFC 8445 §9), the bases a restart replaced are let go. */
+  #releaseOldBases(now: number): boolean {
+    if (this.#oldBases.length === 0 || this.#bases.length === 0 || this.core.holdsPreviousSession) return false;
+    const bases = this.#oldBases;
+    this.#oldBases = [];
+    const current = new Set(this.#bases.map((b) => key(b.address)));
+    const gone = bases.filter((b) => !current.has(key(b.address)));
+    this.#turn.releaseFrom(now, gone.map((b) => b.address));
+    if (gone.length > 0) this.#events.push({ type: 'bases-released', bases: gone });
+    return true;
   }
 
   #onGathererEvent(stream: number, e: GathererEvent): void {
@@ -566,7 +639,13 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   #onTurnEvent(now: number, e: AllocationsEvent): void {
     switch (e.type) {
       case 'relay-result':
-        this.#gatherers[e.stream]?.relayResult(now, e.id, e.result);
+        for (const [g, info] of this.#gathererOf) {
+          if (info.stream !== e.stream || !e.id.startsWith(info.prefix)) continue;
+          const id = e.id.slice(info.prefix.length);
+          // The first generation has no prefix: its ids never look like a later generation's.
+          if (info.prefix === '' && /^g\d+-/.test(e.id)) continue;
+          g.relayResult(now, id, e.result);
+        }
         return;
       case 'peer-data':
         // Unwrapped traffic from a peer: to the core as if it arrived on the relayed address.

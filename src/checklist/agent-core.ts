@@ -152,6 +152,7 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
       checklist: new Checklist(index, components, ctx.config.checklistLimit),
       pending: [],
       restarting: false,
+      nextLocals: undefined,
       prflxCount: 0,
     });
     reshareChecklistLimit(ctx);
@@ -178,8 +179,10 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     const s = streamAt(ctx, stream);
     if (candidate.component < 1 || candidate.component > s.componentCount) throw new RangeError(`component ${candidate.component} out of range`);
     if (ctx.config.lite && candidate.type !== 'host') throw new InvalidStateError('a lite agent uses host candidates only (RFC 8445 §5.2)');
-    if (s.locals.some((c) => c.type === candidate.type && c.component === candidate.component && c.address === candidate.address && c.port === candidate.port)) return;
-    s.locals.push(candidate);
+    const list = s.nextLocals ?? s.locals;
+    if (list.some((c) => c.type === candidate.type && c.component === candidate.component && c.address === candidate.address && c.port === candidate.port)) return;
+    list.push(candidate);
+    if (s.nextLocals) return; // the next session's: paired when it starts
     if (s.remote && !ctx.config.lite) for (const r of s.remotes) formPair(ctx, s, candidate, r);
     markDirty(ctx);
   }
@@ -289,16 +292,29 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
   }
 
   /**
-   * ICE restart (RFC 8445 §9): new local ufrag and pwd, local candidates kept. Each stream's checklist is rebuilt
-   * when the peer's new parameters arrive; until then checks from the peer under the old credentials are answered
-   * and data keeps flowing on the selected pairs.
+   * ICE restart (RFC 8445 §9): new local ufrag and pwd. Each stream's checklist is rebuilt when the peer's new
+   * parameters arrive; until then checks from the peer under the old credentials are answered and data keeps flowing
+   * on the selected pairs. The local candidates are kept, unless `newCandidates`: then the candidates added from now
+   * on (the caller gathers on new ports, as libwebrtc does) are the new session's, and the old ones stay only under
+   * the previous pairs.
    */
-  restart(): void {
+  restart(options: { readonly newCandidates?: boolean } = {}): void {
     const ctx = this.#ctx;
     assertOpen(ctx);
     ctx.creds = makeCredentials(ctx.random);
-    for (const s of ctx.streams) s.restarting = true;
+    for (const s of ctx.streams) {
+      s.restarting = true;
+      if (options.newCandidates) s.nextLocals = [];
+    }
     markDirty(ctx);
+  }
+
+  /**
+   * Whether a session a restart replaced still carries data (a restart waits for the peer, or a previous pair waits
+   * for the new session to select): the old candidates' sockets are still needed.
+   */
+  get holdsPreviousSession(): boolean {
+    return this.#ctx.streams.some((s) => s.restarting || s.components.some((c) => c.previous !== undefined));
   }
 
   /** Closes the agent: pending transactions are dropped, nothing more is sent, state `closed`. */

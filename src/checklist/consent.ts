@@ -89,12 +89,17 @@ export function consentDeadline(ctx: AgentContext): number | undefined {
 
 function sendConsent(ctx: AgentContext, now: number, p: CandidatePair): void {
   const s = ctx.streams[p.stream]!;
-  const remote = s.remote;
+  // The previous pair of a restart keeps its session's credentials (RFC 8445 §9, §12.1): the peer's old session
+  // answers only those until it applied our new parameters.
+  const comp = s.components[p.component - 1];
+  const generation = comp?.previous === p ? comp.previousGeneration : undefined;
+  const remote = generation?.remote ?? s.remote;
+  const local = generation?.local ?? s.local;
   if (!remote) return;
   const id = newTransactionId(ctx.random);
   const data = encodeCheckRequest({
     transactionId: id,
-    username: `${remote.ufrag}:${s.local.ufrag}`,
+    username: `${remote.ufrag}:${local.ufrag}`,
     priority: prflxPriority(p.local.priority),
     role: ctx.role,
     tieBreaker: ctx.tieBreaker,

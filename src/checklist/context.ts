@@ -33,6 +33,12 @@ export interface RemoteParams extends Credentials {
   readonly options: readonly string[];
 }
 
+/** Both sides' credentials of one ICE session (a generation: a restart starts the next one). */
+export interface Generation {
+  readonly local: Credentials;
+  readonly remote: RemoteParams;
+}
+
 /** A request accepted before the remote parameters were known (RFC 8445 §7.3: processed once they arrive). */
 export interface PendingRequest {
   readonly local: LocalCandidate;
@@ -56,6 +62,12 @@ export interface ComponentState {
   reportedRemote: Candidate | undefined;
   /** RFC 8445 §12.1: the pair used before an ICE restart, kept until the new session selects one. */
   previous: CandidatePair | undefined;
+  /**
+   * The credentials of the session `previous` belongs to (set once the new session's parameters replaced them on the
+   * stream). Consent on the previous pair and answers to the peer's checks on it keep them: the peer's old session
+   * rejects the new ones until it applied them, and RFC 8445 §9 keeps the old pair in use until a new one is selected.
+   */
+  previousGeneration: Generation | undefined;
   /**
    * The previous pair once the new session selected: the peer may keep sending there until its own selection
    * changes (§12.1), so its data is still delivered, until `retiredUntil` (one consent timeout) at the latest.
@@ -89,6 +101,12 @@ export interface Stream {
   checklist: Checklist;
   pending: PendingRequest[];
   restarting: boolean;
+  /**
+   * Local candidates of the next session while a restart with new candidates (`restart({ newCandidates: true })`)
+   * waits for the peer's parameters: they replace `locals` when the new session starts, and pair only then, so no
+   * check of the old session ever leaves from a new port. Undefined when the restart keeps the candidates.
+   */
+  nextLocals: LocalCandidate[] | undefined;
   prflxCount: number;
 }
 
@@ -285,7 +303,7 @@ export function componentOf(s: Stream, c: number): ComponentState | undefined {
 
 /** New component records, one per component. */
 export function newComponents(count: number): ComponentState[] {
-  return Array.from({ length: count }, () => ({ selected: undefined, sending: undefined, reportedRemote: undefined, previous: undefined, retired: undefined, retiredUntil: -Infinity, firstValidAt: undefined, dataPair: undefined }));
+  return Array.from({ length: count }, () => ({ selected: undefined, sending: undefined, reportedRemote: undefined, previous: undefined, previousGeneration: undefined, retired: undefined, retiredUntil: -Infinity, firstValidAt: undefined, dataPair: undefined }));
 }
 
 /**
@@ -508,13 +526,19 @@ export function forgetPair(ctx: AgentContext, p: CandidatePair): void {
   ctx.txs.cancelChecks(p);
 }
 
-/** Starts a new ICE session on a stream (restart, RFC 8445 §9): old pairs go, selected pairs become "previous". */
+/**
+ * Starts a new ICE session on a stream (restart, RFC 8445 §9): old pairs go, selected pairs become "previous" and
+ * keep the old session's credentials (`previousGeneration`). Call it before `s.local` and `s.remote` change.
+ */
 export function rebuildStream(ctx: AgentContext, s: Stream, consentJitter: () => number): void {
   s.components.forEach((comp, i) => {
     // RFC 8445 §12.1 keeps the previous selected pair; before any selection the valid pair data was using
     // (§12.1 allows any valid pair) carries on the same way, so a restart never interrupts a working path.
     const keep = comp.selected ?? comp.previous ?? s.checklist.bestValid(i + 1);
+    // A previous pair kept over a second restart keeps the generation it was checked under.
+    const generation = keep !== undefined && keep === comp.previous ? comp.previousGeneration : s.remote ? { local: s.local, remote: s.remote } : undefined;
     comp.previous = keep && !keep.consentLost ? keep : undefined;
+    comp.previousGeneration = comp.previous ? generation : undefined;
     if (comp.previous && consentEnabled(ctx) && !ctx.consentNext.has(comp.previous)) {
       ctx.consentNext.set(comp.previous, ctx.now + consentJitter());
     }
@@ -536,7 +560,8 @@ export function rebuildStream(ctx: AgentContext, s: Stream, consentJitter: () =>
   s.endOfRemote = false;
   s.pending = [];
   s.prflxCount = 0;
-  // Peer-reflexive local candidates belong to the old session.
-  s.locals = s.locals.filter((c) => c.type !== 'prflx');
+  // Peer-reflexive local candidates belong to the old session, and all of them when the restart gathered anew.
+  s.locals = s.nextLocals ?? s.locals.filter((c) => c.type !== 'prflx');
+  s.nextLocals = undefined;
   ctx.pacDeadline = null;
 }

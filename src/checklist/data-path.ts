@@ -133,6 +133,12 @@ export function receiveData(ctx: AgentContext, d: Datagram): DataEvent | undefin
     if (r && s.locals.some((l) => l.component === r.component && sameAddress(l.base, d.local))) {
       return { type: 'data', stream: s.index, component: r.component, data: d.data, from: d.remote, local: d.local };
     }
+    // A restart on new ports whose answer has not reached us: the peer's new session already checked our new port
+    // (an authenticated request, kept for when its parameters arrive) and may have selected that path (§12.1).
+    if (s.nextLocals !== undefined) {
+      const early = s.pending.find((p) => p.from.address === d.remote.address && p.from.port === d.remote.port && sameAddress(p.local.base, d.local));
+      if (early) return { type: 'data', stream: s.index, component: early.local.component, data: d.data, from: d.remote, local: d.local };
+    }
   }
   drop(ctx, 'data-unknown-path');
   return undefined;

@@ -259,7 +259,16 @@ export function updateSelection(ctx: AgentContext, s: Stream, component: number)
   }
   comp.selected = best;
   comp.previous = undefined;
-  if (consentEnabled(ctx)) ctx.consentNext.set(best, ctx.now + consentJitter(ctx));
+  // The new session selected: the old generation's credentials go (RFC 8445 §9).
+  comp.previousGeneration = undefined;
+  if (consentEnabled(ctx)) {
+    // A pair validated long before it was nominated (the answer to a restart came late) would count as expired
+    // (RFC 7675 §5.1) the moment it carries data. The nomination, an authenticated exchange on this very 5-tuple,
+    // stands for one consent interval, and a consent check goes out at once.
+    const stale = ctx.now - best.lastConsentAt >= ctx.config.consentIntervalMs;
+    if (stale) best.lastConsentAt = ctx.now - ctx.config.consentIntervalMs;
+    ctx.consentNext.set(best, stale ? ctx.now : ctx.now + consentJitter(ctx));
+  }
   const nominator = nominatorFor(ctx);
   // RFC 8445 §8.1.2: remove the component's other Frozen/Waiting pairs, cancel its In-Progress checks.
   for (const p of [...s.checklist.pairs]) {

@@ -10,7 +10,7 @@ import type { LocalCandidate } from '../candidates/candidate.js';
 import { unknownComprehensionRequired } from '../stun/attributes.js';
 import { ErrorCode } from '../stun/constants.js';
 import { verifyIntegrity, type DecodedStunMessage } from '../stun/message.js';
-import type { Datagram, TransportAddress } from '../types.js';
+import { sameAddress, type Datagram, type TransportAddress } from '../types.js';
 import { canPair, type RemoteCandidate } from './checklist.js';
 import { encodeCheckError, encodeCheckSuccess, parseCheck } from './checks.js';
 import { baseCandidate, drop, evictIdleRemote, insertPair, markDirty, setPairState, type AgentContext, type Credentials, type PendingRequest, type Stream } from './context.js';
@@ -71,6 +71,13 @@ export function handleRequest(ctx: AgentContext, now: number, d: Datagram, m: De
     drop(ctx, 'request-unknown-attribute');
     return true;
   }
+  if (isPreviousGeneration(ctx, creds)) {
+    // A check of the session a restart replaced, on its previous pair (consent, RFC 7675): answered with that
+    // session's password while the pair carries data (RFC 8445 §9); it starts nothing in the new session, and its
+    // role attributes describe the old one, so no role repair either.
+    respond(ctx, d, encodeCheckSuccess(m.transactionId, d.remote, creds.key));
+    return true;
+  }
   const found = localForBase(ctx, d.local);
   const counted = found && found.stream.checklist.find(found.local.component, found.local.base.address, found.local.base.port, d.remote.address, d.remote.port);
   if (counted) counted.counters.requestsReceived++;
@@ -90,7 +97,7 @@ export function handleRequest(ctx: AgentContext, now: number, d: Datagram, m: De
     if (check.useCandidate) acceptLiteNomination(ctx, now, s, found.local, d.remote, priority);
     return true;
   }
-  if (!s.remote || s.remote.ufrag !== rfrag) {
+  if (!s.remote || s.remote.ufrag !== rfrag || s.nextLocals?.includes(found.local)) {
     if (s.pending.length < MAX_PENDING_REQUESTS) s.pending.push({ local: found.local, from: d.remote, rfrag, priority, useCandidate: check.useCandidate });
     return true;
   }
@@ -98,11 +105,22 @@ export function handleRequest(ctx: AgentContext, now: number, d: Datagram, m: De
   return true;
 }
 
-/** Credentials of the session `lfrag` names: the agent's current ones or those a stream still runs. */
+/**
+ * Credentials of the session `lfrag` names: the agent's current ones, those a stream still runs, or those of a
+ * previous pair kept over a restart.
+ */
 function credentialsFor(ctx: AgentContext, lfrag: string): Credentials | undefined {
   if (lfrag === ctx.creds.ufrag) return ctx.creds;
   for (const s of ctx.streams) if (s.local.ufrag === lfrag) return s.local;
+  for (const s of ctx.streams) {
+    for (const comp of s.components) if (comp.previousGeneration?.local.ufrag === lfrag) return comp.previousGeneration.local;
+  }
   return undefined;
+}
+
+/** Credentials that only a previous pair still uses (no stream runs them any more). */
+function isPreviousGeneration(ctx: AgentContext, creds: Credentials): boolean {
+  return creds !== ctx.creds && !ctx.streams.some((s) => s.local === creds);
 }
 
 function localForBase(ctx: AgentContext, base: TransportAddress): { stream: Stream; local: LocalCandidate } | undefined {
@@ -111,6 +129,11 @@ function localForBase(ctx: AgentContext, base: TransportAddress): { stream: Stre
       const l = baseCandidate(s, c, base);
       if (l) return { stream: s, local: l };
     }
+  }
+  // A check of the peer's new session on a port gathered for ours before our session started: kept as early.
+  for (const s of ctx.streams) {
+    const l = s.nextLocals?.find((x) => sameAddress(x.base, base) && (x.type === 'host' || x.type === 'relay'));
+    if (l) return { stream: s, local: l };
   }
   return undefined;
 }

@@ -29,6 +29,12 @@ export interface IceAgentOptions extends HostSelectionOptions {
   /** Bind host sockets in this port range. */
   readonly portRange?: PortRange;
   /**
+   * Keep the host sockets over an ICE restart (default false). By default a restart binds new host sockets, as
+   * libwebrtc gathers new ports: a peer then never mistakes our unchanged address for a path of its new session
+   * (issue 17). The old sockets carry the previous pair until the new session selects one, then close.
+   */
+  readonly restartKeepsPorts?: boolean;
+  /**
    * SO_RCVBUF / SO_SNDBUF of the host sockets, bytes (default: the OS's). Raise the receive buffer on a server
    * taking many small datagrams a second, or bursts are dropped by the kernel; Linux doubles the value and caps it
    * at `net.core.rmem_max` / `wmem_max`.

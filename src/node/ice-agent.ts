@@ -95,6 +95,13 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   #machine: AgentMachine | undefined;
   #driver: MachineDriver | undefined;
   #endpoint: UdpEndpoint | undefined;
+  /** Sockets a restart replaced, still carrying the previous pairs until `bases-released` (see `restart`). */
+  readonly #oldEndpoints: UdpEndpoint[] = [];
+  /** The host addresses `gather()` bound (one per component and address), bound anew on a restart. */
+  /** The host addresses gathering binds on (one socket per component on each); a restart binds them anew. */
+  #hostAddresses: readonly string[] = [];
+  /** A restart's sockets are being bound: a second restart meanwhile takes new credentials and shares them. */
+  #rebinding: Promise<void> | undefined;
   /** Connections to TURN servers over TCP/TLS (only when one is configured). */
   #turnStreams: TurnStreams | undefined;
   #mdns: MdnsSocket | undefined;
@@ -172,26 +179,13 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     this.#assertOpen();
     // Read after the awaits above: a component dropped meanwhile (the answer accepted rtcp-mux) gets no socket.
     const components = this.#components;
-    const addresses: string[] = [];
-    for (let c = 1; c <= components; c++) for (const h of hosts) addresses.push(h.address);
-    // RFC 3550 §11: RTP on an even port and RTCP on the next one where both are free (a=rtcp says where it is).
-    const rtpRtcpPairs = components >= 2 ? hosts.map((_h, i): [number, number] => [i, hosts.length + i]) : [];
-    this.#endpoint = await UdpEndpoint.bind({
-      addresses,
-      rtpRtcpPairs,
-      onDatagram: (d, buffer) => this.#receive(d, buffer),
-      onError: (e) => this.#warn(`socket: ${e instanceof Error ? e.message : String(e)}`),
-      random: this.#random,
-      ...(o.portRange ? { portRange: o.portRange } : {}),
-      ...(o.recvBufferSize !== undefined ? { recvBufferSize: o.recvBufferSize } : {}),
-      ...(o.sendBufferSize !== undefined ? { sendBufferSize: o.sendBufferSize } : {}),
-    });
+    this.#hostAddresses = hosts.map((h) => h.address);
+    this.#endpoint = await this.#bind();
     if (this.#closing) {
       await this.#endpoint.close();
       throw new InvalidStateError('IceAgent closed during gather()');
     }
-    const bound = this.#endpoint.addresses;
-    const bases: StreamBase[] = bound.map((address, i) => ({ address, component: Math.floor(i / hosts.length) + 1 }));
+    const bases = this.#basesOf(this.#endpoint);
     if (o.mdns) {
       const mdnsOptions: MdnsSocketOptions = typeof o.mdns === 'object' ? o.mdns : {};
       try {
@@ -209,9 +203,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       agentMachineOptions(o, { random: this.#random, role: this.#role, components, bases, stunServers, turnServers, mdns, pacer }),
     );
     this.#machine = machine;
-    const endpoint = this.#endpoint;
     this.#driver = new MachineDriver({
-      send: (d) => this.#sendOut(endpoint, d),
+      send: (d) => this.#sendOut(d),
       ...(pacer ? { pacer } : {}),
       onCallbackError: (error, source) => {
         if (source === 'event' && this.listenerCount('error') > 0) super.emit('error', error);
@@ -313,7 +306,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       if (t === null) this.#flush(m, d);
       else {
         try {
-          this.#sendOut(this.#endpoint!, t);
+          this.#sendOut(t);
         } catch (error) {
           warnCallbackError(error, 'send');
         }
@@ -363,9 +356,97 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     if (this.#machine) this.#command((m) => this.#dropInMachine(m, component));
   }
 
-  /** ICE restart (RFC 8445 §9): new local ufrag/pwd; signal them, then set the peer's new parameters. */
+  /**
+   * ICE restart (RFC 8445 §9): new local ufrag/pwd at once; signal them, then set the peer's new parameters. Unless
+   * `restartKeepsPorts`, new host sockets are bound and the new session gathers on them: `gather()` then returns
+   * the promise of that gathering, `getLocalCandidates()` lists the new session's candidates, and `candidate`
+   * events bring them. The old sockets carry the previous pair until the new session selects one, then close.
+   */
   restart(): void {
-    this.#command((m) => m.restart(this.#driver!.now()));
+    if (this.#options.restartKeepsPorts || !this.#machine || !this.#driver || this.#hostAddresses.length === 0) {
+      this.#command((x) => x.restart(this.#driver!.now()));
+      return;
+    }
+    this.#command((x) => x.restart(this.#driver!.now(), 'pending'));
+    this.#localCandidates.length = 0;
+    if (this.#rebinding) return;
+    const rebinding = this.#gatherAgain().finally(() => {
+      if (this.#rebinding === rebinding) this.#rebinding = undefined;
+    });
+    this.#rebinding = rebinding;
+    this.#gathering = rebinding;
+  }
+
+  /** Binds the restart's sockets and gathers on them; on a bind failure the new session gathers on the old ones. */
+  async #gatherAgain(): Promise<void> {
+    const previous = this.#endpoint!;
+    let bases: StreamBase[];
+    try {
+      const endpoint = await this.#bind();
+      if (this.#closing) {
+        await endpoint.close();
+        return;
+      }
+      this.#oldEndpoints.push(previous);
+      this.#endpoint = endpoint;
+      bases = this.#basesOf(endpoint);
+    } catch (error) {
+      if (this.#closing) return;
+      this.#warn(`restart: new host sockets could not be bound (${error instanceof Error ? error.message : String(error)}), keeping the old ones`);
+      bases = this.#basesOf(previous);
+    }
+    const done = new Promise<void>((resolve) => {
+      const onState = (s: IceGatheringState) => {
+        if (s !== 'complete') return;
+        this.off('gatheringstatechange', onState);
+        resolve();
+      };
+      this.on('gatheringstatechange', onState);
+      this.#endGatherWait = () => {
+        this.off('gatheringstatechange', onState);
+        resolve();
+      };
+    });
+    this.#rebinding = undefined; // from here a new restart binds anew
+    this.#command((x) => x.useBases(this.#driver!.now(), bases));
+    await done;
+    this.#endGatherWait = undefined;
+  }
+
+  /** Binds one UDP socket per component (as many as remain) and host address. */
+  #bind(): Promise<UdpEndpoint> {
+    const o = this.#options;
+    const hosts = this.#hostAddresses;
+    const addresses: string[] = [];
+    for (let c = 1; c <= this.#components; c++) addresses.push(...hosts);
+    // RFC 3550 §11: RTP on an even port and RTCP on the next one where both are free (a=rtcp says where it is).
+    const rtpRtcpPairs = this.#components >= 2 ? hosts.map((_h, i): [number, number] => [i, hosts.length + i]) : [];
+    return UdpEndpoint.bind({
+      addresses,
+      rtpRtcpPairs,
+      onDatagram: (d, buffer) => this.#receive(d, buffer),
+      onError: (e) => this.#warn(`socket: ${e instanceof Error ? e.message : String(e)}`),
+      random: this.#random,
+      ...(o.portRange ? { portRange: o.portRange } : {}),
+      ...(o.recvBufferSize !== undefined ? { recvBufferSize: o.recvBufferSize } : {}),
+      ...(o.sendBufferSize !== undefined ? { sendBufferSize: o.sendBufferSize } : {}),
+    });
+  }
+
+  #basesOf(endpoint: UdpEndpoint): StreamBase[] {
+    return endpoint.addresses.map((address, i) => ({ address, component: Math.floor(i / this.#hostAddresses.length) + 1 }));
+  }
+
+  /** Closes the sockets a restart replaced once the machine released all their bases. */
+  #closeReleased(bases: readonly StreamBase[]): void {
+    const gone = new Set(bases.map((b) => `${b.address.address}|${b.address.port}`));
+    for (let i = this.#oldEndpoints.length - 1; i >= 0; i--) {
+      const e = this.#oldEndpoints[i]!;
+      if (!e.addresses.every((a) => gone.has(`${a.address}|${a.port}`))) continue;
+      this.#oldEndpoints.splice(i, 1);
+      // After this drain's transmits (a TURN allocation's deletion leaves from it).
+      setTimeout(() => void e.close(), 0);
+    }
   }
 
   /** Per-pair statistics in the shape of RTCIceCandidatePairStats, and those of components running without ICE. */
@@ -404,6 +485,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     await this.#turnStreams?.close();
     await this.#mdns?.close();
     await this.#endpoint?.close();
+    await Promise.all(this.#oldEndpoints.splice(0).map((e) => e.close()));
     this.#setState('closed');
   }
 
@@ -422,10 +504,21 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     void done.finally(() => this.#releasing.delete(done));
   }
 
-  /** UDP datagrams leave by the host sockets; TURN-over-TCP/TLS transmits by their connection. */
-  #sendOut(endpoint: UdpEndpoint, d: Datagram): void {
-    if (d.transport === undefined || d.transport === 'udp') endpoint.send(d);
-    else this.#turnStreams?.send(d);
+  /**
+   * UDP datagrams leave by the host sockets (after a restart, the previous pair's by the old ones); TURN-over-TCP/TLS
+   * transmits by their connection.
+   */
+  #sendOut(d: Datagram): void {
+    if (d.transport !== undefined && d.transport !== 'udp') {
+      this.#turnStreams?.send(d);
+      return;
+    }
+    if (this.#oldEndpoints.length > 0) {
+      for (const e of this.#oldEndpoints) {
+        if (e.addresses.some((a) => a.port === d.local.port && a.address === d.local.address)) return e.send(d);
+      }
+    }
+    this.#endpoint!.send(d);
   }
 
   /** The edge of TURN over TCP/TLS: connections opened on the machine's request, their outcomes fed back to it. */
@@ -530,10 +623,9 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
    * inputs that cannot move a deadline earlier; an event listener's own commands kick the driver as usual.
    */
   #flush(m: AgentMachine, d: MachineDriver): void {
-    const endpoint = this.#endpoint!;
     for (let t = m.pollTransmit(); t !== undefined; t = m.pollTransmit()) {
       try {
-        this.#sendOut(endpoint, t);
+        this.#sendOut(t);
       } catch (error) {
         warnCallbackError(error, 'send');
       }
@@ -622,6 +714,9 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
         return;
       case 'remote-candidate-dropped':
         this.#warn(`remote candidate ${formatCandidate(e.candidate)} dropped: ${e.reason}`);
+        return;
+      case 'bases-released':
+        this.#closeReleased(e.bases);
         return;
       case 'resolve-mdns':
         // The machine holds the candidate (and any end-of-candidates behind it) until this answer.

@@ -87,6 +87,8 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
   readonly #componentWarned = new Set<number>();
   #role: IceRole | undefined;
   #closed = false;
+  /** `restart()` was called: the agents restart when our next offer is created. */
+  #restartRequested = false;
 
   constructor(options: IceSdpSessionOptions = {}) {
     super();
@@ -125,6 +127,7 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
     this.#assertOpen();
     this.#checkMediaSections(appSdp);
     this.#role ??= this.#oa.localParameters.lite ? 'controlled' : 'controlling';
+    if (this.#restartRequested && this.#oa.signalingState !== 'have-remote-offer') this.#restartAgents();
     await this.#prepareLocal(appSdp, false);
     const offer = this.#oa.createOffer(appSdp);
     return offer;
@@ -137,10 +140,9 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
     this.#assertOpen();
     if (this.#oa.signalingState !== 'have-remote-offer') throw new InvalidStateError('createAnswer() needs a remote offer');
     if (this.#oa.remote?.restart && !this.#oa.restartPending) {
-      // RFC 8839 §4.4.2.1: answering a restart, our agents restart too, with new credentials.
-      for (const a of this.#agents.values()) a.restart();
-      const first = this.agent();
-      if (first) this.#oa.restartIce({ ufrag: first.getLocalParameters().ufrag, pwd: first.getLocalParameters().pwd });
+      // RFC 8839 §4.4.2.1: answering a restart, our agents restart too, with new credentials (which also serves a
+      // restart() asked for meanwhile).
+      this.#restartAgents();
     }
     await this.#prepareLocal(appSdp, true);
     const answer = this.#oa.createAnswer(appSdp);
@@ -160,12 +162,25 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
     return result;
   }
 
-  /** Starts an ICE restart (RFC 8445 §9): new credentials on every agent; then call `createOffer`. */
+  /**
+   * Asks for an ICE restart (RFC 8445 §9); then call `createOffer`, which carries it: the agents take new credentials
+   * (and, unless `restartKeepsPorts`, new host ports) when that offer is created. A restart belongs in an offer
+   * (RFC 8839 §4.4.1.1.1): the answer to a remote offer that did not restart keeps the credentials in force, so a
+   * restart asked for while such an offer is pending, or before one arrives, waits for our next offer. A remote
+   * offer that restarts serves it.
+   */
   restart(): void {
     this.#assertOpen();
+    if (!this.agent()) throw new InvalidStateError('restart() before any offer or answer');
+    this.#restartRequested = true;
+  }
+
+  /** Restarts every agent and gives the offer/answer state the first agent's new credentials. */
+  #restartAgents(): void {
+    this.#restartRequested = false;
     for (const a of this.#agents.values()) a.restart();
     const first = this.agent();
-    if (!first) throw new InvalidStateError('restart() before any offer or answer');
+    if (!first) return;
     const p = first.getLocalParameters();
     this.#oa.restartIce({ ufrag: p.ufrag, pwd: p.pwd });
   }

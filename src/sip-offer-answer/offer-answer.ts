@@ -112,6 +112,8 @@ export class OfferAnswer {
   #localLiteAtRole = false;
   #iceMode: IceMode | undefined;
   #localRestartPending = false;
+  /** The parameters before a local restart that no offer carried yet: an answer to a plain re-offer keeps them. */
+  #beforeRestart: LocalIceParameters | undefined;
   #remoteRestartPending = false;
   #mustRestartOnNextOffer = false;
   #pendingOffer: { readonly desc: IceDescription; readonly restart: boolean } | undefined;
@@ -325,6 +327,7 @@ export class OfferAnswer {
     }
     const next: LocalIceParameters = { ...this.#local, ...params, ...creds };
     validateLocalParameters(next);
+    if (!this.#localRestartPending) this.#beforeRestart = this.#local;
     this.#local = next;
     this.#localRestartPending = true;
     this.#mustRestartOnNextOffer = false;
@@ -368,10 +371,18 @@ export class OfferAnswer {
     if (app.media.length !== this.#remoteOffer.media.length) {
       throw new SdpError(0, '', `the answer has ${app.media.length} m= sections, the offer ${this.#remoteOffer.media.length}`);
     }
-    const desc = this.#buildLocal(app, this.#remoteResult, this.#localRestartPending);
+    // RFC 8839 §4.4.1.1.1, §4.4.2.1, RFC 8445 §9: a restart is an offer's; the answer to an offer that did not
+    // restart keeps the credentials in force, and a local restart begun meanwhile waits for our next offer.
+    const deferred = this.#localRestartPending && !this.#remoteRestartPending ? this.#beforeRestart : undefined;
+    const desc = deferred
+      ? buildLocalDescription(this.#localContext(deferred), app, this.#remoteResult, false)
+      : this.#buildLocal(app, this.#remoteResult, this.#localRestartPending);
     this.#localDesc = desc;
     this.#state = 'stable';
-    this.#localRestartPending = false;
+    if (!deferred) {
+      this.#localRestartPending = false;
+      this.#beforeRestart = undefined;
+    }
     this.#remoteRestartPending = false;
     return writeIceDescription(desc, appSdp);
   }
@@ -428,6 +439,7 @@ export class OfferAnswer {
       this.#pendingOffer = undefined;
       this.#state = 'stable';
       this.#localRestartPending = false;
+      this.#beforeRestart = undefined;
       // RFC 8839 §4.4.3.1: ICE support vanished from an answer: fall back now, restart with the next offer.
       if (analysis.hadIce && iceMode === 'none') this.#mustRestartOnNextOffer = true;
     }
@@ -557,9 +569,9 @@ export class OfferAnswer {
   }
 
   /** What the local description and trickle bodies are built from, as of now. */
-  #localContext(): LocalContext {
+  #localContext(local: LocalIceParameters = this.#local): LocalContext {
     return {
-      local: this.#local,
+      local,
       trickle: this.#trickle,
       bundlePolicy: this.#bundlePolicy,
       credentialsLevel: this.#credLevel,

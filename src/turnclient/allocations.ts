@@ -338,6 +338,15 @@ export class Allocations implements SansIoMachine<AllocationsEvent> {
     return true;
   }
 
+  /**
+   * Releases the UDP allocations running from these host bases (Refresh with LIFETIME 0): an ICE restart gathered
+   * on new sockets and the old ones are about to close.
+   */
+  releaseFrom(now: number, locals: readonly TransportAddress[]): void {
+    const gone = new Set(locals.map(key));
+    for (const a of this.#byKey.values()) if (a.client.transport === 'udp' && gone.has(key(a.client.local))) a.client.close(now);
+  }
+
   /** Releases every allocation (Refresh with LIFETIME 0) and abandons connections not yet open. */
   close(now: number): void {
     if (this.#closed) return;

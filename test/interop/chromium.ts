@@ -222,6 +222,29 @@ export class ChromiumPeer {
     return this.page.evaluate((ms) => (globalThis as unknown as PageHelpers).__ice.waitConnected(ms), timeoutMs);
   }
 
+  /** ICE restart (`restartIce()`) on the existing connection: returns the gathered re-offer. */
+  restartOffer(): Promise<string> {
+    return this.page.evaluate(() => (globalThis as unknown as PageHelpers).__ice.restartOffer());
+  }
+
+  /** Applies a re-offer to the existing connection and returns the gathered answer. */
+  reanswer(offer: string): Promise<string> {
+    return this.page.evaluate((sdp) => (globalThis as unknown as PageHelpers).__ice.reanswer(sdp), offer);
+  }
+
+  /**
+   * Starts watching the bytes received on every candidate pair (getStats in a loop): what icewire sends arrives
+   * there even though no DTLS ever runs.
+   */
+  startSampling(): Promise<void> {
+    return this.page.evaluate(() => (globalThis as unknown as PageHelpers).__ice.startSampling());
+  }
+
+  /** Stops sampling: the largest gap between samples that saw new bytes, and the largest gap between samples. */
+  stopSampling(): Promise<BrowserReceiveGaps> {
+    return this.page.evaluate(() => (globalThis as unknown as PageHelpers).__ice.stopSampling());
+  }
+
   /** Every state change so far. */
   history(): Promise<BrowserStateChange[]> {
     return this.page.evaluate(() => (globalThis as unknown as PageHelpers).__ice.history.slice());
@@ -241,10 +264,27 @@ export class ChromiumPeer {
   }
 }
 
+/** What `stopSampling` measured, ms. */
+export interface BrowserReceiveGaps {
+  /** Largest time without new bytes on any candidate pair (from the start to the last bytes seen). */
+  readonly gapMs: number;
+  /** When that gap began, ms after sampling started. */
+  readonly gapAtMs: number;
+  /** Largest interval between two getStats samples: the resolution of `gapMs`. */
+  readonly sampleMs: number;
+  readonly samples: number;
+  /** Bytes received over every candidate pair seen while sampling (a pair that vanished keeps its last count). */
+  readonly bytes: number;
+}
+
 interface PageHelpers {
   __ice: {
     history: BrowserStateChange[];
     prepare(pool: number): void;
+    restartOffer(): Promise<string>;
+    reanswer(offer: string): Promise<string>;
+    startSampling(): Promise<void>;
+    stopSampling(): Promise<BrowserReceiveGaps>;
     createOffer(): Promise<string>;
     createAnswer(offer: string): Promise<string>;
     setAnswer(answer: string): Promise<void>;
@@ -260,6 +300,7 @@ interface PageHelpers {
 const PAGE_SCRIPT = String.raw`(() => {
   const history = [];
   let pc;
+  let sampling;
   let t0 = 0;
   const up = (s) => s === 'connected' || s === 'completed';
   const waiters = [];
@@ -320,6 +361,60 @@ const PAGE_SCRIPT = String.raw`(() => {
       await p.setLocalDescription(await p.createAnswer());
       watchTransport(p);
       return gathered(p);
+    },
+    async restartOffer() {
+      if (!pc) throw new Error('no RTCPeerConnection');
+      pc.restartIce();
+      await pc.setLocalDescription(await pc.createOffer());
+      return gathered(pc);
+    },
+    async reanswer(offer) {
+      if (!pc) throw new Error('no RTCPeerConnection');
+      await pc.setRemoteDescription({ type: 'offer', sdp: offer });
+      await pc.setLocalDescription(await pc.createAnswer());
+      return gathered(pc);
+    },
+    async startSampling() {
+      const run = { on: true, last: new Map(), first: new Map(), hits: [], start: performance.now(), prev: performance.now(), sampleMs: 0, samples: 0 };
+      sampling = run;
+      run.done = (async () => {
+        while (run.on) {
+          const report = await pc.getStats();
+          const t = performance.now();
+          let more = false;
+          for (const st of report.values()) {
+            if (st.type !== 'candidate-pair') continue;
+            const b = Number(st.bytesReceived || 0);
+            if (b > (run.last.get(st.id) || 0)) more = true;
+            run.last.set(st.id, Math.max(b, run.last.get(st.id) || 0));
+            if (run.samples === 0) run.first.set(st.id, b);
+          }
+          if (run.samples > 0 && more) run.hits.push(t);
+          run.sampleMs = Math.max(run.sampleMs, t - run.prev);
+          run.prev = t;
+          run.samples++;
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })();
+    },
+    async stopSampling() {
+      const run = sampling;
+      if (!run) throw new Error('not sampling');
+      run.on = false;
+      await run.done;
+      // From the start to the last sample that saw bytes: the caller stops sending before it stops sampling.
+      const times = [run.start, ...run.hits];
+      let gap = 0;
+      let gapAt = 0;
+      for (let i = 1; i < times.length; i++) {
+        if (times[i] - times[i - 1] > gap) {
+          gap = times[i] - times[i - 1];
+          gapAt = times[i - 1] - run.start;
+        }
+      }
+      let bytes = 0;
+      for (const [id, b] of run.last) bytes += b - (run.first.get(id) || 0);
+      return { gapMs: Math.round(gap), gapAtMs: Math.round(gapAt), sampleMs: Math.round(run.sampleMs), samples: run.samples, bytes };
     },
     async setAnswer(answer) {
       if (!pc) throw new Error('no RTCPeerConnection');
@@ -402,6 +497,7 @@ export type IcewirePeerMessage =
   | { readonly type: 'sdp'; readonly id: number; readonly sdp: string }
   | { readonly type: 'ok'; readonly id: number }
   | { readonly type: 'stats'; readonly id: number; readonly stats: IcewireStatsReport | null }
+  | { readonly type: 'stream'; readonly id: number; readonly sent: number; readonly refused: number; readonly refusedMs: number }
   | { readonly type: 'state'; readonly state: string; readonly t: number; readonly at: number }
   | { readonly type: 'selected'; readonly local: IcewireCandidateInfo; readonly remote: IcewireCandidateInfo; readonly t: number; readonly at: number }
   | { readonly type: 'warning'; readonly message: string }
@@ -412,6 +508,9 @@ type PeerCommand =
   | { readonly cmd: 'offer'; readonly id: number; readonly appSdp: string; readonly options?: IcewireSessionOptions }
   | { readonly cmd: 'remote-answer'; readonly id: number; readonly answer: string }
   | { readonly cmd: 'stats'; readonly id: number }
+  | { readonly cmd: 'restart-offer'; readonly id: number; readonly appSdp: string }
+  | { readonly cmd: 'stream-start'; readonly id: number; readonly periodMs: number }
+  | { readonly cmd: 'stream-stop'; readonly id: number }
   | { readonly cmd: 'quit'; readonly id: number };
 
 /** The JSON-safe `IceSdpSessionOptions` the child accepts (host gathering on one address, 127.0.0.1 by default). */
@@ -490,6 +589,27 @@ export class IcewirePeer {
   /** Creates icewire's offer around `appSdp`. */
   async offer(appSdp: string, options?: IcewireSessionOptions): Promise<string> {
     return this.#sdp({ cmd: 'offer', id: this.#nextId++, appSdp, ...(options ? { options } : {}) });
+  }
+
+  /** `restart()` then a re-offer around `appSdp` (RFC 8445 §9: the restart travels in our offer). */
+  async restartOffer(appSdp: string): Promise<string> {
+    return this.#sdp({ cmd: 'restart-offer', id: this.#nextId++, appSdp });
+  }
+
+  /** Starts sending a 1000-byte datagram every `periodMs` on the selected pair. */
+  async streamStart(periodMs: number): Promise<void> {
+    const id = this.#nextId++;
+    this.#send({ cmd: 'stream-start', id, periodMs });
+    await this.#reply(id);
+  }
+
+  /** Stops sending: how many went, how many the agent refused, and the longest run of refusals (ms). */
+  async streamStop(): Promise<Extract<IcewirePeerMessage, { type: 'stream' }>> {
+    const id = this.#nextId++;
+    this.#send({ cmd: 'stream-stop', id });
+    const m = await this.#reply(id);
+    if (m.type !== 'stream') throw new Error(`icewire child: expected stream, got ${JSON.stringify(m)}`);
+    return m;
   }
 
   /** Applies the browser's answer. */
@@ -615,6 +735,7 @@ async function peerMain(hardTimeoutMs: number): Promise<void> {
     session = s;
     return s;
   };
+  let stream: { timer: NodeJS.Timeout; sent: number; refused: number; refusedSince: number | undefined; refusedMs: number } | undefined;
   let quitting = false;
   const quit = async (): Promise<void> => {
     if (quitting) return;
@@ -644,6 +765,41 @@ async function peerMain(hardTimeoutMs: number): Promise<void> {
           case 'offer':
             out({ type: 'sdp', id: c.id, sdp: await open(c.options).createOffer(c.appSdp) });
             break;
+          case 'restart-offer': {
+            const s = open();
+            s.restart();
+            out({ type: 'sdp', id: c.id, sdp: await s.createOffer(c.appSdp) });
+            break;
+          }
+          case 'stream-start': {
+            const st = { sent: 0, refused: 0, refusedSince: undefined as number | undefined, refusedMs: 0, timer: undefined as unknown as NodeJS.Timeout };
+            // First byte 0x42: neither STUN, DTLS nor RTP (RFC 7983); 1000 bytes, so that the browser's byte count
+            // tells these from the odd STUN message.
+            const payload = Buffer.alloc(1000, 0x42);
+            st.timer = setInterval(() => {
+              const ok = session?.agent()?.send(payload) ?? false;
+              const now = Date.now();
+              if (ok) {
+                st.sent++;
+                if (st.refusedSince !== undefined) st.refusedMs = Math.max(st.refusedMs, now - st.refusedSince);
+                st.refusedSince = undefined;
+              } else {
+                st.refused++;
+                st.refusedSince ??= now;
+              }
+            }, c.periodMs);
+            stream = st;
+            out({ type: 'ok', id: c.id });
+            break;
+          }
+          case 'stream-stop': {
+            const st = stream;
+            stream = undefined;
+            if (st) clearInterval(st.timer);
+            const refusedMs = st?.refusedSince !== undefined ? Math.max(st.refusedMs, Date.now() - st.refusedSince) : (st?.refusedMs ?? 0);
+            out({ type: 'stream', id: c.id, sent: st?.sent ?? 0, refused: st?.refused ?? 0, refusedMs });
+            break;
+          }
           case 'remote-answer':
             await open().setRemoteDescription(c.answer, 'answer');
             out({ type: 'ok', id: c.id });
