@@ -181,6 +181,11 @@ describe('junk remote candidates at the limit (issue 16: a hostile signalling ch
     expect(l.getSelectedPair(0, 1)!.remote.address).toBe('10.0.0.2');
     expect(l.getStats().dropped['remote-evicted']).toBe(1);
     expect(l.getStats().dropped['prflx-remote-limit'] ?? 0).toBe(0);
+    // The evicted junk candidate is reported, not only counted (IceAgent turns this into a `warning`).
+    const dropped = d.eventsOf('L', 'remote-candidate-dropped');
+    expect(dropped).toHaveLength(1);
+    expect(dropped[0]).toMatchObject({ stream: 0, reason: 'evicted-for-peer-reflexive' });
+    expect(dropped[0]!.candidate.address).toMatch(/^10\.66\./);
   });
 });
 
