@@ -283,7 +283,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
    */
   dropComponent(now: number, stream: number, component: number): TransportAddress[] {
     this.core.dropComponent(stream, component); // throws before anything else changes
-    const bases = this.#options.bases.filter((b) => (b.stream ?? 0) === stream && b.component === component).map((b) => b.address);
+    const bases = this.#bases.filter((b) => (b.stream ?? 0) === stream && b.component === component).map((b) => b.address);
     this.#gatherers[stream]?.dropComponent(now, component);
     this.#turn.releaseBases(now, stream, bases);
     this.#noIce.dropComponent(stream, component);
