@@ -211,19 +211,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
         else warnCallbackError(error, source);
       },
     });
-    const done = new Promise<void>((resolve) => {
-      const onState = (s: IceGatheringState) => {
-        if (s !== 'complete') return;
-        this.off('gatheringstatechange', onState);
-        resolve();
-      };
-      this.on('gatheringstatechange', onState);
-      // close() does not wait for a slow or dead server: it ends the wait for gathering at once.
-      this.#endGatherWait = () => {
-        this.off('gatheringstatechange', onState);
-        resolve();
-      };
-    });
+    const done = this.#gatheringComplete();
     // Core commands before attach so that the first drain carries them.
     for (const f of this.#early.splice(0)) f(machine);
     // A component dropped while the sockets were being bound: dropped before gathering starts.
@@ -395,7 +383,16 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       this.#warn(`restart: new host sockets could not be bound (${error instanceof Error ? error.message : String(error)}), keeping the old ones`);
       bases = this.#basesOf(previous);
     }
-    const done = new Promise<void>((resolve) => {
+    const done = this.#gatheringComplete();
+    this.#rebinding = undefined; // from here a new restart binds anew
+    this.#command((x) => x.useBases(this.#driver!.now(), bases));
+    await done;
+    this.#endGatherWait = undefined;
+  }
+
+  /** Resolves when gathering completes, or when close() ends the wait (it does not wait for a slow or dead server). */
+  #gatheringComplete(): Promise<void> {
+    return new Promise<void>((resolve) => {
       const onState = (s: IceGatheringState) => {
         if (s !== 'complete') return;
         this.off('gatheringstatechange', onState);
@@ -407,10 +404,6 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
         resolve();
       };
     });
-    this.#rebinding = undefined; // from here a new restart binds anew
-    this.#command((x) => x.useBases(this.#driver!.now(), bases));
-    await done;
-    this.#endGatherWait = undefined;
   }
 
   /** Binds one UDP socket per component (as many as remain) and host address. */
