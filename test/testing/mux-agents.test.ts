@@ -72,7 +72,7 @@ class PeerGroup implements SansIoMachine<{ port: number; event: AgentMachineEven
 const host = (address: string, port: number) => parseCandidate(`candidate:1 1 udp 2130706431 ${address} ${port} typ host`);
 const up = (s: string | undefined) => s === 'connected' || s === 'completed';
 
-function setup(n: number) {
+function setup() {
   const net = new VirtualNetwork({ seed: 'mux', trace: false, maxSteps: 50_000_000, maxStepsPerInstant: 5_000_000 });
   const serverHost = net.addHost({ name: 'sfu', address: MUX.address });
   const peerHost = net.addHost({ name: 'peers', address: PEER_IP });
@@ -125,7 +125,7 @@ function setup(n: number) {
 describe('MuxedAgents: 1,000 agents on one port in virtual time', () => {
   it('1,000 lite agents and 1,000 peers connect; data reaches its own agent; restarts, closes and address reuse keep routing right', () => {
     const N = 1000;
-    const s = setup(N);
+    const s = setup();
     const { net, mux } = s;
     const idOf = new Map<number, number>(); // peer port -> agent id
     for (let i = 0; i < N; i++) idOf.set(20000 + i, s.connect(20000 + i, String(i)));
