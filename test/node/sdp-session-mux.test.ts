@@ -29,12 +29,13 @@ describe('IceSdpSession with udpMux', () => {
   });
 
   it('ten calls answered on one port (lite), media both ways, a caller restart keeps the port', async () => {
-    mux = await IceUdpMux.bind({ addresses: ['127.0.0.1'] });
-    const port = mux.addresses[0]!.port;
+    const m = await IceUdpMux.bind({ addresses: ['127.0.0.1'] });
+    mux = m;
+    const port = m.addresses[0]!.port;
     const calls = await Promise.all(
       Array.from({ length: 10 }, async () => {
         const caller = new IceSdpSession(loopback);
-        const gateway = new IceSdpSession({ udpMux: mux, lite: true });
+        const gateway = new IceSdpSession({ udpMux: m, lite: true });
         sessions.push(caller, gateway);
         await gateway.setRemoteDescription(await caller.createOffer(appSdp), 'offer');
         const answer = await gateway.createAnswer(appSdp);
@@ -45,7 +46,7 @@ describe('IceSdpSession with udpMux', () => {
         return { caller, gateway };
       }),
     );
-    expect(mux.agentCount).toBe(10);
+    expect(m.agentCount).toBe(10);
     const heard = await Promise.all(
       calls.map(({ caller, gateway }, i) => {
         const got = new Promise<string>((r) => gateway.agent()!.once('data', (d) => r(d.toString())));
@@ -66,7 +67,7 @@ describe('IceSdpSession with udpMux', () => {
     caller.agent()!.send(Buffer.from('\x80after-restart'));
     expect(await got).toBe('\x80after-restart');
     await gateway.close();
-    expect(mux.agentCount).toBe(9);
+    expect(m.agentCount).toBe(9);
   }, 30_000);
 
   it('an offer from a session on a mux carries one component (RTCP on RTP)', async () => {
