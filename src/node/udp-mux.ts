@@ -61,6 +61,7 @@ type Receiver = (datagram: Datagram, buffer: Buffer) => void;
  * One UDP port for many ICE agents.
  *
  * ```ts
+ * import { IceAgent, IceUdpMux } from 'icewire';
  * const mux = await IceUdpMux.bind({ addresses: ['127.0.0.1'], port: 0 });
  * const agent = new IceAgent({ udpMux: mux, lite: true });
  * ```
