@@ -26,6 +26,7 @@ export * from './candidates/gatherer.js';
 export * from './candidates/mdns.js';
 export * from './stun/index.js';
 export * from './stun/demux.js';
+export * from './stun/mux-router.js';
 export * from './stun/binding-server.js';
 export * from './turnclient/index.js';
 export * from './errors.js';

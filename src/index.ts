@@ -5,6 +5,7 @@
  * - {@link IceSdpSession}: ICE driven by SDP offer/answer (SIP, RFC 8839) and trickle bodies (RFC 8840).
  * - {@link OfferAnswer} and the SDP helpers: the same binding as pure values, for other IO layers.
  * - {@link parseCandidate} / {@link formatCandidate} and the `RTCIceCandidateInit` converters.
+ * - {@link IceUdpMux}: one UDP port for many agents (an SFU, a SIP gateway).
  * - {@link startStunServer}: the built-in STUN server (tests and demos use it on loopback).
  *
  * Sans-IO machines (the agent core, STUN and TURN clients, codecs) are in `icewire/core`; the virtual network for
@@ -14,6 +15,7 @@
 export { IceAgent, type IceAgentEvents, type IceAgentOptions, type IceCandidatePair, type IceCandidatePairState, type IceGatheringState } from './node/ice-agent.js';
 export { IceSdpSession, type IceSdpSessionEvents, type IceSdpSessionOptions } from './node/sdp-session.js';
 export { startStunServer } from './node/stun-server.js';
+export { IceUdpMux, UdpMuxError, type IceUdpMuxOptions, type IceUdpMuxStats, type MuxDropReason, type UdpMuxLimits, type UdpMuxPort } from './node/udp-mux.js';
 export type { TurnTlsOptions } from './node/turn-transport.js';
 export { GlobalPacer } from './stun/pacing.js';
 export { RemoteAddressBudget } from './checklist/address-budget.js';

@@ -35,6 +35,12 @@ export interface HostBase {
   readonly transport?: 'udp';
   /** RFC 8421 §3: an unreliable interface's candidates are ranked last. */
   readonly unreliable?: boolean;
+  /**
+   * What this socket gathers (default `'all'`). `'host'`: host and server-reflexive candidates, no TURN (a one-port
+   * mux socket: TURN allocations are per client 5-tuple, RFC 8656 §2.2, so agents sharing it cannot each allocate).
+   * `'relay'`: relayed candidates only (an agent's own socket for TURN beside a mux).
+   */
+  readonly serves?: 'all' | 'host' | 'relay';
 }
 
 /** A TURN server as configured; the gatherer passes it through to the {@link RelayAllocator} untouched. */
@@ -246,15 +252,17 @@ export class Gatherer implements SansIoMachine<GathererEvent> {
     if (this.#state !== 'new' || this.#closed) throw new InvalidStateError('Gatherer.start() may be called once');
     this.#setState('gathering');
     this.#deadline = now + this.#timeoutMs;
-    if (this.#gatherHost) for (const base of this.#bases) this.#addHost(now, base);
+    if (this.#gatherHost) for (const base of this.#bases) if (base.serves !== 'relay') this.#addHost(now, base);
     // RFC 8445 §5.1.1.2: pair every host base with every configured server of its address family.
     for (const base of this.#bases) {
       const family = ipFamily(base.address.address);
-      this.#stunServers.forEach((server, serverIndex) => {
-        if (ipFamily(server.address) === family) this.#jobs.push({ kind: 'binding', context: { base, server, serverIndex } });
-      });
+      if (base.serves !== 'relay') {
+        this.#stunServers.forEach((server, serverIndex) => {
+          if (ipFamily(server.address) === family) this.#jobs.push({ kind: 'binding', context: { base, server, serverIndex } });
+        });
+      }
       this.#turnServers.forEach((server, turnIndex) => {
-        if (ipFamily(server.server.address) !== family) return;
+        if (ipFamily(server.server.address) !== family || base.serves === 'host') return;
         const request: RelayAllocationRequest = { id: `relay-${++this.#relaySeq}`, base: base.address, component: base.component, server };
         this.#jobs.push({ kind: 'relay', pending: { request, serverIndex: this.#stunServers.length + turnIndex } });
       });
@@ -344,7 +352,7 @@ export class Gatherer implements SansIoMachine<GathererEvent> {
     if (!result.ok) {
       this.#fail('turn', request.server.server, request.base, result.reason);
       const base = this.#bases.find((b) => sameIpPort(b.address, request.base) && b.component === request.component);
-      if (result.insufficientCapacity && (request.server.transport ?? 'udp') === 'udp' && base !== undefined) {
+      if (result.insufficientCapacity && (request.server.transport ?? 'udp') === 'udp' && base !== undefined && base.serves !== 'relay') {
         // RFC 8445 §5.1.1.2: a server out of resources still yields a server-reflexive candidate via Binding.
         this.#jobs.push({ kind: 'binding', context: { base, server: request.server.server, serverIndex: pending.serverIndex } });
         this.#runJobs(now);
@@ -354,7 +362,8 @@ export class Gatherer implements SansIoMachine<GathererEvent> {
       const base = this.#bases.find((b) => sameIpPort(b.address, request.base) && b.component === request.component);
       // RFC 8445 §5.1.1.2: a successful Allocate also gives a server-reflexive candidate (the mapped address) —
       // a UDP one only when the allocation was made over UDP (over TCP/TLS the mapping is a TCP one).
-      if (base !== undefined && (request.server.transport ?? 'udp') === 'udp') this.#addServerReflexive(now, { base, server: request.server.server, serverIndex: pending.serverIndex }, result.mapped);
+      // A relay-only base (beside a mux) has no server-reflexive candidate: nothing would answer checks on it.
+      if (base !== undefined && base.serves !== 'relay' && (request.server.transport ?? 'udp') === 'udp') this.#addServerReflexive(now, { base, server: request.server.server, serverIndex: pending.serverIndex }, result.mapped);
     }
     this.#checkComplete();
     return true;

@@ -14,6 +14,7 @@ import type { MdnsSocket, MdnsSocketOptions } from './mdns-socket.js';
 import type { TurnDnsResolver } from './turn-resolve.js';
 import type { TurnTlsOptions } from './turn-streams.js';
 import type { PortRange } from './udp-endpoint.js';
+import type { IceUdpMux } from './udp-mux.js';
 
 /** Options of `IceAgent`. There are no default servers: icewire contacts only servers you configure. */
 export interface IceAgentOptions extends HostSelectionOptions {
@@ -28,6 +29,13 @@ export interface IceAgentOptions extends HostSelectionOptions {
   readonly iceServers?: readonly IceServerConfig[];
   /** Bind host sockets in this port range. */
   readonly portRange?: PortRange;
+  /**
+   * Share one UDP port with other agents (`IceUdpMux`): the host candidates are the mux's addresses, no socket of
+   * its own is bound for them, and a restart keeps them. One component only (RTCP multiplexed on RTP). With TURN
+   * servers the agent binds its own sockets for TURN alone (an allocation belongs to one client 5-tuple).
+   * The interface filters are not used; `portRange` applies to those TURN sockets.
+   */
+  readonly udpMux?: IceUdpMux;
   /**
    * Keep the host sockets over an ICE restart (default false). By default a restart binds new host sockets, as
    * libwebrtc gathers new ports: a peer then never mistakes our unchanged address for a path of its new session

@@ -14,7 +14,7 @@ import { signalledCandidate } from '../candidates/signal.js';
 import type { PairState } from '../checklist/pair.js';
 import type { AgentState, IceParameters, LocalIceParameters, PairInfo } from '../checklist/types.js';
 import { processWidePacer } from './pacer.js';
-import { InvalidStateError } from '../errors.js';
+import { IceArgumentError, InvalidStateError } from '../errors.js';
 import { isDataByte } from '../stun/demux.js';
 import type { Datagram, IceRole, RandomSource, TransportAddress } from '../types.js';
 import { MachineDriver, warnCallbackError } from './driver.js';
@@ -24,6 +24,7 @@ import type { MdnsSocket, MdnsSocketOptions } from './mdns-socket.js';
 import { cryptoRandom } from './random.js';
 import { nodeTurnResolver, resolveIceServers } from './turn-resolve.js';
 import { UdpEndpoint } from './udp-endpoint.js';
+import type { UdpMuxPort } from './udp-mux.js';
 // Loaded on first use (TURN over TCP/TLS, mDNS): a fresh process that needs neither does not pay for them.
 import type { TurnStreams } from './turn-streams.js';
 
@@ -102,6 +103,9 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   #hostAddresses: readonly string[] = [];
   /** A restart's sockets are being bound: a second restart meanwhile takes new credentials and shares them. */
   #rebinding: Promise<void> | undefined;
+  /** This agent's place on `options.udpMux`, and the mux bases it gathers on. */
+  #mux: UdpMuxPort | undefined;
+  #muxBases: readonly TransportAddress[] = [];
   /** Connections to TURN servers over TCP/TLS (only when one is configured). */
   #turnStreams: TurnStreams | undefined;
   #mdns: MdnsSocket | undefined;
@@ -135,6 +139,9 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     this.#random = options.random ?? cryptoRandom;
     this.#role = options.lite ? 'controlled' : (options.role ?? 'controlling');
     this.#components = options.components ?? 1;
+    if (options.udpMux !== undefined && this.#components !== 1) {
+      throw new IceArgumentError('options.components', 'an agent on a udpMux has one component (RTCP multiplexed on RTP)');
+    }
   }
 
   /** Components this agent runs now (`options.components`, less those dropped by {@link dropComponent}). */
@@ -167,8 +174,10 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   async #gather(): Promise<void> {
     this.#assertOpen();
     const o = this.#options;
-    const hosts = listHostAddresses(o);
-    if (hosts.length === 0) throw new InvalidStateError('no host address passed the interface/address filters');
+    const udpMux = o.udpMux;
+    if (udpMux?.closed) throw new InvalidStateError('the udpMux is closed');
+    const hosts = udpMux ? [] : listHostAddresses(o);
+    if (!udpMux && hosts.length === 0) throw new InvalidStateError('no host address passed the interface/address filters');
     const { stunServers, turnServers, turnNames } = await resolveIceServers(o.iceServers ?? [], o.resolver ?? nodeTurnResolver, this.#random, (m) =>
       this.#warn(m),
     );
@@ -179,13 +188,17 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     this.#assertOpen();
     // Read after the awaits above: a component dropped meanwhile (the answer accepted rtcp-mux) gets no socket.
     const components = this.#components;
-    this.#hostAddresses = hosts.map((h) => h.address);
-    this.#endpoint = await this.#bind();
+    // On a mux, own sockets only for TURN (on the mux's addresses): the mux socket cannot hold an allocation per agent.
+    this.#hostAddresses = udpMux ? (turnServers.length > 0 ? udpMux.addresses.map((a) => a.address) : []) : hosts.map((h) => h.address);
+    this.#endpoint = this.#hostAddresses.length > 0 ? await this.#bind() : undefined;
     if (this.#closing) {
-      await this.#endpoint.close();
+      await this.#endpoint?.close();
       throw new InvalidStateError('IceAgent closed during gather()');
     }
-    const bases = this.#basesOf(this.#endpoint);
+    this.#muxBases = udpMux ? udpMux.addresses : [];
+    const bases: StreamBase[] = udpMux
+      ? [...this.#muxBases.map((address): StreamBase => ({ address, component: 1, serves: 'host' })), ...(this.#endpoint ? this.#basesOf(this.#endpoint).map((b): StreamBase => ({ ...b, serves: 'relay' })) : [])]
+      : this.#basesOf(this.#endpoint!);
     if (o.mdns) {
       const mdnsOptions: MdnsSocketOptions = typeof o.mdns === 'object' ? o.mdns : {};
       try {
@@ -193,7 +206,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
         this.#mdns = await MdnsSocket.open({ random: this.#random, ...mdnsOptions });
       } catch (error) {
         // gather() rejects: the host sockets bound above must not outlive it (a caller may never call close()).
-        await this.#endpoint.close();
+        await this.#endpoint?.close();
         throw error;
       }
     }
@@ -202,6 +215,15 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const machine = new AgentMachine(
       agentMachineOptions(o, { random: this.#random, role: this.#role, components, bases, stunServers, turnServers, mdns, pacer }),
     );
+    if (udpMux) {
+      try {
+        this.#mux = udpMux.open(machine.core.getLocalParameters(0).ufrag, (d, buffer) => this.#receive(d, buffer));
+      } catch (error) {
+        await this.#endpoint?.close();
+        await this.#mdns?.close();
+        throw error;
+      }
+    }
     this.#machine = machine;
     this.#driver = new MachineDriver({
       send: (d) => this.#sendOut(d),
@@ -216,6 +238,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     for (const f of this.#early.splice(0)) f(machine);
     // A component dropped while the sockets were being bound: dropped before gathering starts.
     for (let c = components; c > this.#components; c--) this.#dropInMachine(machine, c);
+    this.#syncMux(machine); // an early restart() changed the ufrag
     machine.gather(this.#driver.now());
     this.#driver.attach(machine, (e) => this.#onEvent(e));
     if (this.#closing) this.#endGatherWait?.(); // close() came during the awaits above
@@ -351,7 +374,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
    * events bring them. The old sockets carry the previous pair until the new session selects one, then close.
    */
   restart(): void {
-    if (this.#options.restartKeepsPorts || !this.#machine || !this.#driver || this.#hostAddresses.length === 0) {
+    // On a mux the port is the mux's: the new ufrag is routed beside the old one (#syncMux).
+    if (this.#options.restartKeepsPorts || this.#options.udpMux || !this.#machine || !this.#driver || this.#hostAddresses.length === 0) {
       this.#command((x) => x.restart(this.#driver!.now()));
       return;
     }
@@ -456,6 +480,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   }
 
   async #close(): Promise<void> {
+    // Off the mux at once: nothing more reaches this agent there, and its routes are free for others.
+    this.#mux?.close();
     this.#endGatherWait?.();
     await this.#gathering?.catch(() => undefined);
     const m = this.#machine;
@@ -506,12 +532,48 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       this.#turnStreams?.send(d);
       return;
     }
+    const mux = this.#mux;
+    if (mux !== undefined && this.#isMuxBase(d.local)) {
+      mux.send(d);
+      return;
+    }
     if (this.#oldEndpoints.length > 0) {
       for (const e of this.#oldEndpoints) {
         if (e.addresses.some((a) => a.port === d.local.port && a.address === d.local.address)) return e.send(d);
       }
     }
     this.#endpoint!.send(d);
+  }
+
+  /** Whether `local` is one of the mux's sockets (the machine sends from the very base objects it was given). */
+  #isMuxBase(local: TransportAddress): boolean {
+    const bases = this.#muxBases;
+    for (let i = 0; i < bases.length; i++) if (bases[i] === local) return true;
+    for (let i = 0; i < bases.length; i++) if (bases[i]!.port === local.port && bases[i]!.address === local.address) return true;
+    return false;
+  }
+
+  /**
+   * Keeps the mux's ufrags of this agent in step with the machine: a restart (ours, or the peer's seen in
+   * `setRemoteParameters`) adds the new ufrag; the old ones stay routed while the previous session still carries
+   * data (RFC 8445 §9: its consent checks use the old credentials) and go once it no longer does.
+   */
+  #syncMux(m: AgentMachine): void {
+    const mux = this.#mux;
+    if (mux === undefined || mux.closed) return;
+    const current = m.core.getLocalParameters(0).ufrag;
+    const ufrags = mux.ufrags;
+    if (ufrags.length === 1 && ufrags[0] === current) return;
+    const holds = m.core.holdsPreviousSession;
+    for (const u of [...ufrags]) if (u !== current && !holds) mux.removeUfrag(u);
+    if (mux.ufrags.includes(current)) return;
+    try {
+      // At the ufrag limit, the oldest previous ufrag gives way (restarts faster than the peer answers).
+      if (mux.ufrags.length >= 4) mux.removeUfrag(mux.ufrags[0]!);
+      mux.addUfrag(current);
+    } catch (error) {
+      this.#warn(`udpMux: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
 
   /** The edge of TURN over TCP/TLS: connections opened on the machine's request, their outcomes fed back to it. */
@@ -569,6 +631,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     if (!m || !d || d.closed) return;
     try {
       runDue(m, d);
+      this.#syncMux(m);
     } catch (error) {
       warnCallbackError(error, 'machine');
     }
@@ -675,9 +738,11 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
         this.#safeEmit('gatheringstatechange', e.state);
         return;
       case 'state':
+        if (this.#machine) this.#syncMux(this.#machine);
         this.#setState(e.state);
         return;
       case 'selected-pair': {
+        if (this.#machine) this.#syncMux(this.#machine);
         const pair = { local: e.pair.local, remote: e.pair.remote };
         this.#selected.set(e.component, pair);
         this.#safeEmit('selectedcandidatepairchange', pair, e.component);

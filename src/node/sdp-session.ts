@@ -249,7 +249,8 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
     // rtcp-mux-only (RFC 8858) and sections that do not carry RTP (a data channel's UDP/DTLS/SCTP) need one.
     return readIceDescription(appSdp).media.map((m) => ({
       index: m.index,
-      components: m.rtcpMuxOnly || !/RTP/i.test(m.protocol) ? 1 : (this.#options.rtcpComponents ?? 2),
+      // On a udpMux RTCP rides on RTP: one port carries every component of every call.
+      components: m.rtcpMuxOnly || !/RTP/i.test(m.protocol) || this.#options.udpMux ? 1 : (this.#options.rtcpComponents ?? 2),
     }));
   }
 
@@ -278,7 +279,9 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
     if (agent) return agent;
     const { trickle: _t, rtcpComponents: _r, maxMediaSections: _m, ...agentOptions } = this.#options;
     const creds = this.#oa.localParameters;
-    agent = new IceAgent({ ...agentOptions, checklistLimit: this.#checklistShare, remoteAddressBudget: this.#addressBudget, role: this.#role ?? 'controlling', components, ufrag: creds.ufrag, pwd: creds.pwd });
+    // An agent on a udpMux has one component (an answer to an offer without rtcp-mux warns, see #fitComponents).
+    const n = agentOptions.udpMux ? 1 : components;
+    agent = new IceAgent({ ...agentOptions, checklistLimit: this.#checklistShare, remoteAddressBudget: this.#addressBudget, role: this.#role ?? 'controlling', components: n, ufrag: creds.ufrag, pwd: creds.pwd });
     this.#agents.set(index, agent);
     this.#fed.set(index, 0);
     agent.on('statechange', (s) => this.emit('statechange', s, index));

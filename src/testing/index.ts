@@ -30,3 +30,4 @@ export * from './virtual-network.js';
 export * from './endpoint.js';
 export * from './stun-host.js';
 export * from './turn-host.js';
+export * from './mux-agents.js';
