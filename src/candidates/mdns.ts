@@ -3,7 +3,13 @@
  *
  * The responder hides host addresses behind random `<uuid-v4>.local` names: it registers them (announcing each
  * twice, one second apart, RFC 6762 §8.3; probing is skipped as the draft §3.1.1 step 4 allows), answers queries
- * for its own names, and resolves remote `.local` names with a bounded number of queries. It never opens a socket:
+ * for its own names, and resolves remote `.local` names with a bounded number of queries.
+ *
+ * The first announcement waits `announceDelayMs` (default 3 s; the draft §3.1.2.1 lets it be delayed). Nobody can
+ * know a random name before our peer reads it in our description, and that peer then asks at once, often with a QM
+ * question (Chromium asks once, QM, and gives up after 3 s). RFC 6762 §6 forbids multicasting the record again within
+ * a second, so an announcement just before that query would hold the answer back for up to a second. Waiting lets
+ * the query be answered at once; that multicast answer counts as the first announcement. It never opens a socket:
  * every datagram it emits has `local` set to the mDNS socket address given in the options and `remote` set to the
  * multicast group (or to a querier, for unicast responses). `src/node/mdns-socket.ts` is its Node binding.
  *
@@ -43,6 +49,8 @@ const MULTICAST_INTERVAL_MS = 1000;
 /** dns-packet 5 decodes a question class with the unicast-response bit as the string `UNKNOWN_<n>`. */
 const IN_QU = 'UNKNOWN_32769';
 const ANY_QU = 'UNKNOWN_33023';
+/** Default delay of the first announcement after registration (see the module comment). */
+export const DEFAULT_MDNS_ANNOUNCE_DELAY_MS = 3000;
 /** Default resolve deadline: queries at 0, 1, 3 and 7 s, the last one given a second to be answered. */
 export const DEFAULT_MDNS_RESOLVE_TIMEOUT_MS = 8000;
 
@@ -83,6 +91,12 @@ export interface MdnsResponderOptions {
   /** Announcements per registration (default 2, RFC 6762 §8.3), `announceIntervalMs` apart (default 1000 ms). */
   readonly announcements?: number;
   readonly announceIntervalMs?: number;
+  /**
+   * Delay of the first announcement after registration (default {@link DEFAULT_MDNS_ANNOUNCE_DELAY_MS}), so that the
+   * peer's first query is answered at once rather than a second later. A multicast answer sent before counts as the
+   * first announcement.
+   */
+  readonly announceDelayMs?: number;
   /**
    * Only resolve names in the draft's `<uuid-v4>.local` form (default true, draft §3.2.2: agents SHOULD NOT resolve
    * other names).
@@ -162,6 +176,7 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
   readonly #unicastResponses: boolean;
   readonly #announcements: number;
   readonly #announceInterval: number;
+  readonly #announceDelay: number;
   readonly #strict: boolean;
   /** By lower-case name. */
   readonly #byName = new Map<string, Registration>();
@@ -191,6 +206,7 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
     this.#unicastResponses = options.unicastResponses ?? true;
     this.#announcements = options.announcements ?? 2;
     this.#announceInterval = options.announceIntervalMs ?? 1000;
+    this.#announceDelay = options.announceDelayMs ?? DEFAULT_MDNS_ANNOUNCE_DELAY_MS;
     this.#strict = options.strictNames ?? true;
   }
 
@@ -217,7 +233,7 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
       name,
       address: ip,
       announcementsLeft: this.#announcements,
-      nextAnnounce: now,
+      nextAnnounce: now + this.#announceDelay,
       lastMulticast: -Infinity,
       deferredSince: undefined,
     };
@@ -316,12 +332,10 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
   handleTimeout(now: number): void {
     if (this.#closed) return;
     for (const r of this.#byName.values()) {
-      while (r.announcementsLeft > 0 && now >= r.nextAnnounce) {
+      if (r.announcementsLeft > 0 && now >= this.#announceAt(r)) {
         // RFC 6762 §8.3: unsolicited responses with the cache-flush bit, the answer our record.
         this.#multicast(this.#response([r], this.#ttl, true));
-        r.lastMulticast = now;
-        r.announcementsLeft--;
-        r.nextAnnounce = now + this.#announceInterval;
+        this.#multicastDone(r, now);
       }
     }
     this.#sendDeferred(now);
@@ -357,7 +371,7 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
     if (this.#closed) return undefined;
     let t = Infinity;
     for (const r of this.#byName.values()) {
-      if (r.announcementsLeft > 0) t = Math.min(t, r.nextAnnounce);
+      if (r.announcementsLeft > 0) t = Math.min(t, this.#announceAt(r));
       if (r.deferredSince !== undefined) t = Math.min(t, r.lastMulticast + MULTICAST_INTERVAL_MS);
     }
     for (const p of this.#pending.values()) t = Math.min(t, p.nextSend, p.deadline);
@@ -369,6 +383,21 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
   #multicast(data: Uint8Array): void {
     this.#responsesSent++;
     this.#transmits.push({ local: this.#local, remote: this.#group, data });
+  }
+
+  /** When the next announcement may go: its schedule, but never within a second of the last multicast (§6). */
+  #announceAt(r: Registration): number {
+    return Math.max(r.nextAnnounce, r.lastMulticast + MULTICAST_INTERVAL_MS);
+  }
+
+  /** Books a multicast of `r`: while announcements remain, any multicast of the record is one of them. */
+  #multicastDone(r: Registration, now: number): void {
+    r.lastMulticast = now;
+    r.deferredSince = undefined;
+    if (r.announcementsLeft > 0) {
+      r.announcementsLeft--;
+      r.nextAnnounce = now + this.#announceInterval;
+    }
   }
 
   #record(r: Registration, ttl: number, flush: boolean): dnsPacket.Answer {
@@ -445,10 +474,7 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
       this.#rateLimited++;
     }
     if (due.length === 0) return;
-    for (const r of due) {
-      r.lastMulticast = now;
-      r.deferredSince = undefined;
-    }
+    for (const r of due) this.#multicastDone(r, now);
     this.#multicast(this.#response(due, this.#ttl, true));
   }
 
@@ -463,8 +489,7 @@ export class MdnsResponder implements SansIoMachine<MdnsEvent> {
         continue;
       }
       if (now - r.lastMulticast < MULTICAST_INTERVAL_MS) continue;
-      r.deferredSince = undefined;
-      r.lastMulticast = now;
+      this.#multicastDone(r, now);
       (due ??= []).push(r);
     }
     if (due !== undefined) this.#multicast(this.#response(due, this.#ttl, true));

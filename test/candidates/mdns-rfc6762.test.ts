@@ -92,7 +92,7 @@ describe('MdnsResponder as a querier (RFC 6762 §5)', () => {
 
 describe('MdnsResponder as a responder (RFC 6762 §5.4, §6)', () => {
   it('a query within a second of the last multicast is answered as soon as the second has passed', () => {
-    const m = responder({ announcements: 1 });
+    const m = responder({ announcements: 1, announceDelayMs: 0 });
     const name = m.register(0, '192.0.2.1');
     expect(drain(m).sent).toHaveLength(1); // the announcement
     m.handleReceive(300, { local: MDNS_IPV4_GROUP, remote: PEER, data: query(name, 'A') });
@@ -111,7 +111,7 @@ describe('MdnsResponder as a responder (RFC 6762 §5.4, §6)', () => {
   });
 
   it('the second announcement answers a query held back by the first: one multicast, not two', () => {
-    const m = responder();
+    const m = responder({ announceDelayMs: 0 });
     const name = m.register(0, '192.0.2.1');
     drain(m);
     m.handleReceive(20, { local: MDNS_IPV4_GROUP, remote: PEER, data: query(name, 'A') });
@@ -125,7 +125,7 @@ describe('MdnsResponder as a responder (RFC 6762 §5.4, §6)', () => {
   });
 
   it('a QU question is answered at once by unicast to the querier, unless the record was not multicast for a quarter TTL', () => {
-    const m = responder();
+    const m = responder({ announceDelayMs: 0 });
     const name = m.register(0, '192.0.2.1');
     drain(m);
     const querier = { address: '192.0.2.7', port: 5353 };

@@ -12,6 +12,8 @@
  *
  * Skipped with a warning when Chromium, playwright-core, root or `ip netns` is missing; fails under CI instead.
  */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHROMIUM_ARGS, checkChromium, ChromiumPeer, IcewirePeer } from './chromium.js';
 import { VethNamespaces } from './veth.js';
@@ -63,15 +65,51 @@ const measured: Measured[] = [];
 let net: VethNamespaces | undefined;
 let browser: ChromiumPeer | undefined;
 
+/**
+ * Debug switch: `ICEWIRE_MDNS_PCAP=<dir>` captures UDP in both namespaces (tcpdump, needed only then) into
+ * `<dir>/browser.pcap` and `<dir>/icewire.pcap`, and logs when each case's last description was applied.
+ */
+const PCAP_DIR = process.env.ICEWIRE_MDNS_PCAP;
+const captures: ChildProcess[] = [];
+
+function startCapture(ns: string, file: string): void {
+  if (spawnSync('which', ['tcpdump']).status !== 0) throw new Error('ICEWIRE_MDNS_PCAP needs tcpdump');
+  const p = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', 'any', '--immediate-mode', '-U', '-n', '-w', file, 'udp'], { stdio: 'ignore' });
+  captures.push(p);
+}
+
+async function stopCaptures(): Promise<void> {
+  await Promise.all(
+    captures.splice(0).map(
+      (p) =>
+        new Promise<void>((resolve) => {
+          if (p.exitCode !== null || p.signalCode !== null) return resolve();
+          const t = setTimeout(() => p.kill('SIGKILL'), 2_000);
+          p.once('exit', () => {
+            clearTimeout(t);
+            resolve();
+          });
+          p.kill('SIGINT');
+        }),
+    ),
+  );
+}
+
 describe.skipIf(!run)('interop: icewire <-> Chromium over mDNS names (two namespaces, veth)', () => {
   beforeAll(async () => {
     expect(availability.ok ? 'ok' : availability.reason).toBe('ok');
     net = VethNamespaces.create();
+    if (PCAP_DIR !== undefined) {
+      startCapture(net.a.name, join(PCAP_DIR, 'browser.pcap'));
+      startCapture(net.b.name, join(PCAP_DIR, 'icewire.pcap'));
+      await sleep(500); // tcpdump attaches
+    }
     browser = await ChromiumPeer.launch(net.a, 20_000, MDNS_ARGS);
   }, 30_000);
 
   afterAll(async () => {
     await browser?.close();
+    await stopCaptures();
     net?.remove();
     if (measured.length > 0) {
       console.log(`icewire-chromium mDNS (${browser?.version() ?? ''}), ms after the last description was applied:`);
@@ -116,6 +154,7 @@ describe.skipIf(!run)('interop: icewire <-> Chromium over mDNS names (two namesp
         appliedAt = Date.now();
         await w.remoteAnswer(answer);
       }
+      if (PCAP_DIR !== undefined) console.log(`pcap: ${offerer} offers, ${order}, delay ${delay}: applied at ${appliedAt / 1000}`);
       const browserSdp = offerer === 'browser' ? offer : answer;
       const icewireSdp = offerer === 'browser' ? answer : offer;
       // Both sides hide their address behind a name (draft §3.1.1): no veth address in either description.

@@ -44,6 +44,12 @@ export class VethNamespaces {
     try {
       ip(['netns', 'add', a.name]);
       ip(['netns', 'add', b.name]);
+      for (const side of [a, b]) {
+        // No duplicate address detection: the IPv6 link-local address is ready when the link comes up, not ~2 s
+        // later. Chromium treats its arrival as a network change and aborts mDNS resolutions then in flight.
+        const r = spawnSync('ip', ['netns', 'exec', side.name, 'sysctl', '-q', '-w', 'net.ipv6.conf.default.accept_dad=0', 'net.ipv6.conf.all.accept_dad=0'], { encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(`sysctl accept_dad in ${side.name}: ${r.stderr.trim()}`);
+      }
       // Interface names are created inside the namespaces, so they cannot clash with the host's.
       ip(['link', 'add', 'veth0', 'netns', a.name, 'type', 'veth', 'peer', 'name', 'veth0', 'netns', b.name]);
       for (const [side, peer] of [

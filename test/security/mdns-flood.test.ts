@@ -42,7 +42,7 @@ describe('mDNS responder under a hostile LAN host', () => {
   });
 
   it('does not answer by multicast right after an announcement', () => {
-    const r = new MdnsResponder({ random: new SeededRandom('rate2'), local: LOCAL, announcements: 1 });
+    const r = new MdnsResponder({ random: new SeededRandom('rate2'), local: LOCAL, announcements: 1, announceDelayMs: 0 });
     const name = r.register(0, '10.0.0.6');
     expect(drain(r).sent).toHaveLength(1);
     r.handleReceive(200, { local: LOCAL, remote: ATTACKER, data: query(name) });
