@@ -194,12 +194,19 @@ describe.skipIf(!run)('interop: icewire <-> Chromium over mDNS names (two namesp
       // Chromium's stats leave out the address of a candidate it learnt under a name: the port and type tell.
       expect((await b.selectedPair())?.remote).toMatchObject({ port: selected.local.port, candidateType: 'host' });
       expect(w.messages.filter((m) => m.type === 'warning')).toEqual([]);
-      // The goal is 50 ms, met on an idle machine (see the printed table). The bound leaves room for a loaded 2-core
-      // CI running Chromium, the child and other test files at once; a name answered only at the next announcement,
-      // the failure this guards against, costs about a second.
-      expect(ms).toBeLessThan(250);
+      // The goal is 50 ms (issue 17), held as the median over the cases (last test). Each run gets room for a loaded
+      // 2-core CI running Chromium, the child and other test files at once (up to 68 ms seen); a name answered only
+      // at the next announcement, the failure this guards against, costs about a second.
+      expect(ms).toBeLessThan(150);
     } finally {
       await w.close();
     }
   }, 20_000);
+
+  it('connects within 50 ms of both descriptions being applied (median over the cases above)', () => {
+    expect(measured.length).toBe(cases.length);
+    const sorted = measured.map((m) => m.ms).sort((a, b) => a - b);
+    const median = (sorted[(sorted.length - 1) >> 1]! + sorted[sorted.length >> 1]!) / 2;
+    expect(median).toBeLessThanOrEqual(50);
+  });
 });
