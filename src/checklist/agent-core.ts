@@ -67,6 +67,7 @@ import { handleResponse, runTransactions } from './responses.js';
 import { facePeer } from './role.js';
 import { checkDeadline, hasPendingCheck, runChecks } from './scheduler.js';
 import { failureDeadline, startPacTimer, updateStates } from './state.js';
+import { wireKey } from './tcp-connections.js';
 import { closeUnselected, runTcp, tcpAccepted, tcpClosed, tcpConnected, tcpConnectFailed, tcpReceive } from './tcp.js';
 import type { AgentCoreOptions, AgentEvent, AgentState, AgentStats, IceParameters, LocalIceParameters, PairInfo, PairStats } from './types.js';
 
@@ -503,6 +504,11 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     this.#advance(now);
     tcpClosed(ctx, id);
     this.#settle(now);
+  }
+
+  /** Whether `datagram` (transport `tcp`) belongs to one of the agent's ICE-TCP connections. */
+  ownsTcp(datagram: Datagram): boolean {
+    return this.#ctx.tcp.byWire.has(wireKey(datagram.local, datagram.remote));
   }
 
   /** ICE-TCP connections open or being opened (diagnostics). */
