@@ -68,3 +68,33 @@ describe('IceAgent over ICE-TCP on loopback', () => {
     expect(() => new IceAgent({ tcpTypes: ['so' as 'active'] })).toThrow(IceArgumentError);
   });
 });
+
+describe('IceSdpSession with ICE-TCP only', () => {
+  it('offers TCP candidates with tcptype, answers, and connects over TCP (a TCP/RTP/AVP section)', async () => {
+    const { IceSdpSession } = await import('../../src/node/sdp-session.js');
+    const loop = { includeLoopback: true, addressFilter: (x: string) => x === '127.0.0.1' } as const;
+    const app = ['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 't=0 0', 'm=audio 9 TCP/RTP/AVP 0', 'c=IN IP4 0.0.0.0', 'a=rtcp-mux', 'a=sendrecv', ''].join('\r\n');
+    const alice = new IceSdpSession({ ...loop, transports: ['tcp'] });
+    const bob = new IceSdpSession({ ...loop, transports: ['tcp'], tcpTypes: ['passive'] });
+    try {
+      const offer = await alice.createOffer(app);
+      expect(offer).toMatch(/a=candidate:\S+ 1 tcp \d+ 127\.0\.0\.1 9 typ host tcptype active/);
+      expect(offer).toMatch(/a=candidate:\S+ 1 tcp \d+ 127\.0\.0\.1 \d+ typ host tcptype passive/);
+      expect(offer).toContain('a=setup:passive');
+      await bob.setRemoteDescription(offer, 'offer');
+      const answer = await bob.createAnswer(app);
+      expect(answer).not.toMatch(/tcptype active/);
+      await alice.setRemoteDescription(answer, 'answer');
+      const a = alice.agent()!;
+      const b = bob.agent()!;
+      const up = (x: typeof a) => new Promise<void>((resolve) => (x.state === 'connected' || x.state === 'completed' ? resolve() : x.on('statechange', (s) => (s === 'connected' || s === 'completed') && resolve())));
+      await Promise.all([up(a), up(b)]);
+      expect(a.getSelectedCandidatePair()?.local.transport).toBe('tcp');
+      const got = nextData(b);
+      a.send(Buffer.from('sdp over tcp'));
+      expect(await got).toBe('sdp over tcp');
+    } finally {
+      await Promise.all([alice.close(), bob.close()]);
+    }
+  });
+});
