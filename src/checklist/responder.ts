@@ -96,6 +96,7 @@ export function handleRequest(ctx: AgentContext, now: number, d: Datagram, m: De
   const priority = check.priority ?? 0;
   if (ctx.config.lite) {
     if (check.useCandidate) acceptLiteNomination(ctx, now, s, found.local, d.remote, priority);
+    if (!counted) countFirstRequest(s, found.local, d.remote);
     return true;
   }
   if (!s.remote || s.remote.ufrag !== rfrag || s.nextLocals?.includes(found.local)) {
@@ -103,7 +104,16 @@ export function handleRequest(ctx: AgentContext, now: number, d: Datagram, m: De
     return true;
   }
   afterAcceptedRequest(ctx, s, found.local, d.remote, priority, check.useCandidate);
+  if (!counted) countFirstRequest(s, found.local, d.remote);
   return true;
+}
+
+/** The request (and its answer) that created its pair (a peer-reflexive one, e.g. on an accepted TCP connection). */
+function countFirstRequest(s: Stream, local: LocalCandidate, from: TransportAddress): void {
+  const p = s.checklist.find(local.component, local.base.address, local.base.port, from.address, from.port, local.transport);
+  if (p === undefined) return;
+  p.counters.requestsReceived++;
+  p.counters.responsesSent++;
 }
 
 /**
