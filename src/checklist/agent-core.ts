@@ -401,10 +401,11 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     if (ctx.closed) return false;
     this.#advance(now);
     if (datagram.transport === 'tcp') {
-      // ICE-TCP: bytes of a connection, RFC 4571 frames inside (tcp.ts).
-      const taken = tcpReceive(ctx, datagram, (frame) => this.#handleMessage(now, frame));
-      this.#settle(now);
-      return taken;
+      // ICE-TCP: bytes of a connection, RFC 4571 frames inside (tcp.ts). Data frames alone change no state or
+      // deadline (as a UDP data datagram): only a STUN message or a closed connection needs the settling pass.
+      const r = tcpReceive(ctx, datagram, this.#onFrame);
+      if (r === 'control') this.#settle(now);
+      return r !== 'unknown';
     }
     const data = datagram.data;
     if (!looksLikeStun(data)) {
@@ -417,6 +418,11 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     this.#settle(now);
     return taken;
   }
+
+  /** A frame of a TCP connection (bound once: no closure per chunk). */
+  readonly #onFrame = (frame: Datagram): void => {
+    this.#handleMessage(this.#ctx.now, frame);
+  };
 
   /** One message (a UDP datagram, or one frame of a TCP connection). */
   #handleMessage(now: number, datagram: Datagram): boolean {

@@ -53,6 +53,8 @@ export class TcpConnections {
   readonly byId = new Map<string, TcpConnection>();
   readonly byRoute = new Map<string, TcpConnection>();
   readonly byWire = new Map<string, TcpConnection>();
+  /** The connection the last received bytes belonged to (checked against `byId` before use). */
+  last: TcpConnection | undefined;
   #seq = 0;
 
   get size(): number {
@@ -98,6 +100,7 @@ export class TcpConnections {
   }
 
   clear(): void {
+    this.last = undefined;
     this.byId.clear();
     this.byRoute.clear();
     this.byWire.clear();

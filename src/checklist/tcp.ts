@@ -105,25 +105,33 @@ export function tcpClosed(ctx: AgentContext, id: string): void {
 }
 
 /**
- * Bytes that arrived on a connection: split into RFC 4571 frames, each handed to `handle` as a datagram on the
- * connection's 5-tuple. Returns false for an unknown connection.
+ * What `tcpReceive` did with a chunk: `unknown` (not a connection of this agent), `data` (only data frames or a
+ * partial frame: no state but counters changed), `control` (a STUN message was handled or the connection closed:
+ * states and deadlines must be derived again).
  */
-export function tcpReceive(ctx: AgentContext, d: Datagram, handle: (frame: Datagram) => void): boolean {
-  const conn = ctx.tcp.byWire.get(wireKey(d.local, d.remote));
+export type TcpReceived = 'unknown' | 'data' | 'control';
+
+/**
+ * Bytes that arrived on a connection: split into RFC 4571 frames, each handed to `handle` as a datagram on the
+ * connection's 5-tuple (the connection's own address records, so the receive path builds nothing per frame).
+ */
+export function tcpReceive(ctx: AgentContext, d: Datagram, handle: (frame: Datagram) => void): TcpReceived {
+  const conn = tcpConnectionOf(ctx, d);
   if (conn === undefined || conn.state !== 'open') {
     drop(ctx, 'tcp-unknown-connection');
-    return false;
+    return 'unknown';
   }
+  let result: TcpReceived = 'data';
   const frames = conn.framer.push(d.data);
   for (const data of frames) {
-    if (ctx.tcp.byId.get(conn.id) !== conn) return true; // closed by an earlier frame
+    if (ctx.tcp.byId.get(conn.id) !== conn) return 'control'; // closed by an earlier frame
     if (!conn.validated) {
       // RFC 6544 §7.2 with §7.3 of RFC 8445: an accepted connection is ours once it carries a check for us, matched
       // by USERNAME and MESSAGE-INTEGRITY; anything else first is not an ICE peer of this agent.
       if (!authenticatedRequest(ctx, data)) {
         drop(ctx, 'tcp-first-frame');
         closeConnection(ctx, conn, 'first frame is not an authenticated check');
-        return true;
+        return 'control';
       }
       conn.validated = true;
       conn.deadline = undefined;
@@ -135,17 +143,37 @@ export function tcpReceive(ctx: AgentContext, d: Datagram, handle: (frame: Datag
         drop(ctx, 'tcp-first-frame');
         closeConnection(ctx, conn, 'first answer is not STUN');
         failRemote(ctx, conn);
-        return true;
+        return 'control';
       }
       conn.answered = true;
     }
+    if (looksLikeStun(data)) result = 'control';
     handle({ local: conn.local, remote: conn.remote, data, transport: 'tcp' });
   }
   if (conn.framer.error && ctx.tcp.byId.get(conn.id) === conn) {
     drop(ctx, conn.validated ? 'tcp-bad-frame' : 'tcp-oversized');
     closeConnection(ctx, conn, 'frame too long');
+    return 'control';
   }
-  return true;
+  return result;
+}
+
+/** The connection of a datagram's 5-tuple; the last one found is remembered (media keeps to one connection). */
+function tcpConnectionOf(ctx: AgentContext, d: Datagram): TcpConnection | undefined {
+  const last = ctx.tcp.last;
+  if (
+    last !== undefined &&
+    last.local.port === d.local.port &&
+    last.remote.port === d.remote.port &&
+    last.remote.address === d.remote.address &&
+    last.local.address === d.local.address &&
+    ctx.tcp.byId.get(last.id) === last
+  ) {
+    return last;
+  }
+  const conn = ctx.tcp.byWire.get(wireKey(d.local, d.remote));
+  if (conn !== undefined) ctx.tcp.last = conn;
+  return conn;
 }
 
 /** Connection attempts and unproven accepted connections whose time ran out. */

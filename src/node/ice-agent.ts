@@ -490,10 +490,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     this.#tcp = await TcpEndpoint.listen({
       listen,
       connectTimeoutMs: DEFAULT_TCP_CONNECT_TIMEOUT_MS,
-      onData: (datagram) => {
-        const d = this.#driver;
-        if (d && !d.closed) d.receive(datagram);
-      },
+      onData: (datagram) => this.#receiveTcp(datagram),
       onAccepted: (local, remote) => {
         let id: string | undefined;
         run((m, now) => (id = m.tcpAccepted(now, local, remote)));
@@ -696,6 +693,25 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     // A STUN message may have queued a triggered check or a nomination: the driver's drain runs a deadline that is
     // already due inline (MachineDriver's MAX_INLINE_TIMEOUTS), so it leaves in this same turn, not a timer later.
     d.receive(datagram);
+  }
+
+  /**
+   * Bytes of an ICE-TCP connection. Mostly data frames: the machine takes the chunk and its events are drained
+   * directly (as the UDP data fast path does); only when a deadline moved (a check arrived, a connection closed) does
+   * the driver's full drain and timer re-arm run.
+   */
+  #receiveTcp(datagram: Datagram): void {
+    const d = this.#driver;
+    const m = this.#machine;
+    if (!d || !m || d.closed) return;
+    const before = m.pollTimeout();
+    try {
+      m.handleReceive(d.now(), datagram);
+    } catch (error) {
+      warnCallbackError(error, 'machine');
+    }
+    if (m.pollTimeout() === before) this.#flush(m, d);
+    else d.kick(m);
   }
 
   /**

@@ -50,6 +50,9 @@ interface Conn {
   socket: Socket;
   key: string | undefined;
   open: boolean;
+  /** The 5-tuple once open (the send path compares these fields before building a key). */
+  local?: TransportAddress;
+  remote?: TransportAddress;
 }
 
 const keyOf = (local: TransportAddress, remote: TransportAddress): string =>
@@ -109,9 +112,33 @@ export class TcpEndpoint {
     return this.#byId.size;
   }
 
+  /** The connection of the last transmit (media keeps to one). */
+  #last: Conn | undefined;
+
+  /** The open connection of a transmit's 5-tuple, or undefined. */
+  #find(d: Datagram): Conn | undefined {
+    const c = this.#last;
+    if (
+      c !== undefined &&
+      c.open &&
+      c.local !== undefined &&
+      c.remote !== undefined &&
+      c.local.port === d.local.port &&
+      c.remote.port === d.remote.port &&
+      c.remote.address === d.remote.address &&
+      c.local.address === d.local.address &&
+      this.#byId.get(c.id) === c
+    ) {
+      return c;
+    }
+    const found = this.#byKey.get(keyOf(d.local, d.remote));
+    if (found !== undefined) this.#last = found;
+    return found;
+  }
+
   /** Whether a TCP transmit belongs to one of these connections. */
   owns(d: Datagram): boolean {
-    return this.#byKey.has(keyOf(d.local, d.remote));
+    return this.#find(d) !== undefined;
   }
 
   /** Handles the machine's `tcp-connect` and `tcp-close` events. */
@@ -122,7 +149,7 @@ export class TcpEndpoint {
 
   /** Writes a transmit (`transport: 'tcp'`, already framed by the machine); false when dropped. */
   send(d: Datagram): boolean {
-    const conn = this.#byKey.get(keyOf(d.local, d.remote));
+    const conn = this.#find(d);
     const s = conn?.socket;
     if (conn === undefined || !conn.open || s === undefined || !s.writable || s.writableLength > MAX_TCP_BACKLOG) {
       this.stats.dropped++;
@@ -222,6 +249,8 @@ export class TcpEndpoint {
 
   #wire(conn: Conn, local: TransportAddress, remote: TransportAddress): void {
     const socket = conn.socket;
+    conn.local = local;
+    conn.remote = remote;
     socket.on('data', (chunk: Buffer) => {
       if (this.#byId.get(conn.id) !== conn) return;
       this.#options.onData({ local, remote, data: new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength), transport: 'tcp' });
