@@ -38,6 +38,12 @@ export interface IceAgentOptions extends HostSelectionOptions {
    * with port 9). Simultaneous-open (`so`) is not gathered. A lite agent gathers passive ones only (RFC 6544 §4.4).
    */
   readonly tcpTypes?: readonly ('active' | 'passive')[];
+  /** ICE-TCP: how long a connection attempt may take before its pairs fail (ms, default 10000). */
+  readonly tcpConnectTimeoutMs?: number;
+  /** ICE-TCP: an accepted connection must carry an authenticated check within this, or it is closed (ms, default 10000). */
+  readonly tcpFirstCheckTimeoutMs?: number;
+  /** ICE-TCP: accepted connections still waiting for their first check, at most (default 32); more are refused. */
+  readonly tcpPendingInboundLimit?: number;
   /** Bind host sockets in this port range. */
   readonly portRange?: PortRange;
   /**
@@ -186,6 +192,9 @@ export function agentMachineOptions(o: IceAgentOptions, w: AgentWiring): AgentMa
       ufrag: o.ufrag,
       pwd: o.pwd,
       withoutIce: o.withoutIce,
+      tcpConnectTimeoutMs: o.tcpConnectTimeoutMs,
+      tcpFirstCheckTimeoutMs: o.tcpFirstCheckTimeoutMs,
+      tcpPendingInboundLimit: o.tcpPendingInboundLimit,
     }),
   };
 }

@@ -489,7 +489,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     };
     this.#tcp = await TcpEndpoint.listen({
       listen,
-      connectTimeoutMs: DEFAULT_TCP_CONNECT_TIMEOUT_MS,
+      connectTimeoutMs: o.tcpConnectTimeoutMs ?? DEFAULT_TCP_CONNECT_TIMEOUT_MS,
       onData: (datagram) => this.#receiveTcp(datagram),
       onAccepted: (local, remote) => {
         let id: string | undefined;
