@@ -57,6 +57,20 @@ describe('ICE-TCP between two icewire agents on the virtual network', () => {
     expect(sc.a.machine.core.getStats().pairs.every((p) => p.state === 'failed')).toBe(true);
   });
 
+  it('consent checks run on the TCP pair (RFC 7675): a minute later both sides still have consent and data flows', () => {
+    const sc = scenario({ seed: 'tcp-consent', a: tcpOnly(['active']), b: tcpOnly(['passive']) }).start();
+    expect(sc.runUntilCompleted(10_000)).toBe(true);
+    const before = sc.a.machine.core.getStats().pairs.find((p) => p.nominated)!;
+    sc.net.runFor(60_000);
+    const after = sc.a.machine.core.getStats().pairs.find((p) => p.nominated)!;
+    // One consent check every 4-6 s, each answered over the same connection.
+    expect(after.requestsSent - before.requestsSent).toBeGreaterThanOrEqual(10);
+    expect(after.responsesReceived - before.responsesReceived).toBe(after.requestsSent - before.requestsSent);
+    for (const side of [sc.a, sc.b]) expect(side.states.map((s) => s.state)).not.toContain('disconnected');
+    expect(sc.state(sc.a)).toBe('completed');
+    expect(sc.exchange(sc.b, 'still there')).toBe(true);
+  });
+
   it('a reset of the selected connection fails both agents (RFC 6544 §7.1)', () => {
     const sc = scenario({ seed: 'tcp-reset', a: tcpOnly(['active']), b: tcpOnly(['passive']) }).start();
     expect(sc.runUntilCompleted(10_000)).toBe(true);
