@@ -92,7 +92,21 @@ export function tcpAccepted(ctx: AgentContext, now: number, local: TransportAddr
     answered: false,
     dataPair: undefined,
   };
+  // A simultaneous-open base (RFC 6544 §7.1, §7.2): our own attempt to this peer may still be under way when the
+  // peer's connection arrives (our SYN lost, or filtered by its NAT). The accepted connection serves the route: the
+  // attempt is given up and the checks that waited for it go on this one (which our pair proves, so it counts as ours).
+  const attempt = ctx.tcp.byRoute.get(conn.route);
+  if (attempt !== undefined && attempt.state === 'connecting') {
+    ctx.tcp.remove(attempt);
+    ctx.events.push({ type: 'tcp-close', id: attempt.id, local: attempt.local, remote: attempt.remote, reason: 'superseded by the peer connection' });
+    conn.validated = true;
+    conn.deadline = undefined;
+    conn.framer.maxFrame = MAX_RFC4571_PAYLOAD;
+  }
   ctx.tcp.add(conn);
+  if (conn.validated) {
+    for (const p of routePairs(ctx, conn)) if (p.state === 'in-progress' && !ctx.txs.hasLiveCheck(p)) sendCheckNow(ctx, now, p);
+  }
   return conn.id;
 }
 

@@ -665,6 +665,19 @@ export class VirtualNetwork {
     const end = this.#tcpEnds.get(key);
     switch (p.tcp) {
       case 'syn': {
+        if (end !== undefined && end.state === 'connecting') {
+          // Simultaneous open (RFC 793 §3.4): both SYNs crossed; one connection, each side sees its attempt succeed.
+          end.state = 'open';
+          this.#delivered++;
+          const m = end.attachment.machine as unknown as TcpMachine;
+          const wanted = end.attachment.attached && m.tcpConnected(this.#now, end.id, end.local);
+          this.#drain(end.attachment);
+          if (!wanted) {
+            this.#tcpEnds.delete(key);
+            return this.#sendTcp(host, end.local, end.remote, 'rst', EMPTY);
+          }
+          return this.#sendTcp(host, end.local, end.remote, 'syn-ack', EMPTY);
+        }
         if (end !== undefined) return this.#drop(p, host.name, 'unclaimed');
         for (const a of [...hostAttachments(host)]) {
           if (!isTcpMachine(a.machine)) continue;
@@ -680,6 +693,7 @@ export class VirtualNetwork {
         return this.#sendTcp(host, p.dst, p.src, 'rst', EMPTY);
       }
       case 'syn-ack': {
+        if (end !== undefined && end.state === 'open') return; // the other half of a simultaneous open
         if (end === undefined || end.state !== 'connecting') return this.#sendTcp(host, p.dst, p.src, 'rst', EMPTY);
         end.state = 'open';
         this.#delivered++;

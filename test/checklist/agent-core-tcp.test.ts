@@ -180,6 +180,33 @@ describe('checks over TCP connections', () => {
   });
 });
 
+describe('simultaneous-open candidates', () => {
+  it("an attempt still connecting gives way to the peer's connection on the same route, which carries its check", () => {
+    const w = new TcpWorld();
+    const lc = tcpHost('10.0.0.1', 7002, 'so');
+    const rc = tcpHost('10.0.0.2', 8002, 'so');
+    const l = w.add('L', { role: 'controlling' }, [lc.base]);
+    const r = w.add('R', { role: 'controlled' }, [rc.base]);
+    for (const [x, mine, theirs] of [[l, lc, rc], [r, rc, lc]] as const) {
+      x.addStream(1);
+      x.addLocalCandidate(0, mine);
+    }
+    l.setRemoteParameters(0, r.getLocalParameters());
+    r.setRemoteParameters(0, l.getLocalParameters());
+    w.blackholes.add('10.0.0.2:8002'); // L's SYNs are lost: only R's connection will come through
+    l.addRemoteCandidate(0, signalled(rc));
+    w.run(100);
+    const attempt = w.events.get('L')!.find((e) => e.type === 'tcp-connect') as { id: string; local: { port: number } };
+    expect(attempt.local.port).toBe(7002); // from the so candidate's own port
+    r.addRemoteCandidate(0, signalled(lc));
+    w.run(5000, both(w));
+    expect(w.events.get('L')!).toContainEqual(expect.objectContaining({ type: 'tcp-close', id: attempt.id, reason: 'superseded by the peer connection' }));
+    expect(l.state).toBe('completed');
+    expect(r.state).toBe('completed');
+    expect(l.tcpConnections).toBe(1);
+  });
+});
+
 describe('inbound connection bounds', () => {
   function passiveAgent(w: TcpWorld, opts: Partial<AgentCoreOptions> = {}) {
     const pc = tcpHost('10.0.0.2', 8000, 'passive');

@@ -103,10 +103,10 @@ export interface SideOptions {
   /** Per-agent pacer: a fresh `GlobalPacer` (default) or none. Never the process-wide one. */
   readonly pacer?: 'own' | 'none';
   /**
-   * ICE-TCP host candidates to gather on each address (RFC 6544): a passive listener on port `5100 + stream`, and/or
-   * an active candidate. Default none.
+   * ICE-TCP host candidates to gather on each address (RFC 6544): a passive listener on port `5100 + stream`, an
+   * active candidate, and/or a simultaneous-open one on port `5200 + stream`. Default none.
    */
-  readonly tcp?: readonly ('active' | 'passive')[];
+  readonly tcp?: readonly ('active' | 'passive' | 'so')[];
   /** Gather UDP host candidates (default true; false for a TCP-only side). */
   readonly udp?: boolean;
   /** Anything else for the agent (timers, nomination...). */
@@ -252,7 +252,8 @@ export class Scenario {
         for (let c = 1; c <= components; c++) {
           if (o.udp !== false) bases.push({ address: { address: ip, port: basePort(s, c) }, component: c, stream: s });
           for (const tcpType of o.tcp ?? []) {
-            bases.push({ address: { address: ip, port: tcpType === 'passive' ? basePort(s, c) + 100 : 0 }, component: c, stream: s, transport: 'tcp', tcpType });
+            const port = tcpType === 'passive' ? basePort(s, c) + 100 : tcpType === 'so' ? basePort(s, c) + 200 : 0;
+            bases.push({ address: { address: ip, port }, component: c, stream: s, transport: 'tcp', tcpType });
           }
         }
       });

@@ -28,6 +28,27 @@ describe('ICE-TCP between two icewire agents on the virtual network', () => {
     });
   }
 
+  it('simultaneous-open candidates pair with each other (RFC 6544 §6.2) and connect, both SYNs crossing', () => {
+    const sc = scenario({ seed: 'tcp-so', a: { udp: false, stun: false, tcp: ['so'] }, b: { udp: false, stun: false, tcp: ['so'] } }).start();
+    expect(sc.runUntilCompleted(10_000)).toBe(true);
+    for (const side of [sc.a, sc.b]) expect(sc.selected(side)!.local).toMatchObject({ transport: 'tcp', tcpType: 'so', port: 5200 });
+    expect(sc.sameSelectedPair()).toBe(true);
+    expect(sc.exchange(sc.a, 'so a->b')).toBe(true);
+    expect(sc.exchange(sc.b, 'so b->a')).toBe(true);
+    sc.net.runFor(1000);
+    expect(sc.net.tcpConnections).toBe(2); // one connection, two ends
+  });
+
+  it('simultaneous-open, one side late: the connection the other opened carries both sides\' checks', () => {
+    // b's candidates reach a 200 ms late: b connects to a's so listener first; a's pair then finds that accepted
+    // connection on its route and opens none of its own.
+    const sc = scenario({ seed: 'tcp-so-late', a: { udp: false, stun: false, tcp: ['so'] }, b: { udp: false, stun: false, tcp: ['so'], candidateDelayMs: () => 200 } }).start();
+    expect(sc.runUntilCompleted(10_000)).toBe(true);
+    expect(sc.sameSelectedPair()).toBe(true);
+    expect(sc.exchange(sc.b, 'late so')).toBe(true);
+    expect(sc.a.attachment.events.filter((e) => e.type === 'tcp-connect')).toHaveLength(0);
+  });
+
   it('two agents with only active candidates never pair (RFC 6544 §6.2) and fail', () => {
     const sc = scenario({ seed: 'tcp-aa', a: { ...tcpOnly(['active']), agent: { failureGraceMs: 3000 } }, b: { ...tcpOnly(['active']), agent: { failureGraceMs: 3000 } } }).start();
     expect(sc.net.runUntilTrue(() => sc.state(sc.a) === 'failed' && sc.state(sc.b) === 'failed', 10_000)).toBe(true);
