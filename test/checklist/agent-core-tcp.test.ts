@@ -187,7 +187,7 @@ describe('simultaneous-open candidates', () => {
     const rc = tcpHost('10.0.0.2', 8002, 'so');
     const l = w.add('L', { role: 'controlling' }, [lc.base]);
     const r = w.add('R', { role: 'controlled' }, [rc.base]);
-    for (const [x, mine, theirs] of [[l, lc, rc], [r, rc, lc]] as const) {
+    for (const [x, mine] of [[l, lc], [r, rc]] as const) {
       x.addStream(1);
       x.addLocalCandidate(0, mine);
     }
