@@ -16,6 +16,7 @@ import * as pacingRealtime from './pacing-realtime.bench.js';
 import * as pacingWire from './pacing-wire.bench.js';
 import * as scale from './scale.bench.js';
 import * as stunCodec from './stun-codec.bench.js';
+import * as tcp from './tcp.bench.js';
 import * as turnRelay from './turn-relay.bench.js';
 import * as udpMux from './udp-mux.bench.js';
 
@@ -37,7 +38,7 @@ export interface BenchModule {
 }
 
 /** Registered benches, run in this order. */
-export const BENCHES: readonly BenchModule[] = [stunCodec, pacing, pacingRealtime, pacingWire, turnRelay, connect, cold, datapath, datapathProcesses, scale, udpMux];
+export const BENCHES: readonly BenchModule[] = [stunCodec, pacing, pacingRealtime, pacingWire, turnRelay, connect, cold, datapath, datapathProcesses, scale, udpMux, tcp];
 
 function format(r: BenchResult): string {
   // A value that could not be measured says so rather than printing NaN.

@@ -430,11 +430,40 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     this.#pump(now);
   }
 
+  // ---- ICE-TCP (RFC 6544): the edge's answers to the core's `tcp-connect`, and connections it accepted ---------
+
+  /** Connection `id` is open from `local`; false: no longer wanted, close it. See `AgentCore.tcpConnected`. */
+  tcpConnected(now: number, id: string, local: TransportAddress): boolean {
+    const wanted = this.core.tcpConnected(now, id, local);
+    this.#pump(now);
+    return wanted;
+  }
+
+  /** Connection `id` could not be opened: its pairs fail. */
+  tcpConnectFailed(now: number, id: string): void {
+    this.core.tcpConnectFailed(now, id);
+    this.#pump(now);
+  }
+
+  /** A connection accepted on a passive base: its id, or undefined when refused (close it). */
+  tcpAccepted(now: number, local: TransportAddress, remote: TransportAddress): string | undefined {
+    const id = this.#closed ? undefined : this.core.tcpAccepted(now, local, remote);
+    this.#pump(now);
+    return id;
+  }
+
+  /** Connection `id` closed by itself: its pairs fail. */
+  tcpClosed(now: number, id: string): void {
+    this.core.tcpClosed(now, id);
+    this.#pump(now);
+  }
+
   handleReceive(now: number, datagram: Datagram): boolean {
     let taken: boolean;
     if (datagram.transport !== undefined && datagram.transport !== 'udp') {
-      // Frames from TURN connections: only their allocations may take them.
-      taken = this.#turn.handleReceive(now, datagram);
+      // Bytes of an ICE-TCP connection go to the core (RFC 6544); frames from TURN connections only to their
+      // allocations.
+      taken = datagram.transport === 'tcp' && this.core.ownsTcp(datagram) ? this.core.handleReceive(now, datagram) : this.#turn.handleReceive(now, datagram);
     } else if (this.#mdns && (key(datagram.local) === this.#mdnsKey || this.#toMdnsGroup(datagram.local))) {
       taken = this.#mdns.handleReceive(now, datagram);
     } else {

@@ -16,9 +16,9 @@ import { StunMethod } from '../stun/constants.js';
 import { encodeStunMessage, tryDecodeStunMessage, type StunAttribute } from '../stun/message.js';
 import { newTransactionId, TransactionTable, type TransactionTiming } from '../stun/transaction.js';
 import type { Datagram, RandomSource, TransportAddress, TransportProtocol } from '../types.js';
-import type { CandidateType, LocalCandidate } from './candidate.js';
+import type { CandidateType, LocalCandidate, TcpType } from './candidate.js';
 import { FoundationRegistry } from './foundation.js';
-import { candidatePriority, DEFAULT_TYPE_PREFERENCES, localPreferences, uniquePriority, validateTypePreferences, type TypePreferences } from './priority.js';
+import { candidatePriority, computePriority, DEFAULT_TYPE_PREFERENCES, localPreferences, tcpLocalPreference, tcpTypePreference, uniquePriority, validateTypePreferences, type TypePreferences } from './priority.js';
 import { isRedundantWith } from './redundancy.js';
 import { DEFAULT_TA_MS, isPacingValue, type PacerClient } from '../stun/pacing.js';
 
@@ -31,8 +31,14 @@ export interface HostBase {
   readonly address: TransportAddress;
   /** Component this socket serves (1 = RTP). */
   readonly component: number;
-  /** Only UDP is gathered today. */
-  readonly transport?: 'udp';
+  /**
+   * `'udp'` (default) or `'tcp'` (RFC 6544 host candidates: a listening socket for `passive` and `so`; for `active`
+   * nothing is bound, the address names the interface connections leave from and its port is ignored). STUN and TURN
+   * servers are asked from UDP bases only.
+   */
+  readonly transport?: 'udp' | 'tcp';
+  /** For TCP bases: the RFC 6544 candidate direction (default `'passive'`). */
+  readonly tcpType?: TcpType;
   /** RFC 8421 §3: an unreliable interface's candidates are ranked last. */
   readonly unreliable?: boolean;
   /**
@@ -255,6 +261,7 @@ export class Gatherer implements SansIoMachine<GathererEvent> {
     if (this.#gatherHost) for (const base of this.#bases) if (base.serves !== 'relay') this.#addHost(now, base);
     // RFC 8445 §5.1.1.2: pair every host base with every configured server of its address family.
     for (const base of this.#bases) {
+      if ((base.transport ?? 'udp') !== 'udp') continue; // TCP bases: host candidates only
       const family = ipFamily(base.address.address);
       if (base.serves !== 'relay') {
         this.#stunServers.forEach((server, serverIndex) => {
@@ -490,6 +497,7 @@ export class Gatherer implements SansIoMachine<GathererEvent> {
   }
 
   #addHost(now: number, base: HostBase): void {
+    if (base.transport === 'tcp') return this.#addTcpHost(now, base);
     const ip = base.address.address;
     const c: LocalCandidate = {
       foundation: this.#foundations.foundationFor({ type: 'host', baseAddress: ip, transport: 'udp' }),
@@ -501,6 +509,34 @@ export class Gatherer implements SansIoMachine<GathererEvent> {
       type: 'host',
       base: base.address,
       socket: base.address,
+      ...(this.#mdns !== undefined ? { mdnsName: this.#mdns.register(now, ip) } : {}),
+    };
+    this.#announce(c);
+  }
+
+  /**
+   * RFC 6544 §4.1, §5.1: a TCP host candidate. An active one is a placeholder: signalled with port 9 (§4.5), its
+   * connections leave from ports the system picks when a check needs one (§7.1), so its base says port 9 too.
+   */
+  #addTcpHost(now: number, base: HostBase): void {
+    const ip = base.address.address;
+    const tcpType = base.tcpType ?? 'passive';
+    const port = tcpType === 'active' ? 9 : base.address.port;
+    const address = { address: ip, port };
+    let taken = this.#taken.get(base.component);
+    if (taken === undefined) this.#taken.set(base.component, (taken = new Set()));
+    const lp = tcpLocalPreference(tcpType, this.#localPref(ip, 0));
+    const c: LocalCandidate = {
+      foundation: this.#foundations.foundationFor({ type: 'host', baseAddress: ip, transport: 'tcp' }),
+      component: base.component,
+      transport: 'tcp',
+      priority: uniquePriority(computePriority(tcpTypePreference('host', this.#prefs), lp, base.component), taken),
+      address: ip,
+      port,
+      type: 'host',
+      tcpType,
+      base: address,
+      socket: address,
       ...(this.#mdns !== undefined ? { mdnsName: this.#mdns.register(now, ip) } : {}),
     };
     this.#announce(c);

@@ -161,3 +161,31 @@ export function uniquePriority(priority: number, taken: ReadonlySet<number>): nu
   for (let lp = localPreference + 1; lp <= MAX_LOCAL_PREFERENCE; lp++) if (!taken.has(at(lp))) return at(lp);
   throw new RangeError('no free priority left for this type and component');
 }
+
+/**
+ * RFC 6544 §4.2 direction preferences (0..7) of host (and relayed) TCP candidates: active 6, passive 4,
+ * simultaneous-open 2.
+ */
+export const TCP_DIRECTION_PREFERENCES = Object.freeze({ active: 6, passive: 4, so: 2 });
+
+/**
+ * RFC 6544 §4.2: a TCP candidate's local preference, `2^13 * direction-pref + other-pref`. The other-pref (0..8191)
+ * is the address's RFC 8421 local preference (`localPreferences`) scaled down by 8, so TCP candidates keep the same
+ * interleaved address order as UDP ones, one address 8191 (the single-address value the RFC asks for).
+ */
+export function tcpLocalPreference(tcpType: 'active' | 'passive' | 'so', addressPreference: number): number {
+  if (!Number.isInteger(addressPreference) || addressPreference < 0 || addressPreference > MAX_LOCAL_PREFERENCE) {
+    throw new RangeError(`local preference ${addressPreference} is not 0..65535`);
+  }
+  return TCP_DIRECTION_PREFERENCES[tcpType] * 0x2000 + (addressPreference >>> 3);
+}
+
+/**
+ * Type preference of a TCP candidate: one below its type's UDP preference (RFC 6544 §4.2 "changing type preference
+ * values by one ... is enough" when the candidate type matters more than the transport). UDP wins between
+ * candidates of one type, as RFC 6544 recommends for RTP, while a TCP host candidate still ranks above a UDP
+ * server-reflexive one.
+ */
+export function tcpTypePreference(type: CandidateType, preferences: TypePreferences = DEFAULT_TYPE_PREFERENCES): number {
+  return Math.max(0, preferences[type] - 1);
+}

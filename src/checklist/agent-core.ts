@@ -34,8 +34,10 @@ import { StunMethod } from '../stun/constants.js';
 import { shortTermKey } from '../stun/integrity.js';
 import { looksLikeStun, tryDecodeStunMessage } from '../stun/message.js';
 import { negotiateTa } from '../stun/pacing.js';
-import type { Datagram, IceRole } from '../types.js';
+import { frameRfc4571 } from '../stun/rfc4571.js';
+import type { Datagram, IceRole, TransportAddress } from '../types.js';
 import { Checklist, type RemoteCandidate } from './checklist.js';
+import { MAX_CHECK_MESSAGE_BYTES } from './checks.js';
 import { consentDeadline, consentJitter, runConsent } from './consent.js';
 import {
   assertOpen,
@@ -65,15 +67,13 @@ import { handleResponse, runTransactions } from './responses.js';
 import { facePeer } from './role.js';
 import { checkDeadline, hasPendingCheck, runChecks } from './scheduler.js';
 import { failureDeadline, startPacTimer, updateStates } from './state.js';
+import { wireKey } from './tcp-connections.js';
+import { closeUnselected, runTcp, tcpAccepted, tcpClosed, tcpConnected, tcpConnectFailed, tcpReceive } from './tcp.js';
 import type { AgentCoreOptions, AgentEvent, AgentState, AgentStats, IceParameters, LocalIceParameters, PairInfo, PairStats } from './types.js';
 
 export type * from './types.js';
 
-/**
- * Largest Binding message the agent decodes. RFC 8489 §6.1 keeps STUN over UDP under the path MTU (576 bytes for
- * IPv4 when unknown); a check with the longest ufrags (2 x 256) and a few extensions stays well under 2 KB.
- */
-export const MAX_CHECK_MESSAGE_BYTES = 2048;
+export { MAX_CHECK_MESSAGE_BYTES };
 
 /**
  * The candidate with its addresses in canonical text. Peers may write IPv6 in any case or zero-compression
@@ -182,6 +182,7 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     const list = s.nextLocals ?? s.locals;
     if (list.some((c) => c.type === candidate.type && c.component === candidate.component && c.address === candidate.address && c.port === candidate.port)) return;
     list.push(candidate);
+    if (candidate.transport === 'tcp') ctx.tcpSeen = true;
     if (s.nextLocals) return; // the next session's: paired when it starts
     if (s.remote && !ctx.config.lite) for (const r of s.remotes) formPair(ctx, s, candidate, r);
     markDirty(ctx);
@@ -264,6 +265,7 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     }
     if (s.remotes.length >= ctx.config.remoteCandidateLimit) return dropRemote(ctx, stream, signalledCandidate, 'remote-limit', 'remote-candidate-limit');
     s.remotes.push(candidate);
+    if (candidate.transport === 'tcp') ctx.tcpSeen = true;
     if (s.remote && !ctx.config.lite) for (const l of s.locals) formPair(ctx, s, l, candidate);
     markDirty(ctx);
   }
@@ -323,6 +325,7 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     if (ctx.closed) return;
     ctx.closed = true;
     ctx.txs.clear();
+    ctx.tcp.clear(); // the edge closes the sockets of a closed agent
     ctx.transmits.length = 0;
     ctx.deadlines.clear();
     ctx.pacer?.withdraw();
@@ -349,6 +352,7 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
   takeData(now: number, datagram: Datagram): DataEvent | undefined {
     const ctx = this.#ctx;
     if (ctx.closed) return undefined;
+    if (datagram.transport === 'tcp') throw new InvalidStateError('takeData() takes UDP datagrams; TCP bytes go to handleReceive()');
     this.#advance(now);
     return receiveData(ctx, datagram);
   }
@@ -358,7 +362,8 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     const ctx = this.#ctx;
     if (ctx.closed) throw new InvalidStateError('send() after close()');
     this.#advance(now);
-    return takeSend(ctx, now, streamAt(ctx, stream), component, data);
+    const d = takeSend(ctx, now, streamAt(ctx, stream), component, data);
+    return d?.transport === 'tcp' ? { ...d, data: frameRfc4571(d.data) } : d;
   }
 
   /**
@@ -395,6 +400,33 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     const ctx = this.#ctx;
     if (ctx.closed) return false;
     this.#advance(now);
+    if (datagram.transport === 'tcp') {
+      // ICE-TCP: bytes of a connection, RFC 4571 frames inside (tcp.ts). Data frames alone change no state or
+      // deadline (as a UDP data datagram): only a STUN message or a closed connection needs the settling pass.
+      const r = tcpReceive(ctx, datagram, this.#onFrame);
+      if (r === 'control') this.#settle(now);
+      return r !== 'unknown';
+    }
+    const data = datagram.data;
+    if (!looksLikeStun(data)) {
+      const e = receiveData(ctx, datagram);
+      if (e === undefined) return false;
+      ctx.events.push(e);
+      return true;
+    }
+    const taken = this.#handleMessage(now, datagram);
+    this.#settle(now);
+    return taken;
+  }
+
+  /** A frame of a TCP connection (bound once: no closure per chunk). */
+  readonly #onFrame = (frame: Datagram): void => {
+    this.#handleMessage(this.#ctx.now, frame);
+  };
+
+  /** One message (a UDP datagram, or one frame of a TCP connection). */
+  #handleMessage(now: number, datagram: Datagram): boolean {
+    const ctx = this.#ctx;
     const data = datagram.data;
     if (!looksLikeStun(data)) {
       const e = receiveData(ctx, datagram);
@@ -424,10 +456,70 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
       default:
         taken = handleResponse(ctx, now, datagram, m);
     }
+    return taken;
+  }
+
+  /** After an input: nomination, states, and the deadlines. */
+  #settle(now: number): void {
+    const ctx = this.#ctx;
+    if (ctx.closed) return;
     if (!ctx.config.lite) nominatorFor(ctx).tick(ctx, now);
     updateStates(ctx, now);
+    closeUnselected(ctx);
     this.#rearm();
-    return taken;
+  }
+
+  // ---- ICE-TCP (RFC 6544): the edge's answers to `tcp-connect`, and connections it accepted ------------------
+
+  /** Connection `id` (a `tcp-connect`) is open from `local`. Returns false when it is no longer wanted: close it. */
+  tcpConnected(now: number, id: string, local: TransportAddress): boolean {
+    const ctx = this.#ctx;
+    if (ctx.closed) return false;
+    this.#advance(now);
+    const wanted = tcpConnected(ctx, now, id, local);
+    this.#settle(now);
+    return wanted;
+  }
+
+  /** Connection `id` could not be opened: its pairs fail (RFC 6544 §7.1). */
+  tcpConnectFailed(now: number, id: string): void {
+    const ctx = this.#ctx;
+    if (ctx.closed) return;
+    this.#advance(now);
+    tcpConnectFailed(ctx, id);
+    this.#settle(now);
+  }
+
+  /**
+   * A connection accepted on a passive or simultaneous-open base (`local`) from `remote`. Returns its id (quote it
+   * in `tcpClosed`), or undefined when the agent refuses it: close it.
+   */
+  tcpAccepted(now: number, local: TransportAddress, remote: TransportAddress): string | undefined {
+    const ctx = this.#ctx;
+    if (ctx.closed) return undefined;
+    this.#advance(now);
+    const id = tcpAccepted(ctx, now, local, remote);
+    this.#rearm();
+    return id;
+  }
+
+  /** Connection `id` closed by itself (the peer closed or reset it): its pairs fail (RFC 6544 §7.1). */
+  tcpClosed(now: number, id: string): void {
+    const ctx = this.#ctx;
+    if (ctx.closed) return;
+    this.#advance(now);
+    tcpClosed(ctx, id);
+    this.#settle(now);
+  }
+
+  /** Whether `datagram` (transport `tcp`) belongs to one of the agent's ICE-TCP connections. */
+  ownsTcp(datagram: Datagram): boolean {
+    return this.#ctx.tcp.byWire.has(wireKey(datagram.local, datagram.remote));
+  }
+
+  /** ICE-TCP connections open or being opened (diagnostics). */
+  get tcpConnections(): number {
+    return this.#ctx.tcp.size;
   }
 
   /** Advances timers: retransmissions, the next paced check, nomination, consent, keepalives, state. */
@@ -444,13 +536,17 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     // RFC 8445 §11: "All endpoints MUST send keepalives", a lite agent too (it has no consent checks, RFC 7675 §5.1).
     runConsent(ctx, now);
     expireRetired(ctx, now);
+    runTcp(ctx, now);
     updateStates(ctx, now);
+    closeUnselected(ctx);
     this.#rearm();
   }
 
   /** Next datagram to send. */
   pollTransmit(): Datagram | undefined {
-    return this.#ctx.transmits.shift();
+    const d = this.#ctx.transmits.shift();
+    // RFC 6544 §7.1, §10.1: every message on a TCP connection carries its RFC 4571 length.
+    return d?.transport === 'tcp' ? { ...d, data: frameRfc4571(d.data) } : d;
   }
 
   /** Next event. */
@@ -486,5 +582,6 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     d.set('consent', consentDeadline(ctx));
     d.set('failure', failureDeadline(ctx));
     d.set('retired', retiredDeadline(ctx));
+    d.set('tcp', ctx.tcp.deadline());
   }
 }

@@ -3,7 +3,7 @@
  * states and the valid list. Pure data structure: no STUN, no time. The agent core drives it.
  * @module
  */
-import type { Candidate, LocalCandidate } from '../candidates/candidate.js';
+import type { Candidate, LocalCandidate, TcpType } from '../candidates/candidate.js';
 import { ipFamily } from '../ip.js';
 import { CandidatePair, comparePairs } from './pair.js';
 
@@ -27,13 +27,13 @@ export function isMdnsCandidate(c: RemoteCandidate): boolean {
 
 /**
  * Whether a local and a remote candidate may form a pair (RFC 8445 §6.1.2.2): same component, same transport, same
- * IP address family, IPv6 link-local only with link-local; UDP only for now. A local relayed candidate is never paired with a remote
+ * IP address family, IPv6 link-local only with link-local; TCP candidates by direction (RFC 6544 §6.2: active with
+ * passive, so with so). A local relayed candidate is never paired with a remote
  * mDNS candidate (draft-ietf-mmusic-mdns-ice-candidates §3.3.2). An unresolved `.local` address cannot be paired.
  */
 export function canPair(local: LocalCandidate, remote: RemoteCandidate): boolean {
   if (local.component !== remote.component || local.transport !== remote.transport) return false;
-  // ICE-TCP (RFC 6544) is not implemented yet: TCP candidates are kept but never paired.
-  if (local.transport !== 'udp') return false;
+  if (local.transport === 'tcp' && !tcpTypesPair(local.tcpType, remote.tcpType)) return false;
   const lf = ipFamily(local.base.address);
   const rf = ipFamily(remote.address);
   if (lf === 0 || rf === 0 || lf !== rf) return false;
@@ -42,10 +42,19 @@ export function canPair(local: LocalCandidate, remote: RemoteCandidate): boolean
   return true;
 }
 
+/** RFC 6544 §6.2: tcp-so with tcp-so, tcp-active with tcp-passive and back. A TCP candidate without tcptype never pairs. */
+export function tcpTypesPair(local: TcpType | undefined, remote: TcpType | undefined): boolean {
+  if (local === 'so') return remote === 'so';
+  if (local === 'active') return remote === 'passive';
+  if (local === 'passive') return remote === 'active';
+  return false;
+}
+
 /** Same base (RFC 8445 §6.1.2.4 redundancy: same local base and identical remote candidate). */
 function redundant(a: CandidatePair, b: CandidatePair): boolean {
   return (
     a.component === b.component &&
+    a.local.transport === b.local.transport &&
     a.local.base.address === b.local.base.address &&
     a.local.base.port === b.local.base.port &&
     a.remote.address === b.remote.address &&
@@ -170,11 +179,12 @@ export class Checklist {
     this.#valid.sort(comparePairs);
   }
 
-  /** Finds the pair for a local base and remote transport address on a component. */
-  find(component: number, baseAddress: string, basePort: number, remoteAddress: string, remotePort: number): CandidatePair | undefined {
+  /** Finds the pair for a local base and remote transport address on a component (UDP unless `transport` says). */
+  find(component: number, baseAddress: string, basePort: number, remoteAddress: string, remotePort: number, transport: 'udp' | 'tcp' = 'udp'): CandidatePair | undefined {
     return this.#pairs.find(
       (p) =>
         p.component === component &&
+        p.local.transport === transport &&
         p.local.base.address === baseAddress &&
         p.local.base.port === basePort &&
         p.remote.address === remoteAddress &&

@@ -8,6 +8,12 @@ import { Attr, attr, getAttribute, hasAttribute } from '../stun/attributes.js';
 import { AttributeType, StunMethod } from '../stun/constants.js';
 import type { TransportAddress } from '../types.js';
 
+/**
+ * Largest Binding message the agent decodes. RFC 8489 §6.1 keeps STUN over UDP under the path MTU (576 bytes for
+ * IPv4 when unknown); a check with the longest ufrags (2 x 256) and a few extensions stays well under 2 KB.
+ */
+export const MAX_CHECK_MESSAGE_BYTES = 2048;
+
 /** Type preference of peer-reflexive candidates (RFC 8445 §5.1.2.2), used in PRIORITY (§7.1.1). */
 export const PRFLX_TYPE_PREFERENCE = 110;
 

@@ -10,7 +10,8 @@
 import { newTransactionId } from '../stun/transaction.js';
 import type { Datagram } from '../types.js';
 import { encodeCheckRequest, encodeKeepalive, prflxPriority } from './checks.js';
-import { addrOf, consentEnabled, pairInfo, type AgentContext } from './context.js';
+import { consentEnabled, pairInfo, type AgentContext } from './context.js';
+import { pairRoute } from './tcp-connections.js';
 import type { CandidatePair } from './pair.js';
 
 /** The pairs that carry data, one per component at most. */
@@ -64,7 +65,8 @@ export function runConsent(ctx: AgentContext, now: number): void {
         ctx.consentNext.set(p, now + consentJitter(ctx));
       }
     } else if (now - p.lastSentAt >= keepaliveIntervalMs) {
-      ctx.transmits.push({ local: p.local.base, remote: addrOf(p.remote), data: encodeKeepalive(newTransactionId(ctx.random)) });
+      const route = pairRoute(ctx.tcp, p);
+      if (route !== undefined) ctx.transmits.push({ ...route, data: encodeKeepalive(newTransactionId(ctx.random)) });
       p.lastSentAt = now;
     }
   }
@@ -95,7 +97,8 @@ function sendConsent(ctx: AgentContext, now: number, p: CandidatePair): void {
   const generation = comp?.previous === p ? comp.previousGeneration : undefined;
   const remote = generation?.remote ?? s.remote;
   const local = generation?.local ?? s.local;
-  if (!remote) return;
+  const route = pairRoute(ctx.tcp, p);
+  if (!remote || !route) return; // a TCP pair without its connection: closing it already lost consent (tcp.ts)
   const id = newTransactionId(ctx.random);
   const data = encodeCheckRequest({
     transactionId: id,
@@ -106,7 +109,7 @@ function sendConsent(ctx: AgentContext, now: number, p: CandidatePair): void {
     useCandidate: false,
     key: remote.key,
   });
-  const request: Datagram = { local: p.local.base, remote: addrOf(p.remote), data };
+  const request: Datagram = { ...route, data };
   // RFC 7675 §5.1: sent once, new transaction ID each time; a late answer still refreshes consent.
   ctx.txs.add(id, { kind: 'consent', pair: p, request, sentAt: now, expiresAt: now + ctx.config.consentTimeoutMs, key: remote.key });
   ctx.transmits.push(request);

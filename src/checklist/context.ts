@@ -15,11 +15,12 @@ import { RemoteAddressBudget } from './address-budget.js';
 import { Checklist, DEFAULT_CHECKLIST_LIMIT, canPair, stateForNewPair, type RemoteCandidate } from './checklist.js';
 import { CandidatePair, pairPriorityFor, type PairState } from './pair.js';
 import type { RtoFormula } from './scheduler.js';
+import { TcpConnections } from './tcp-connections.js';
 import { CheckTransactions } from './transactions.js';
 import type { AgentCoreOptions, AgentEvent, AgentState, DropReason, NominationMode, PairInfo } from './types.js';
 
 /** The agent's named deadlines (see `Deadlines`). The paced check slot is read live, see `AgentCore.pollTimeout`. */
-export type AgentTimer = 'command' | 'retransmit' | 'nomination' | 'consent' | 'failure' | 'retired';
+export type AgentTimer = 'command' | 'retransmit' | 'nomination' | 'consent' | 'failure' | 'retired' | 'tcp';
 
 export interface Credentials {
   readonly ufrag: string;
@@ -124,6 +125,12 @@ export interface AgentConfig {
   readonly failureGraceMs: number;
   readonly nominationTimeoutMs: number;
   readonly rtoFormula: RtoFormula;
+  /** ICE-TCP (RFC 6544): bound on an outgoing connection attempt, ms. */
+  readonly tcpConnectTimeoutMs: number;
+  /** ICE-TCP: an accepted connection must carry an authenticated check within this, ms. */
+  readonly tcpFirstCheckTimeoutMs: number;
+  /** ICE-TCP: accepted connections not yet proven by a check, at most. */
+  readonly tcpPendingInboundLimit: number;
 }
 
 /** Scheduler state (RFC 8445 §6.1.4). */
@@ -185,6 +192,10 @@ export interface AgentContext {
   unauthReplies: number;
   now: number;
   closed: boolean;
+  /** ICE-TCP connections (RFC 6544), see `tcp-connections.ts`. */
+  readonly tcp: TcpConnections;
+  /** A TCP candidate was added on either side: RFC 6544 §8 then requires regular nomination. */
+  tcpSeen: boolean;
 }
 
 const ICE_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
@@ -237,7 +248,15 @@ export function configFrom(options: AgentCoreOptions): AgentConfig {
     failureGraceMs: options.failureGraceMs ?? 39_500,
     nominationTimeoutMs: options.nominationTimeoutMs ?? 1000,
     rtoFormula: options.rtoFormula ?? 'linear',
+    tcpConnectTimeoutMs: positive(options.tcpConnectTimeoutMs, 'tcpConnectTimeoutMs') ?? 10_000,
+    tcpFirstCheckTimeoutMs: positive(options.tcpFirstCheckTimeoutMs, 'tcpFirstCheckTimeoutMs') ?? 10_000,
+    tcpPendingInboundLimit: positive(options.tcpPendingInboundLimit, 'tcpPendingInboundLimit') ?? 32,
   };
+}
+
+function positive(v: number | undefined, name: string): number | undefined {
+  if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new RangeError(`${name} must be a positive integer`);
+  return v;
 }
 
 /** A fresh context for `options`. */
@@ -281,6 +300,8 @@ export function createContext(options: AgentCoreOptions): AgentContext {
     unauthReplies: 0,
     now: -Infinity,
     closed: false,
+    tcp: new TcpConnections(),
+    tcpSeen: false,
   };
 }
 
@@ -350,6 +371,8 @@ export function markDirty(ctx: AgentContext): void {
 /** Nomination in force: facing a lite peer a full agent nominates regularly (RFC 8445 §6.1.1, §8.2). */
 export function nominationMode(ctx: AgentContext): NominationMode {
   // RFC 8445 §10: a peer that signals ice2 must not face aggressive nomination (RFC 5245 §14 for unknown options).
+  // RFC 6544 §8: with TCP candidates the controlling agent MUST use regular nomination.
+  if (ctx.tcpSeen) return 'regular';
   return ctx.streams.some((s) => s.remote?.lite || s.remote?.options.includes('ice2')) ? 'regular' : ctx.config.nomination;
 }
 
@@ -428,6 +451,9 @@ export function insertPair(ctx: AgentContext, s: Stream, local: LocalCandidate, 
 /** Pairs a local and a remote candidate into the checklist (RFC 8445 §6.1.2.2-5, RFC 8838 §10-12). */
 export function formPair(ctx: AgentContext, s: Stream, local: LocalCandidate, remote: RemoteCandidate): CandidatePair | undefined {
   if (!canPair(local, remote)) return undefined;
+  // RFC 6544 §6.2: pruning removes every pair whose local candidate is passive (it never opens a connection; the
+  // peer's checks on accepted connections form its pairs, in responder.ts).
+  if (local.tcpType === 'passive') return undefined;
   // RFC 8445 §6.1.2.4: a reflexive local candidate is replaced by its base.
   const checkLocal = local.type === 'srflx' || local.type === 'prflx' ? (baseCandidate(s, local.component, local.base) ?? local) : local;
   // RFC 8445 §8.1.2: once a component is nominated its other pairs are gone; none are added back.
@@ -458,7 +484,7 @@ function pairsToAddress(streams: readonly Stream[], ip: string): number {
  */
 function withinAddressBudget(ctx: AgentContext, s: Stream, local: LocalCandidate, remote: RemoteCandidate): boolean {
   const budget = ctx.addressBudget;
-  if (s.checklist.find(local.component, local.base.address, local.base.port, remote.address, remote.port)) return true;
+  if (s.checklist.find(local.component, local.base.address, local.base.port, remote.address, remote.port, local.transport)) return true;
   if (budget.pairsTo(remote.address) < budget.limit) return true;
   const priority = priorityOf(ctx, local.priority, remote.priority);
   let victim: CandidatePair | undefined;

@@ -13,6 +13,8 @@ import { sameAddress, type Datagram } from '../types.js';
 import type { AgentEvent } from './types.js';
 import { addrOf, componentOf, consentEnabled, drop, liteWaitsForValidPairs, type AgentContext, type DataRoute, type Stream } from './context.js';
 import { activePairs, consentDeadline, consentJitter } from './consent.js';
+import { MAX_RFC4571_PAYLOAD } from '../stun/rfc4571.js';
+import { pairRoute, pairRouteKey, wireKey } from './tcp-connections.js';
 import type { CandidatePair } from './pair.js';
 
 /** Queues `data` on the pair that may carry it now; false when none may. */
@@ -36,6 +38,14 @@ export function takeSend(ctx: AgentContext, now: number, s: Stream, component: n
     if (consentEnabled(ctx) && !ctx.consentNext.has(pair)) ctx.consentNext.set(pair, pair.lastConsentAt + consentJitter(ctx));
     // The pair now carries data, so consent checks or keepalives run on it.
     ctx.deadlines.set('consent', consentDeadline(ctx));
+  }
+  if (pair.local.transport === 'tcp') {
+    // RFC 6544 §10.1: data goes on the pair's connection (unframed here; the core frames what leaves).
+    const route = pairRoute(ctx.tcp, pair);
+    if (route === undefined || data.length > MAX_RFC4571_PAYLOAD) return undefined;
+    pair.lastSentAt = now;
+    pair.counters.bytesSent += data.length;
+    return { ...route, data };
   }
   pair.lastSentAt = now;
   pair.counters.bytesSent += data.length;
@@ -93,6 +103,7 @@ export type DataEvent = Extract<AgentEvent, { type: 'data' }>;
 
 /** The `data` event for a non-STUN datagram that arrived on a known path (RFC 8445 §12.2), or undefined (counted). */
 export function receiveData(ctx: AgentContext, d: Datagram): DataEvent | undefined {
+  if (d.transport === 'tcp') return receiveTcpData(ctx, d);
   // Fastest path: the same 5-tuple as the previous datagram (the usual case for media on one component).
   const lr = ctx.lastRoute;
   if (
@@ -142,4 +153,27 @@ export function receiveData(ctx: AgentContext, d: Datagram): DataEvent | undefin
   }
   drop(ctx, 'data-unknown-path');
   return undefined;
+}
+
+/**
+ * A data frame from an ICE-TCP connection (RFC 6544 §10.2): it belongs to the pair on the connection's route, once
+ * a check proved the connection (the peer may send as soon as its own side of the pair is valid).
+ */
+function receiveTcpData(ctx: AgentContext, d: Datagram): DataEvent | undefined {
+  const conn = ctx.tcp.byWire.get(wireKey(d.local, d.remote));
+  let p = conn?.dataPair;
+  if (conn !== undefined && conn.validated && (p === undefined || !ctx.pairs.has(p.id) || p.state === 'failed')) {
+    p = undefined;
+    for (const q of ctx.pairs.values()) {
+      if (q.stream !== conn.stream || q.local.transport !== 'tcp' || q.state === 'failed' || pairRouteKey(q) !== conn.route) continue;
+      if (p === undefined || (q.valid && !p.valid)) p = q;
+    }
+    conn.dataPair = p;
+  }
+  if (p === undefined) {
+    drop(ctx, 'data-unknown-path');
+    return undefined;
+  }
+  p.counters.bytesReceived += d.data.length;
+  return { type: 'data', stream: p.stream, component: p.component, data: d.data, from: d.remote, local: d.local };
 }

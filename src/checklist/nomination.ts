@@ -36,6 +36,7 @@ import {
 } from './context.js';
 import { consentJitter } from './consent.js';
 import type { CandidatePair } from './pair.js';
+import { prflxTcpType } from './tcp-connections.js';
 
 /** One way of nominating. */
 export interface Nominator {
@@ -198,10 +199,11 @@ export function honourUseCandidate(ctx: AgentContext, s: Stream, pair: Candidate
 
 /** RFC 8445 §7.3.2: a lite agent puts the pair a USE-CANDIDATE request arrived on straight into the valid list. */
 export function acceptLiteNomination(ctx: AgentContext, now: number, s: Stream, local: LocalCandidate, from: TransportAddress, priority: number): void {
-  let pair = s.checklist.find(local.component, local.base.address, local.base.port, from.address, from.port);
+  let pair = s.checklist.find(local.component, local.base.address, local.base.port, from.address, from.port, local.transport);
   if (!pair) {
-    let remote: Candidate | undefined = s.remotes.find((r) => r.component === local.component && r.address === from.address && r.port === from.port);
-    remote ??= { foundation: `prflx${++s.prflxCount}`, component: local.component, transport: local.transport, priority, address: from.address, port: from.port, type: 'prflx' };
+    let remote: Candidate | undefined = s.remotes.find((r) => r.component === local.component && r.transport === local.transport && r.address === from.address && r.port === from.port);
+    const tcpType = prflxTcpType(local);
+    remote ??= { foundation: `prflx${++s.prflxCount}`, component: local.component, transport: local.transport, priority, address: from.address, port: from.port, type: 'prflx', ...(tcpType ? { tcpType } : {}) };
     pair = insertPair(ctx, s, local, remote).added;
     if (!pair) return drop(ctx, 'checklist-full');
   }

@@ -124,7 +124,8 @@ export class CandidatePair {
 
 /** Key of the 5-tuple a pair uses: stream, component, local base and remote address. */
 export function pairKey(stream: number, component: number, local: LocalCandidate, remote: Candidate): string {
-  return `${stream}/${component}/${formatAddress(local.base)}>${remote.address}|${remote.port}`;
+  const k = `${stream}/${component}/${formatAddress(local.base)}>${remote.address}|${remote.port}`;
+  return local.transport === 'tcp' ? `${k}/tcp` : k;
 }
 
 /**

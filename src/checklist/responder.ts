@@ -15,6 +15,7 @@ import { canPair, type RemoteCandidate } from './checklist.js';
 import { encodeCheckError, encodeCheckSuccess, parseCheck } from './checks.js';
 import { baseCandidate, drop, evictIdleRemote, insertPair, markDirty, setPairState, type AgentContext, type Credentials, type PendingRequest, type Stream } from './context.js';
 import { acceptLiteNomination, honourUseCandidate } from './nomination.js';
+import { prflxTcpType, wireKey } from './tcp-connections.js';
 import { repairRoleConflict } from './role.js';
 
 const MAX_PENDING_REQUESTS = 64;
@@ -78,8 +79,8 @@ export function handleRequest(ctx: AgentContext, now: number, d: Datagram, m: De
     respond(ctx, d, encodeCheckSuccess(m.transactionId, d.remote, creds.key));
     return true;
   }
-  const found = localForBase(ctx, d.local);
-  const counted = found && found.stream.checklist.find(found.local.component, found.local.base.address, found.local.base.port, d.remote.address, d.remote.port);
+  const found = d.transport === 'tcp' ? localForConnection(ctx, d) : localForBase(ctx, d.local);
+  const counted = found && found.stream.checklist.find(found.local.component, found.local.base.address, found.local.base.port, d.remote.address, d.remote.port, found.local.transport);
   if (counted) counted.counters.requestsReceived++;
   if (!ctx.config.lite && repairRoleConflict(ctx, check.controlling, check.controlled)) {
     respond(ctx, d, encodeCheckError(m.transactionId, ErrorCode.RoleConflict, 'Role Conflict', creds.key));
@@ -95,6 +96,7 @@ export function handleRequest(ctx: AgentContext, now: number, d: Datagram, m: De
   const priority = check.priority ?? 0;
   if (ctx.config.lite) {
     if (check.useCandidate) acceptLiteNomination(ctx, now, s, found.local, d.remote, priority);
+    if (!counted) countFirstRequest(s, found.local, d.remote);
     return true;
   }
   if (!s.remote || s.remote.ufrag !== rfrag || s.nextLocals?.includes(found.local)) {
@@ -102,14 +104,23 @@ export function handleRequest(ctx: AgentContext, now: number, d: Datagram, m: De
     return true;
   }
   afterAcceptedRequest(ctx, s, found.local, d.remote, priority, check.useCandidate);
+  if (!counted) countFirstRequest(s, found.local, d.remote);
   return true;
+}
+
+/** The request (and its answer) that created its pair (a peer-reflexive one, e.g. on an accepted TCP connection). */
+function countFirstRequest(s: Stream, local: LocalCandidate, from: TransportAddress): void {
+  const p = s.checklist.find(local.component, local.base.address, local.base.port, from.address, from.port, local.transport);
+  if (p === undefined) return;
+  p.counters.requestsReceived++;
+  p.counters.responsesSent++;
 }
 
 /**
  * Credentials of the session `lfrag` names: the agent's current ones, those a stream still runs, or those of a
  * previous pair kept over a restart.
  */
-function credentialsFor(ctx: AgentContext, lfrag: string): Credentials | undefined {
+export function credentialsFor(ctx: AgentContext, lfrag: string): Credentials | undefined {
   if (lfrag === ctx.creds.ufrag) return ctx.creds;
   for (const s of ctx.streams) if (s.local.ufrag === lfrag) return s.local;
   for (const s of ctx.streams) {
@@ -121,6 +132,13 @@ function credentialsFor(ctx: AgentContext, lfrag: string): Credentials | undefin
 /** Credentials that only a previous pair still uses (no stream runs them any more). */
 function isPreviousGeneration(ctx: AgentContext, creds: Credentials): boolean {
   return creds !== ctx.creds && !ctx.streams.some((s) => s.local === creds);
+}
+
+/** The local candidate an ICE-TCP connection was opened for or accepted on (its 5-tuple's local port may be any). */
+function localForConnection(ctx: AgentContext, d: Datagram): { stream: Stream; local: LocalCandidate } | undefined {
+  const conn = ctx.tcp.byWire.get(wireKey(d.local, d.remote));
+  const stream = conn && ctx.streams[conn.stream];
+  return conn && stream ? { stream, local: conn.candidate } : undefined;
 }
 
 function localForBase(ctx: AgentContext, base: TransportAddress): { stream: Stream; local: LocalCandidate } | undefined {
@@ -148,7 +166,7 @@ export function processEarlyRequests(ctx: AgentContext, s: Stream, early: readon
 /** RFC 8445 §7.3.1.3-7.3.1.5 for an accepted request on a full agent. */
 function afterAcceptedRequest(ctx: AgentContext, s: Stream, local: LocalCandidate, from: TransportAddress, priority: number, useCandidate: boolean): void {
   const component = local.component;
-  let remote = s.remotes.find((r) => r.component === component && r.address === from.address && r.port === from.port);
+  let remote = s.remotes.find((r) => r.component === component && r.transport === local.transport && r.address === from.address && r.port === from.port);
   if (!remote) {
     // At the limit, a peer-reflexive candidate (proven by this authenticated check) replaces an idle one.
     if (s.remotes.length >= ctx.config.remoteCandidateLimit && !evictIdleRemote(ctx, s)) return drop(ctx, 'prflx-remote-limit');
@@ -156,12 +174,13 @@ function afterAcceptedRequest(ctx: AgentContext, s: Stream, local: LocalCandidat
     let foundation: string;
     do foundation = `prflx${++s.prflxCount}`;
     while (s.remotes.some((r) => r.foundation === foundation));
-    const cand: RemoteCandidate = { foundation, component, transport: local.transport, priority, address: from.address, port: from.port, type: 'prflx' };
+    const tcpType = prflxTcpType(local); // RFC 6544 §7.2: typically a check on a passive candidate
+    const cand: RemoteCandidate = { foundation, component, transport: local.transport, priority, address: from.address, port: from.port, type: 'prflx', ...(tcpType ? { tcpType } : {}) };
     remote = cand;
     s.remotes.push(cand);
     ctx.events.push({ type: 'prflx-remote', stream: s.index, candidate: cand });
   }
-  let pair = s.checklist.find(component, local.base.address, local.base.port, from.address, from.port);
+  let pair = s.checklist.find(component, local.base.address, local.base.port, from.address, from.port, local.transport);
   // After nomination (RFC 8445 §8.1.2) pairs of the component are gone; only a new nomination re-adds one.
   if (s.components[component - 1]?.selected && !useCandidate && !pair) return;
   // RFC 8445 §7.3.1.4: triggered checks.

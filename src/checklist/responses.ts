@@ -99,7 +99,12 @@ function checkSucceeded(ctx: AgentContext, now: number, s: Stream, tx: CheckTx, 
   const pair = tx.pair;
   pair.counters.currentRoundTripTime = (now - tx.sentAt) / 1000; // seconds, as RTCIceCandidatePairStats
   // RFC 8445 §7.2.5.3.1: the mapped address may be a new (peer-reflexive) local candidate.
-  let local = s.locals.find((c) => c.component === pair.component && c.address === mapped.address && c.port === mapped.port);
+  // RFC 6544 §7.1: over TCP the mapped address is the connection's own port, not the active candidate's port 9; when
+  // no NAT changed it, the pair's local candidate is the valid one (no peer-reflexive candidate per connection).
+  let local =
+    pair.local.transport === 'tcp' && sameAddress(mapped, tx.request.local)
+      ? pair.local
+      : s.locals.find((c) => c.component === pair.component && c.transport === pair.local.transport && c.address === mapped.address && c.port === mapped.port);
   if (!local) {
     const base = pair.local.base;
     const foundation = `x${(crc32(`prflx|${base.address}|${pair.local.transport}`) >>> 0).toString(16)}`;
@@ -113,6 +118,7 @@ function checkSucceeded(ctx: AgentContext, now: number, s: Stream, tx: CheckTx, 
       type: 'prflx',
       relatedAddress: base.address,
       relatedPort: base.port,
+      ...(pair.local.tcpType ? { tcpType: pair.local.tcpType } : {}),
       base,
       socket: pair.local.socket,
       ...(pair.local.relayServer ? { relayServer: pair.local.relayServer } : {}),

@@ -8,7 +8,9 @@ import { TransactionTimer, newTransactionId } from '../stun/transaction.js';
 import type { Datagram } from '../types.js';
 import type { Checklist } from './checklist.js';
 import { encodeCheckRequest, prflxPriority } from './checks.js';
-import { addrOf, checklists, setPairState, type AgentContext } from './context.js';
+import { checklists, setPairState, type AgentContext } from './context.js';
+import { pairRoute } from './tcp-connections.js';
+import { requestConnection } from './tcp-open.js';
 import { nominatorFor } from './nomination.js';
 import type { CandidatePair } from './pair.js';
 
@@ -162,7 +164,23 @@ export function checkDeadline(ctx: AgentContext): number | undefined {
   return Math.max(sch.nextCheckAt, ctx.pacer?.nextSlot() ?? -Infinity, ctx.now);
 }
 
+/**
+ * Sends a check on `pair` now, outside the Ta schedule: a TCP pair's check that waited for its connection (the
+ * transaction was paced when it asked for the connection, RFC 6544 §4.1).
+ */
+export function sendCheckNow(ctx: AgentContext, now: number, pair: CandidatePair): void {
+  sendCheck(ctx, now, pair, ctx.scheduler.taMs);
+}
+
 function sendCheck(ctx: AgentContext, now: number, pair: CandidatePair, effectiveTa: number): void {
+  const route = pairRoute(ctx.tcp, pair);
+  if (route === undefined) {
+    // RFC 6544 §7.1: a TCP check first needs a connection. Asked for now; the check goes once it is open.
+    if (!requestConnection(ctx, now, pair)) return setPairState(ctx, pair, 'failed');
+    if (pair.state !== 'succeeded') setPairState(ctx, pair, 'in-progress');
+    pair.firstCheckAt ??= now;
+    return;
+  }
   const s = ctx.streams[pair.stream]!;
   const remote = s.remote!;
   const useCandidate = nominatorFor(ctx).useCandidate(pair);
@@ -188,9 +206,10 @@ function sendCheck(ctx: AgentContext, now: number, pair: CandidatePair, effectiv
     total += cl.pairs.length;
   }
   const rtoMs = checkRtoMs(effectiveTa, waiting, inProgress, total, ctx.config.rtoFormula);
-  const timer = new TransactionTimer(now, { rtoMs });
+  // RFC 6544 §7.1: no retransmission over TCP (one send, then Ti, RFC 8489 §6.2.2).
+  const timer = new TransactionTimer(now, route.transport === 'tcp' ? { reliable: true } : { rtoMs });
   timer.handleTimeout(now); // the first send, now
-  const request: Datagram = { local: pair.local.base, remote: addrOf(pair.remote), data };
+  const request: Datagram = route.transport === 'tcp' ? { local: route.local, remote: route.remote, data, transport: 'tcp' } : { local: route.local, remote: route.remote, data };
   ctx.txs.cancelChecks(pair);
   ctx.txs.add(id, { kind: 'check', pair, timer, request, useCandidate, role: ctx.role, priority, sentAt: now, key: remote.key, cancelled: false });
   ctx.transmits.push({ ...request, paced: true });

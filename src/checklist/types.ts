@@ -53,7 +53,14 @@ export type AgentEvent =
   | { readonly type: 'remote-candidate-dropped'; readonly stream: number; readonly candidate: Candidate; readonly reason: string }
   | { readonly type: 'prflx-local'; readonly stream: number; readonly candidate: LocalCandidate }
   | { readonly type: 'role-change'; readonly role: IceRole }
-  | { readonly type: 'consent-lost'; readonly stream: number; readonly component: number; readonly pair: PairInfo };
+  | { readonly type: 'consent-lost'; readonly stream: number; readonly component: number; readonly pair: PairInfo }
+  /**
+   * ICE-TCP (RFC 6544 §7.1): open a TCP connection from `local` (an interface address; port 0 for any port, or the
+   * simultaneous-open candidate's port) to `remote`, then call `tcpConnected` or `tcpConnectFailed` with `id`.
+   */
+  | { readonly type: 'tcp-connect'; readonly id: string; readonly local: TransportAddress; readonly remote: TransportAddress }
+  /** ICE-TCP: close (or stop opening) connection `id`, on its 5-tuple `local`/`remote`. */
+  | { readonly type: 'tcp-close'; readonly id: string; readonly local: TransportAddress; readonly remote: TransportAddress; readonly reason: string };
 
 /** Options of `AgentCore`. */
 export interface AgentCoreOptions {
@@ -99,6 +106,14 @@ export interface AgentCoreOptions {
   readonly nominationTimeoutMs?: number;
   /** Check RTO formula (RFC 8445 §14.3; default `'linear'`, see `checkRtoMs`). */
   readonly rtoFormula?: RtoFormula;
+  /** ICE-TCP (RFC 6544): how long an outgoing connection may take to open before its pairs fail (ms, default 10000). */
+  readonly tcpConnectTimeoutMs?: number;
+  /**
+   * ICE-TCP: an accepted connection that carries no authenticated check within this is closed (ms, default 10000).
+   */
+  readonly tcpFirstCheckTimeoutMs?: number;
+  /** ICE-TCP: accepted connections not yet proven by an authenticated check, at most (default 32); more are refused. */
+  readonly tcpPendingInboundLimit?: number;
   /** Local credentials (generated when absent). */
   readonly ufrag?: string;
   readonly pwd?: string;
@@ -161,7 +176,12 @@ export type DropReason =
   | 'response-no-mapped'
   | 'data-unknown-path'
   /** Without ICE: data from a source other than the one the component latched on to (`src/without-ice.ts`). */
-  | 'no-ice-other-source';
+  | 'no-ice-other-source'
+  | 'tcp-unknown-connection'
+  | 'tcp-bad-frame'
+  | 'tcp-accept-limit'
+  | 'tcp-first-frame'
+  | 'tcp-oversized';
 
 /** Agent statistics. */
 export interface AgentStats {

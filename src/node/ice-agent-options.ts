@@ -27,6 +27,24 @@ export interface IceAgentOptions extends HostSelectionOptions {
    * (`turn:host?transport=tcp`) or TLS over TCP (`turns:host`); the relayed address is UDP in every case.
    */
   readonly iceServers?: readonly IceServerConfig[];
+  /**
+   * Transports to gather host candidates for (default `['udp']`). With `'tcp'` the agent also gathers ICE-TCP host
+   * candidates (RFC 6544) of the kinds in `tcpTypes`, and checks them beside the UDP ones; `['tcp']` alone gathers
+   * TCP candidates only (no UDP socket is bound; STUN and TURN servers are then not used).
+   */
+  readonly transports?: readonly ('udp' | 'tcp')[];
+  /**
+   * ICE-TCP candidate kinds to gather when `transports` includes `'tcp'` (default `['active', 'passive']`): a
+   * listening socket per address and component for `passive`, connections opened on demand for `active` (signalled
+   * with port 9). Simultaneous-open (`so`) is not gathered. A lite agent gathers passive ones only (RFC 6544 §4.4).
+   */
+  readonly tcpTypes?: readonly ('active' | 'passive')[];
+  /** ICE-TCP: how long a connection attempt may take before its pairs fail (ms, default 10000). */
+  readonly tcpConnectTimeoutMs?: number;
+  /** ICE-TCP: an accepted connection must carry an authenticated check within this, or it is closed (ms, default 10000). */
+  readonly tcpFirstCheckTimeoutMs?: number;
+  /** ICE-TCP: accepted connections still waiting for their first check, at most (default 32); more are refused. */
+  readonly tcpPendingInboundLimit?: number;
   /** Bind host sockets in this port range. */
   readonly portRange?: PortRange;
   /**
@@ -182,6 +200,9 @@ export function agentMachineOptions(o: IceAgentOptions, w: AgentWiring): AgentMa
       ufrag: o.ufrag,
       pwd: o.pwd,
       withoutIce: o.withoutIce,
+      tcpConnectTimeoutMs: o.tcpConnectTimeoutMs,
+      tcpFirstCheckTimeoutMs: o.tcpFirstCheckTimeoutMs,
+      tcpPendingInboundLimit: o.tcpPendingInboundLimit,
     }),
   };
 }

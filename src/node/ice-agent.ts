@@ -27,6 +27,10 @@ import { UdpEndpoint } from './udp-endpoint.js';
 import type { UdpMuxPort } from './udp-mux.js';
 // Loaded on first use (TURN over TCP/TLS, mDNS): a fresh process that needs neither does not pay for them.
 import type { TurnStreams } from './turn-streams.js';
+import type { TcpEndpoint } from './tcp-endpoint.js';
+
+/** Bound on an ICE-TCP connection attempt at the socket (the core gives up on its own after 10 s too). */
+const DEFAULT_TCP_CONNECT_TIMEOUT_MS = 10_000;
 
 // Declared beside their mapping to the machine's options; this module stays the place to import them from.
 export type { IceAgentOptions };
@@ -106,6 +110,10 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   /** This agent's place on `options.udpMux`, and the mux bases it gathers on. */
   #mux: UdpMuxPort | undefined;
   #muxBases: readonly TransportAddress[] = [];
+  /** ICE-TCP listening sockets and connections (RFC 6544), when `transports` has `'tcp'`. */
+  #tcp: TcpEndpoint | undefined;
+  /** The ICE-TCP bases handed to the machine (kept over restarts, RFC 6544 §9.2). */
+  #tcpBases: StreamBase[] = [];
   /** Connections to TURN servers over TCP/TLS (only when one is configured). */
   #turnStreams: TurnStreams | undefined;
   #mdns: MdnsSocket | undefined;
@@ -134,7 +142,18 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
 
   constructor(options: IceAgentOptions = {}) {
     super();
-    args([options, 'options', is.record({ role: is.optional(is.oneOf('controlling', 'controlled')), lite: is.optional(is.boolean), components: is.optional(is.int(1, 256)) })]);
+    args([
+      options,
+      'options',
+      is.record({
+        role: is.optional(is.oneOf('controlling', 'controlled')),
+        lite: is.optional(is.boolean),
+        components: is.optional(is.int(1, 256)),
+        transports: is.optional(is.array(is.oneOf('udp', 'tcp'))),
+        tcpTypes: is.optional(is.array(is.oneOf('active', 'passive'))),
+      }),
+    ]);
+    if (options.transports !== undefined && options.transports.length === 0) throw new IceArgumentError('options.transports', 'expected at least one of udp, tcp');
     this.#options = options;
     this.#random = options.random ?? cryptoRandom;
     this.#role = options.lite ? 'controlled' : (options.role ?? 'controlling');
@@ -176,6 +195,9 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const o = this.#options;
     const udpMux = o.udpMux;
     if (udpMux?.closed) throw new InvalidStateError('the udpMux is closed');
+    if (udpMux && (o.transports ?? ['udp']).includes('tcp')) {
+      throw new InvalidStateError('ICE-TCP does not run beside a udpMux yet (there is no TCP mux): use transports ["udp"]');
+    }
     const hosts = udpMux ? [] : listHostAddresses(o);
     if (!udpMux && hosts.length === 0) throw new InvalidStateError('no host address passed the interface/address filters');
     const { stunServers, turnServers, turnNames } = await resolveIceServers(o.iceServers ?? [], o.resolver ?? nodeTurnResolver, this.#random, (m) =>
@@ -194,6 +216,14 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     if (this.#closing) {
       await this.#endpoint?.close();
       throw new InvalidStateError('IceAgent closed during gather()');
+    }
+    if ((o.transports ?? ['udp']).includes('tcp')) {
+      try {
+        await this.#listenTcp(components);
+      } catch (error) {
+        await this.#endpoint?.close();
+        throw error;
+      }
     }
     this.#muxBases = udpMux ? udpMux.addresses : [];
     const bases: StreamBase[] = udpMux
@@ -435,9 +465,9 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const o = this.#options;
     const hosts = this.#hostAddresses;
     const addresses: string[] = [];
-    for (let c = 1; c <= this.#components; c++) addresses.push(...hosts);
+    if ((o.transports ?? ['udp']).includes('udp')) for (let c = 1; c <= this.#components; c++) addresses.push(...hosts);
     // RFC 3550 §11: RTP on an even port and RTCP on the next one where both are free (a=rtcp says where it is).
-    const rtpRtcpPairs = this.#components >= 2 ? hosts.map((_h, i): [number, number] => [i, hosts.length + i]) : [];
+    const rtpRtcpPairs = this.#components >= 2 && addresses.length > 0 ? hosts.map((_h, i): [number, number] => [i, hosts.length + i]) : [];
     return UdpEndpoint.bind({
       addresses,
       rtpRtcpPairs,
@@ -451,7 +481,56 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   }
 
   #basesOf(endpoint: UdpEndpoint): StreamBase[] {
-    return endpoint.addresses.map((address, i) => ({ address, component: Math.floor(i / this.#hostAddresses.length) + 1 }));
+    const udp = endpoint.addresses.map((address, i): StreamBase => ({ address, component: Math.floor(i / this.#hostAddresses.length) + 1 }));
+    return this.#tcpBases.length > 0 ? [...udp, ...this.#tcpBases] : udp;
+  }
+
+  /**
+   * ICE-TCP (RFC 6544 §5.1): a listening socket per address and component for passive candidates, and active
+   * candidates whose connections the machine asks for (`tcp-connect`).
+   */
+  async #listenTcp(components: number): Promise<void> {
+    const o = this.#options;
+    const types = o.lite ? ['passive'] : (o.tcpTypes ?? ['active', 'passive']);
+    const hosts = this.#hostAddresses;
+    const listen: string[] = [];
+    if (types.includes('passive')) for (let c = 1; c <= components; c++) listen.push(...hosts);
+    const { TcpEndpoint } = await import('./tcp-endpoint.js');
+    const run = (f: (m: AgentMachine, now: number) => void): void => {
+      const m = this.#machine;
+      const d = this.#driver;
+      if (!m || !d || d.closed) return;
+      try {
+        f(m, d.now());
+      } catch (error) {
+        warnCallbackError(error, 'machine');
+      }
+      d.kick(m);
+    };
+    this.#tcp = await TcpEndpoint.listen({
+      listen,
+      connectTimeoutMs: o.tcpConnectTimeoutMs ?? DEFAULT_TCP_CONNECT_TIMEOUT_MS,
+      onData: (datagram) => this.#receiveTcp(datagram),
+      onAccepted: (local, remote) => {
+        let id: string | undefined;
+        run((m, now) => (id = m.tcpAccepted(now, local, remote)));
+        return id;
+      },
+      onConnected: (id, local) => {
+        let wanted = false;
+        run((m, now) => (wanted = m.tcpConnected(now, id, local)));
+        return wanted;
+      },
+      onConnectFailed: (id) => run((m, now) => m.tcpConnectFailed(now, id)),
+      onClosed: (id) => run((m, now) => m.tcpClosed(now, id)),
+      onError: (e) => warnCallbackError(e, 'machine'),
+    });
+    const bases: StreamBase[] = [];
+    this.#tcp.addresses.forEach((address, i) => bases.push({ address, component: Math.floor(i / hosts.length) + 1, transport: 'tcp', tcpType: 'passive' }));
+    if (types.includes('active')) {
+      for (let c = 1; c <= components; c++) for (const h of hosts) bases.push({ address: { address: h, port: 9 }, component: c, transport: 'tcp', tcpType: 'active' });
+    }
+    this.#tcpBases = bases;
   }
 
   /** Closes the sockets a restart replaced once the machine released all their bases. */
@@ -502,6 +581,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     await Promise.all(this.#releasing);
     // After the deallocations had their chance: their Refresh and its answer travel on these connections.
     await this.#turnStreams?.close();
+    await this.#tcp?.close();
     await this.#mdns?.close();
     await this.#endpoint?.close();
     await Promise.all(this.#oldEndpoints.splice(0).map((e) => e.close()));
@@ -529,7 +609,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
    */
   #sendOut(d: Datagram): void {
     if (d.transport !== undefined && d.transport !== 'udp') {
-      this.#turnStreams?.send(d);
+      if (d.transport === 'tcp' && this.#tcp?.owns(d)) this.#tcp.send(d);
+      else this.#turnStreams?.send(d);
       return;
     }
     const mux = this.#mux;
@@ -674,6 +755,25 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   }
 
   /**
+   * Bytes of an ICE-TCP connection. Mostly data frames: the machine takes the chunk and its events are drained
+   * directly (as the UDP data fast path does); only when a deadline moved (a check arrived, a connection closed) does
+   * the driver's full drain and timer re-arm run.
+   */
+  #receiveTcp(datagram: Datagram): void {
+    const d = this.#driver;
+    const m = this.#machine;
+    if (!d || !m || d.closed) return;
+    const before = m.pollTimeout();
+    try {
+      m.handleReceive(d.now(), datagram);
+    } catch (error) {
+      warnCallbackError(error, 'machine');
+    }
+    if (m.pollTimeout() === before) this.#flush(m, d);
+    else d.kick(m);
+  }
+
+  /**
    * Drains the machine's transmits and events directly (the data fast paths), with the driver's error isolation:
    * a throwing listener is reported, never unwound into the machine. No timer re-arm: callers only use it after
    * inputs that cannot move a deadline earlier; an event listener's own commands kick the driver as usual.
@@ -766,6 +866,10 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       case 'turn-connect':
       case 'turn-disconnect':
         this.#turnStreams?.handleEvent(e);
+        return;
+      case 'tcp-connect':
+      case 'tcp-close':
+        this.#tcp?.handleEvent(e);
         return;
       case 'latched':
         this.#safeEmit('latched', { component: e.component, remote: e.remote, previous: e.previous, reason: e.reason });

@@ -82,6 +82,11 @@ export interface IceMediaDescription {
   readonly rtcpMuxOnly?: boolean;
   /** `a=bundle-only` (RFC 8843 §6). */
   readonly bundleOnly: boolean;
+  /**
+   * Written only: the default candidate is a TCP one (RFC 6544 §4.5), so the writer adds RFC 4145 `a=setup` with this
+   * role and `a=connection:new` when the application's section has no `a=setup` of its own.
+   */
+  readonly tcpSetup?: 'active' | 'passive' | 'actpass';
 }
 
 /** ICE view of a whole SDP body. */

@@ -194,6 +194,12 @@ function writeMedia(desc: IceDescription, m: IceMediaDescription, i: number, sec
   }
   if (!connectionWritten) out.push(connectionLine(mediaConnection!, undefined));
   for (const [name, v] of owned) if (v !== undefined && !done.has(name)) out.push(v);
+  // RFC 6544 §4.5: a TCP default candidate brings RFC 4145 a=setup and a=connection, unless the application wrote its
+  // own a=setup (its TLS/DTLS role or an answer's constraint comes first).
+  if (m.tcpSetup !== undefined && !section.some((l) => attributeName(l) === 'setup')) {
+    out.push(`a=setup:${m.tcpSetup}`);
+    if (!section.some((l) => attributeName(l) === 'connection')) out.push('a=connection:new');
+  }
   out.push(...mediaIceLines(m));
 }
 

@@ -208,7 +208,8 @@ export function buildLocalDescription(ctx: LocalContext, app: IceDescription, re
       defaults.set(ti, own);
     }
     const { dest } = own;
-    const placed = { ...base, connection: dest.rtp.address, port: dest.rtp.port, ...(dest.rtcp !== undefined ? { rtcp: dest.rtcp } : {}) };
+    const tcpSetup = tcpSetupOf(dest.rtpCandidate);
+    const placed = { ...base, connection: dest.rtp.address, port: dest.rtp.port, ...(dest.rtcp !== undefined ? { rtcp: dest.rtcp } : {}), ...(tcpSetup ? { tcpSetup } : {}) };
     if (noIce || rs?.mode === 'none') return placed;
     const creds = {
       ufrag: local.ufrag,
@@ -271,4 +272,14 @@ export function localSdpfrag(ctx: LocalContext, local: IceDescription, endOfAllC
     });
   }
   return { ...(ctx.credentialsLevel === 'session' ? creds : {}), lite: false, endOfCandidates: endOfAllCandidates, bundleGroups: [], media };
+}
+
+/**
+ * RFC 6544 §4.5: a TCP default candidate needs RFC 4145 `a=setup` as if ICE were not in use: a peer without ICE
+ * connects to a passive default (`passive`), an active default connects out (`active`), a simultaneous-open one
+ * may do either (`actpass`).
+ */
+function tcpSetupOf(c: Candidate | undefined): 'active' | 'passive' | 'actpass' | undefined {
+  if (c === undefined || c.transport !== 'tcp') return undefined;
+  return c.tcpType === 'active' ? 'active' : c.tcpType === 'so' ? 'actpass' : 'passive';
 }

@@ -29,6 +29,7 @@ let nodesOf: (n: Nat) => { readonly inside: NodeRef; readonly outside: NodeRef }
 export class Nat {
   readonly #name: string;
   readonly #translator: NatTranslator;
+  readonly #tcpTranslator: NatTranslator | undefined;
   readonly #outside: Network;
   readonly #lan: Network;
   readonly #insideIp: string;
@@ -47,10 +48,12 @@ export class Nat {
     outside: Network,
     lanPrefix: string,
     lanConditions: LinkConditions,
+    tcpTranslator?: NatTranslator,
   ) {
     this.#net = net;
     this.#name = name;
     this.#translator = translator;
+    this.#tcpTranslator = tcpTranslator;
     this.#outside = outside;
     const pool = new AddressPool(lanPrefix, 1n);
     this.#insideIp = pool.take(() => true);
@@ -87,6 +90,14 @@ export class Nat {
   /** The translation table (behaviour and live mappings). */
   get translator(): NatTranslator {
     return this.#translator;
+  }
+
+  /**
+   * The TCP translation table (RFC 5382: TCP mappings and filters are kept apart from UDP ones), with the same
+   * mapping and filtering behaviour; `blockUdp` does not apply to it.
+   */
+  get tcpTranslator(): NatTranslator {
+    return this.#tcpTranslator ?? this.#translator;
   }
 
   /** The live mappings now. */

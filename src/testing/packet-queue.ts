@@ -14,7 +14,12 @@ export interface Packet {
   readonly dst: TransportAddress;
   readonly data: Uint8Array;
   readonly hops: number;
+  /** A TCP segment (see `tcp.ts`): delivered in order, never lost; absent for UDP. */
+  readonly tcp?: TcpSegment;
 }
+
+/** What a TCP packet of the virtual network says: open (`syn`), accept (`syn-ack`), bytes (`data`), reset (`rst`). */
+export type TcpSegment = 'syn' | 'syn-ack' | 'data' | 'rst';
 
 /** A packet due at `target` at `time`; `seq` breaks ties in scheduling order. */
 export interface QueuedPacket {

@@ -14,8 +14,10 @@ export type DropReason =
   | 'mtu'
   /** The datagram's `local` is not an address of the sending host (or has a bad port). */
   | 'bad-source'
-  /** Transport other than UDP (the virtual network carries UDP only). */
+  /** Transport other than UDP or TCP, or TCP bytes on no open connection. */
   | 'unsupported-transport'
+  /** A TCP connection attempt nothing accepted (answered with a reset). */
+  | 'tcp-refused'
   /** No host or NAT owns the destination address, or it is not an IP literal. */
   | 'no-route'
   /** The sending or receiving host is offline (`host.online = false`). */

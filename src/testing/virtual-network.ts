@@ -19,7 +19,8 @@
  */
 import { IcewireError } from '../errors.js';
 import { canonicalIp, ipFamily } from '../ip.js';
-import { formatAddress, type Datagram } from '../types.js';
+import type { SansIoMachine } from '../machine.js';
+import { formatAddress, type Datagram, type TransportAddress } from '../types.js';
 import { Host, attachmentPush, hostAttachments, hostNode, installHostNetworkHooks, type Attachment, type HostOptions } from './host.js';
 import { NatTranslator } from './nat.js';
 import { Nat, natNodes, type NatOptions } from './nat-node.js';
@@ -35,7 +36,7 @@ import {
   type LinkConditions,
   type NodeRef,
 } from './network.js';
-import { heapPop, heapPush, type Packet, type QueuedPacket } from './packet-queue.js';
+import { heapPop, heapPush, type Packet, type QueuedPacket, type TcpSegment } from './packet-queue.js';
 import { SeededRandom, type Seed } from './random.js';
 import type { DropReason, TraceEntry } from './trace.js';
 
@@ -116,6 +117,43 @@ function validPort(p: number): boolean {
 }
 
 /**
+ * A machine that takes TCP connections the way `AgentMachine` and `AgentCore` do (ICE-TCP, RFC 6544): it asks for
+ * one with a `tcp-connect` event and gives one up with `tcp-close`; the network answers with these calls. A SYN that
+ * reaches a host is offered to each such machine (`tcpAccepted`); none taking it resets the attempt.
+ */
+export interface TcpMachine {
+  tcpConnected(now: number, id: string, local: TransportAddress): boolean;
+  tcpConnectFailed(now: number, id: string): void;
+  tcpAccepted(now: number, local: TransportAddress, remote: TransportAddress): string | undefined;
+  tcpClosed(now: number, id: string): void;
+}
+
+function isTcpMachine(m: unknown): m is TcpMachine & SansIoMachine<unknown> {
+  return typeof (m as Partial<TcpMachine>).tcpAccepted === 'function' && typeof (m as Partial<TcpMachine>).tcpConnected === 'function';
+}
+
+interface TcpEnd {
+  readonly host: Host;
+  readonly attachment: Attachment<unknown>;
+  readonly id: string;
+  readonly local: TransportAddress;
+  readonly remote: TransportAddress;
+  state: 'connecting' | 'open';
+}
+
+const EMPTY = new Uint8Array(0);
+
+const hostIds = new WeakMap<Host, number>();
+let nextHostId = 0;
+
+/** A 5-tuple on one host (addresses of hosts on different LANs may be equal). */
+function tcpKey(host: Host, local: TransportAddress, remote: TransportAddress): string {
+  let id = hostIds.get(host);
+  if (id === undefined) hostIds.set(host, (id = nextHostId++));
+  return `${id}|${local.address}|${local.port}|${remote.address}|${remote.port}`;
+}
+
+/**
  * The simulator: clock, seeded generator, networks, hosts, NATs and the event queue. See the module docs.
  *
  * @example
@@ -154,6 +192,9 @@ export class VirtualNetwork {
   #sent = 0;
   #delivered = 0;
   readonly #dropped: Partial<Record<DropReason, number>> = {};
+  /** TCP connection ends by host and 5-tuple. */
+  readonly #tcpEnds = new Map<string, TcpEnd>();
+  #ephemeral = 49151;
 
   static {
     installHostNetworkHooks({
@@ -246,7 +287,8 @@ export class VirtualNetwork {
     const lanPrefix = options.lanPrefix ?? `192.168.${index}.0/24`;
     const publicIp = reserveAddress(outside, options.publicIp);
     const translator = new NatTranslator(publicIp, options, this.#random.fork(`nat:${name}`));
-    const nat = new Nat(this, name, translator, outside, lanPrefix, mergeConditions(DEFAULT_LAN_CONDITIONS, options.lanConditions));
+    const tcpTranslator = new NatTranslator(publicIp, { ...options, blockUdp: false }, this.#random.fork(`nat:${name}:tcp`));
+    const nat = new Nat(this, name, translator, outside, lanPrefix, mergeConditions(DEFAULT_LAN_CONDITIONS, options.lanConditions), tcpTranslator);
     networkNodes(outside).set(publicIp, natNodes(nat).outside);
     this.#nats.push(nat);
     return nat;
@@ -376,6 +418,7 @@ export class VirtualNetwork {
       if (e === undefined) break;
       any = true;
       attachmentPush(a, e);
+      if (a.attached && isTcpMachine(a.machine)) this.#tcpEvent(a, e);
     }
     return any;
   }
@@ -447,6 +490,11 @@ export class VirtualNetwork {
     const remote = { address: canonicalIp(d.remote.address), port: d.remote.port };
     const p: Packet = { id: ++this.#packetIds, src: local, dst: remote, data: d.data, hops: 0 };
     this.#sent++;
+    if (d.transport === 'tcp') {
+      const end = this.#tcpEnds.get(tcpKey(host, local, remote));
+      if (end === undefined || end.state !== 'open') return this.#drop(p, host.name, 'unsupported-transport');
+      return this.#sendTcp(host, local, remote, 'data', d.data, p.id);
+    }
     if (d.transport !== undefined && d.transport !== 'udp') return this.#drop(p, host.name, 'unsupported-transport');
     const entry = host.addresses.find((a) => a.ip === local.address);
     if (!entry || !validPort(local.port)) return this.#drop(p, host.name, 'bad-source');
@@ -459,7 +507,7 @@ export class VirtualNetwork {
   #emit(p: Packet, network: Network, from: NodeRef, fromName: string): void {
     const c = network.conditions;
     if (p.hops >= MAX_HOPS) return this.#drop(p, fromName, 'ttl', network);
-    if (p.data.length > c.mtu) return this.#drop(p, fromName, 'mtu', network);
+    if (p.tcp === undefined && p.data.length > c.mtu) return this.#drop(p, fromName, 'mtu', network);
     if (!validPort(p.dst.port) || ipFamily(p.dst.address) === 0) return this.#drop(p, fromName, 'no-route', network);
     if (isMulticast(p.dst.address)) {
       // Link-local multicast (mDNS): one copy to every other host on this network with an address of that family.
@@ -483,6 +531,11 @@ export class VirtualNetwork {
   #schedule(p: Packet, network: Network, target: NodeRef, fromName: string, loopback: boolean): void {
     const rnd = this.#linkRandom;
     const c = network.conditions;
+    if (p.tcp !== undefined) {
+      // TCP: reliable and in order (retransmission is TCP's business): the base delay only, one copy.
+      const time = Math.round((this.#now + (loopback ? 0 : c.delayMs)) * 1000) / 1000;
+      return heapPush(this.#queue, { time, seq: this.#seq++, packet: p, target });
+    }
     if (!loopback && c.loss > 0 && rnd.chance(c.loss)) return this.#drop(p, fromName, 'loss', network);
     const copies = !loopback && c.duplicate > 0 && rnd.chance(c.duplicate) ? 2 : 1;
     for (let i = 0; i < copies; i++) {
@@ -501,7 +554,7 @@ export class VirtualNetwork {
     const node = q.target;
     if (node.kind === 'host') return this.#deliver(p, node.host);
     const nat = node.nat;
-    const tr = nat.translator;
+    const tr = p.tcp !== undefined ? nat.tcpTranslator : nat.translator;
     if (node.kind === 'nat-outside') {
       const r = tr.inbound(this.#now, p.src, p.dst);
       if (!r.ok) return this.#drop(p, nat.name, r.reason);
@@ -529,6 +582,7 @@ export class VirtualNetwork {
 
   #deliver(p: Packet, host: Host): void {
     if (!host.online) return this.#drop(p, host.name, 'host-down');
+    if (p.tcp !== undefined) return this.#deliverTcp(p, host);
     const datagram: Datagram = { local: p.dst, remote: p.src, data: p.data };
     for (const a of [...hostAttachments(host)]) {
       if (!a.machine.handleReceive(this.#now, datagram)) continue;
@@ -539,4 +593,137 @@ export class VirtualNetwork {
     }
     this.#drop(p, host.name, 'unclaimed');
   }
+
+  // ---- TCP (RFC 6544 connections of machines that implement `TcpMachine`) ----
+
+  /** A machine's `tcp-connect` / `tcp-close`. */
+  #tcpEvent(a: Attachment<unknown>, e: unknown): void {
+    const ev = e as { type?: string; id?: string; local?: TransportAddress; remote?: TransportAddress };
+    if (ev.type === 'tcp-connect' && ev.id !== undefined && ev.local && ev.remote) {
+      const host = a.host;
+      const ip = canonicalIp(ev.local.address);
+      const remote = { address: canonicalIp(ev.remote.address), port: ev.remote.port };
+      let port = ev.local.port;
+      if (port === 0) {
+        do port = this.#ephemeral = this.#ephemeral >= 65535 ? 49152 : this.#ephemeral + 1;
+        while (this.#tcpEnds.has(tcpKey(host, { address: ip, port }, remote)));
+      }
+      const local = { address: ip, port };
+      const end: TcpEnd = { host, attachment: a, id: ev.id, local, remote, state: 'connecting' };
+      this.#tcpEnds.set(tcpKey(host, local, remote), end);
+      this.#sendTcp(host, local, remote, 'syn', EMPTY);
+    } else if (ev.type === 'tcp-close' && ev.id !== undefined) {
+      for (const [k, end] of this.#tcpEnds) {
+        if (end.attachment !== a || end.id !== ev.id) continue;
+        this.#tcpEnds.delete(k);
+        this.#sendTcp(end.host, end.local, end.remote, 'rst', EMPTY);
+      }
+    }
+  }
+
+  /** Sends a TCP segment from a host (through its network, NATs included). */
+  #sendTcp(host: Host, local: TransportAddress, remote: TransportAddress, seg: TcpSegment, data: Uint8Array, id?: number): void {
+    const p: Packet = { id: id ?? ++this.#packetIds, src: local, dst: remote, data, hops: 0, tcp: seg };
+    const entry = host.addresses.find((x) => x.ip === local.address);
+    if (!entry) return this.#drop(p, host.name, 'bad-source');
+    this.#record({ kind: 'send', packet: p.id, node: host.name, from: local, to: remote, data, network: entry.network.name });
+    if (!host.online) return this.#drop(p, host.name, 'host-down');
+    this.#emit(p, entry.network, hostNode(host), host.name);
+  }
+
+  /** Resets every TCP connection of `host` (both ends see it closed): a crashed stack, a cut cable. */
+  resetTcp(host: Host): number {
+    let n = 0;
+    for (const [k, end] of [...this.#tcpEnds]) {
+      if (end.host !== host) continue;
+      this.#tcpEnds.delete(k);
+      this.#sendTcp(host, end.local, end.remote, 'rst', EMPTY);
+      this.#tcpNotify(end, 'closed');
+      n++;
+    }
+    this.#sync();
+    return n;
+  }
+
+  /** Open TCP connection ends (both sides count), for tests. */
+  get tcpConnections(): number {
+    let n = 0;
+    for (const e of this.#tcpEnds.values()) if (e.state === 'open') n++;
+    return n;
+  }
+
+  #tcpNotify(end: TcpEnd, what: 'failed' | 'closed'): void {
+    const m = end.attachment.machine as unknown as TcpMachine;
+    if (!end.attachment.attached) return;
+    if (end.state === 'connecting' && what === 'failed') m.tcpConnectFailed(this.#now, end.id);
+    else m.tcpClosed(this.#now, end.id);
+    this.#drain(end.attachment);
+  }
+
+  #deliverTcp(p: Packet, host: Host): void {
+    const key = tcpKey(host, p.dst, p.src);
+    const end = this.#tcpEnds.get(key);
+    switch (p.tcp) {
+      case 'syn': {
+        if (end !== undefined && end.state === 'connecting') {
+          // Simultaneous open (RFC 793 §3.4): both SYNs crossed; one connection, each side sees its attempt succeed.
+          end.state = 'open';
+          this.#delivered++;
+          const m = end.attachment.machine as unknown as TcpMachine;
+          const wanted = end.attachment.attached && m.tcpConnected(this.#now, end.id, end.local);
+          this.#drain(end.attachment);
+          if (!wanted) {
+            this.#tcpEnds.delete(key);
+            return this.#sendTcp(host, end.local, end.remote, 'rst', EMPTY);
+          }
+          return this.#sendTcp(host, end.local, end.remote, 'syn-ack', EMPTY);
+        }
+        if (end !== undefined) return this.#drop(p, host.name, 'unclaimed');
+        for (const a of [...hostAttachments(host)]) {
+          if (!isTcpMachine(a.machine)) continue;
+          const id = a.machine.tcpAccepted(this.#now, p.dst, p.src);
+          this.#drain(a);
+          if (id === undefined) continue;
+          this.#tcpEnds.set(key, { host, attachment: a, id, local: p.dst, remote: p.src, state: 'open' });
+          this.#delivered++;
+          this.#record({ kind: 'deliver', packet: p.id, node: host.name, machine: a.name, from: p.src, to: p.dst, data: p.data });
+          return this.#sendTcp(host, p.dst, p.src, 'syn-ack', EMPTY);
+        }
+        this.#drop(p, host.name, 'tcp-refused');
+        return this.#sendTcp(host, p.dst, p.src, 'rst', EMPTY);
+      }
+      case 'syn-ack': {
+        if (end !== undefined && end.state === 'open') return; // the other half of a simultaneous open
+        if (end === undefined || end.state !== 'connecting') return this.#sendTcp(host, p.dst, p.src, 'rst', EMPTY);
+        end.state = 'open';
+        this.#delivered++;
+        const m = end.attachment.machine as unknown as TcpMachine;
+        const wanted = end.attachment.attached && m.tcpConnected(this.#now, end.id, end.local);
+        this.#drain(end.attachment);
+        if (!wanted) {
+          this.#tcpEnds.delete(key);
+          this.#sendTcp(host, end.local, end.remote, 'rst', EMPTY);
+        }
+        return;
+      }
+      case 'data': {
+        if (end === undefined || end.state !== 'open' || !end.attachment.attached) {
+          this.#drop(p, host.name, 'unclaimed');
+          return this.#sendTcp(host, p.dst, p.src, 'rst', EMPTY);
+        }
+        end.attachment.machine.handleReceive(this.#now, { local: p.dst, remote: p.src, data: p.data, transport: 'tcp' });
+        this.#delivered++;
+        this.#record({ kind: 'deliver', packet: p.id, node: host.name, machine: end.attachment.name, from: p.src, to: p.dst, data: p.data });
+        this.#drain(end.attachment);
+        return;
+      }
+      case 'rst': {
+        if (end === undefined) return;
+        this.#tcpEnds.delete(key);
+        this.#tcpNotify(end, 'failed');
+        return;
+      }
+    }
+  }
+
 }

@@ -521,6 +521,11 @@ export interface IcewireSessionOptions {
   readonly hostAddress?: string;
   /** Hide it behind an mDNS name and resolve the peer's (`IceAgentOptions.mdns`, on `hostAddress`'s interface). */
   readonly mdns?: boolean;
+  /** ICE-TCP: transports and candidate kinds to gather (`IceAgentOptions.transports`, `tcpTypes`). */
+  readonly transports?: readonly ('udp' | 'tcp')[];
+  readonly tcpTypes?: readonly ('active' | 'passive')[];
+  /** ICE-lite (`IceAgentOptions.lite`). */
+  readonly lite?: boolean;
 }
 
 /** icewire (an `IceSdpSession` on 127.0.0.1) in a child process inside the namespace. */

@@ -73,6 +73,8 @@ export interface LibnicePeerOptions {
   readonly echo?: boolean;
   /** libnice debug logging to stderr (see {@link LibnicePeer.stderr}). Default false. */
   readonly debug?: boolean;
+  /** ICE-TCP host candidates only (libnice `ice-tcp` on, `ice-udp` off). Default false. */
+  readonly tcpOnly?: boolean;
   /** Default timeout of the waits, in ms. Default 10 000. */
   readonly waitMs?: number;
 }
@@ -163,6 +165,7 @@ export class LibnicePeer {
     if (options.consentFreshness === true) args.push('--consent-freshness');
     if (options.echo === false) args.push('--no-echo');
     if (options.debug === true) args.push('--debug');
+    if (options.tcpOnly === true) args.push('--tcp-only');
     installExitHook();
     // PYTHONUNBUFFERED: each JSON line must reach us when printed, not when a buffer fills.
     const child = spawn(SYSTEM_PYTHON, args, {

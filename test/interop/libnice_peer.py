@@ -4,10 +4,11 @@
 Run it with the system Python (/usr/bin/python3), which has PyGObject; a pyenv `python3` usually does not.
 
     /usr/bin/python3 libnice_peer.py controlling|controlled [--address 127.0.0.1] [--timeout 30]
-        [--nomination regular|aggressive] [--consent-freshness] [--no-echo] [--debug]
+        [--nomination regular|aggressive] [--consent-freshness] [--no-echo] [--debug] [--tcp-only]
 
-One stream, one component, UDP host candidates only, RFC 5245 compatibility mode (libnice's RFC 8445-era
-behaviour), no STUN/TURN server, no UPnP, no ICE-TCP, bound to the given loopback address only.
+One stream, one component, UDP host candidates only (with --tcp-only: ICE-TCP host candidates only, RFC 6544),
+RFC 5245 compatibility mode (libnice's RFC 8445-era behaviour), no STUN/TURN server, no UPnP, bound to the given
+loopback address only.
 
 Output (one JSON object per line):
     {"type":"local","ufrag":..,"pwd":..,"candidates":["candidate:..."]}   once gathering is done
@@ -97,8 +98,8 @@ class Peer:
         agent = Nice.Agent.new_full(ctx, Nice.Compatibility.RFC5245, flags)
         agent.set_property("controlling-mode", args.role == "controlling")
         agent.set_property("upnp", False)
-        agent.set_property("ice-tcp", False)
-        agent.set_property("ice-udp", True)
+        agent.set_property("ice-tcp", args.tcp_only)
+        agent.set_property("ice-udp", not args.tcp_only)
         # stun-server is left unset: host candidates only, and no packet leaves loopback.
         addr = Nice.Address.new()
         if not addr.set_from_string(args.address):
@@ -245,6 +246,7 @@ def main():
     parser.add_argument("--consent-freshness", action="store_true")
     parser.add_argument("--no-echo", dest="echo", action="store_false")
     parser.add_argument("--debug", action="store_true", help="libnice debug output on stderr")
+    parser.add_argument("--tcp-only", action="store_true", help="ICE-TCP candidates only (RFC 6544), no UDP")
     args = parser.parse_args()
     if args.debug:
         os.environ["G_MESSAGES_DEBUG"] = "all"

@@ -102,6 +102,13 @@ export interface SideOptions {
   readonly mdns?: boolean;
   /** Per-agent pacer: a fresh `GlobalPacer` (default) or none. Never the process-wide one. */
   readonly pacer?: 'own' | 'none';
+  /**
+   * ICE-TCP host candidates to gather on each address (RFC 6544): a passive listener on port `5100 + stream`, an
+   * active candidate, and/or a simultaneous-open one on port `5200 + stream`. Default none.
+   */
+  readonly tcp?: readonly ('active' | 'passive' | 'so')[];
+  /** Gather UDP host candidates (default true; false for a TCP-only side). */
+  readonly udp?: boolean;
   /** Anything else for the agent (timers, nomination...). */
   readonly agent?: Partial<Omit<AgentMachineOptions, 'random' | 'bases' | 'stunServers' | 'turnServers' | 'pacer' | 'streams' | 'role' | 'lite' | 'mdns'>>;
 }
@@ -191,6 +198,7 @@ export function signalled(c: LocalCandidate): Candidate {
     type: c.type,
     ...(c.relatedAddress !== undefined ? { relatedAddress: c.relatedAddress } : {}),
     ...(c.relatedPort !== undefined ? { relatedPort: c.relatedPort } : {}),
+    ...(c.tcpType !== undefined ? { tcpType: c.tcpType } : {}),
   };
 }
 
@@ -241,7 +249,13 @@ export class Scenario {
     const bases: StreamBase[] = [];
     for (const ip of host.ips) {
       streams.forEach((components, s) => {
-        for (let c = 1; c <= components; c++) bases.push({ address: { address: ip, port: basePort(s, c) }, component: c, stream: s });
+        for (let c = 1; c <= components; c++) {
+          if (o.udp !== false) bases.push({ address: { address: ip, port: basePort(s, c) }, component: c, stream: s });
+          for (const tcpType of o.tcp ?? []) {
+            const port = tcpType === 'passive' ? basePort(s, c) + 100 : tcpType === 'so' ? basePort(s, c) + 200 : 0;
+            bases.push({ address: { address: ip, port }, component: c, stream: s, transport: 'tcp', tcpType });
+          }
+        }
       });
     }
     const turnServers: RelayServerConfig[] = o.turn

@@ -1,0 +1,157 @@
+/**
+ * ICE-TCP connections (RFC 6544) as the agent sees them: which connection carries a TCP pair, and the 5-tuple its
+ * STUN messages and data leave on. The agent owns no socket: it asks the edge for a connection (`tcp-connect`),
+ * is told of connections the edge accepted on a passive or simultaneous-open base, and receives each connection's
+ * byte stream as datagrams with `transport: 'tcp'` on that connection's 5-tuple. Inside the agent a TCP datagram
+ * carries one message; `AgentCore.pollTransmit` adds the RFC 4571 length on the way out.
+ *
+ * A pair finds its connection by its route: the local candidate's base and the remote address. For a passive or
+ * simultaneous-open base that is the connection's own 5-tuple; an active candidate's base names port 9 (RFC 6544
+ * §4.5), and its connections leave from ports the system picks, so its route is the base IP, port 9, and the remote.
+ * The valid pair a check on an active connection produces keeps that base, so it finds the same connection.
+ *
+ * This file is the registry only (no STUN, no pair states): the procedures that open, accept, fail and read
+ * connections are in `tcp.ts`.
+ * @module
+ */
+import type { LocalCandidate, TcpType } from '../candidates/candidate.js';
+import { canonicalIp } from '../ip.js';
+import { Rfc4571Framer } from '../stun/rfc4571.js';
+import { formatAddress, type TransportAddress } from '../types.js';
+import type { CandidatePair } from './pair.js';
+
+/** One ICE-TCP connection (open, or being opened by the edge). */
+export interface TcpConnection {
+  /** Unique within the agent (`t<n>`); the edge quotes it back. */
+  readonly id: string;
+  /** Opened by us (`active`: an active or simultaneous-open candidate) or accepted from the peer (`passive`). */
+  readonly direction: 'active' | 'passive';
+  state: 'connecting' | 'open';
+  /** The connection's local address; while connecting, the base IP and the port asked for (0: any). */
+  local: TransportAddress;
+  readonly remote: TransportAddress;
+  /** The local candidate it was opened for or accepted on. */
+  readonly candidate: LocalCandidate;
+  readonly stream: number;
+  /** The route of the pairs it carries (see the module comment). */
+  readonly route: string;
+  /** The 5-tuple key, once open. */
+  wire: string | undefined;
+  readonly framer: Rfc4571Framer;
+  /** Connecting: when the attempt is given up. Accepted: when it must have carried an authenticated check. */
+  deadline: number | undefined;
+  /** An authenticated check or answer crossed it: it carries ICE traffic of this agent. */
+  validated: boolean;
+  /** Active side: some STUN message came back on it (RFC 6544 §7.1: a first answer that is not STUN fails it). */
+  answered: boolean;
+  /** The valid pair data on this connection belongs to (cached by the receive path). */
+  dataPair: CandidatePair | undefined;
+}
+
+/** An agent's ICE-TCP connections, by id, by route and by 5-tuple. */
+export class TcpConnections {
+  readonly byId = new Map<string, TcpConnection>();
+  readonly byRoute = new Map<string, TcpConnection>();
+  readonly byWire = new Map<string, TcpConnection>();
+  /** The connection the last received bytes belonged to (checked against `byId` before use). */
+  last: TcpConnection | undefined;
+  #seq = 0;
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  nextId(): string {
+    return `t${this.#seq++}`;
+  }
+
+  add(conn: TcpConnection): void {
+    this.byId.set(conn.id, conn);
+    this.byRoute.set(conn.route, conn);
+    if (conn.wire !== undefined) this.byWire.set(conn.wire, conn);
+  }
+
+  /** Sets the connection's real local address once the edge opened it. */
+  opened(conn: TcpConnection, local: TransportAddress): void {
+    conn.state = 'open';
+    conn.local = { address: canonicalIp(local.address), port: local.port };
+    conn.wire = wireKey(conn.local, conn.remote);
+    this.byWire.set(conn.wire, conn);
+  }
+
+  remove(conn: TcpConnection): void {
+    if (this.byId.get(conn.id) === conn) this.byId.delete(conn.id);
+    if (this.byRoute.get(conn.route) === conn) this.byRoute.delete(conn.route);
+    if (conn.wire !== undefined && this.byWire.get(conn.wire) === conn) this.byWire.delete(conn.wire);
+  }
+
+  /** Inbound connections not yet proven by an authenticated check. */
+  pendingInbound(): number {
+    let n = 0;
+    for (const c of this.byId.values()) if (c.direction === 'passive' && !c.validated) n++;
+    return n;
+  }
+
+  /** The earliest connect or first-check deadline. */
+  deadline(): number | undefined {
+    let t = Infinity;
+    for (const c of this.byId.values()) if (c.deadline !== undefined && c.deadline < t) t = c.deadline;
+    return t === Infinity ? undefined : t;
+  }
+
+  clear(): void {
+    this.last = undefined;
+    this.byId.clear();
+    this.byRoute.clear();
+    this.byWire.clear();
+  }
+}
+
+/** Key of a connection's 5-tuple. */
+export function wireKey(local: TransportAddress, remote: TransportAddress): string {
+  return `${canonicalIp(local.address)}|${local.port}|${canonicalIp(remote.address)}|${remote.port}`;
+}
+
+/** The route of a TCP pair or connection: the local candidate's base and the remote address. */
+export function routeKey(base: TransportAddress, remote: TransportAddress): string {
+  return `${formatAddress({ address: canonicalIp(base.address), port: base.port })}>${canonicalIp(remote.address)}|${remote.port}`;
+}
+
+/** The route of a TCP pair. */
+export function pairRouteKey(pair: CandidatePair): string {
+  return routeKey(pair.local.base, pair.remote);
+}
+
+/** The open connection a TCP pair sends on, or undefined. */
+export function connectionOf(tcp: TcpConnections, pair: CandidatePair): TcpConnection | undefined {
+  const c = tcp.byRoute.get(pairRouteKey(pair));
+  return c !== undefined && c.state === 'open' ? c : undefined;
+}
+
+/** The direction of the peer-reflexive remote candidate a check on `local` reveals (RFC 6544 §6.2 pairing). */
+export function prflxTcpType(local: LocalCandidate): TcpType | undefined {
+  switch (local.tcpType) {
+    case 'passive':
+      return 'active';
+    case 'active':
+      return 'passive';
+    case 'so':
+      return 'so';
+    default:
+      return undefined;
+  }
+}
+
+/** Where a pair's message goes: its 5-tuple (UDP), or its open connection's (TCP); undefined when none is open. */
+export interface PairRoute {
+  readonly local: TransportAddress;
+  readonly remote: TransportAddress;
+  readonly transport?: 'tcp';
+}
+
+/** The route of a pair's messages: UDP pairs always have one; a TCP pair only while its connection is open. */
+export function pairRoute(tcp: TcpConnections, pair: CandidatePair): PairRoute | undefined {
+  if (pair.local.transport !== 'tcp') return { local: pair.local.base, remote: { address: pair.remote.address, port: pair.remote.port } };
+  const c = connectionOf(tcp, pair);
+  return c === undefined ? undefined : { local: c.local, remote: c.remote, transport: 'tcp' };
+}
