@@ -142,7 +142,8 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   /** Bases replaced by a restart, closed once the core no longer holds the previous session. */
   #oldBases: StreamBase[] = [];
   #generation = 0;
-  readonly #turn: Allocations;
+  /** The TURN allocations; none without a TURN server (most agents: ~1 KB each saved across thousands of them). */
+  readonly #turn: Allocations | undefined;
   readonly #noIce: NoIcePaths;
   readonly #names: RemoteNameResolver;
   readonly #mdns: MdnsResponder | undefined;
@@ -167,11 +168,14 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
       const index = i === 0 && this.core.streamCount > 0 ? 0 : this.core.addStream(components);
       if (index !== i) throw new InvalidStateError('streams must be added in order');
     });
-    this.#turn = new Allocations({
-      random: options.random,
-      ...(options.software !== undefined ? { software: options.software } : {}),
-      ...(options.pacer !== undefined ? { pacer: options.pacer } : {}),
-    });
+    this.#turn =
+      (options.turnServers?.length ?? 0) > 0
+        ? new Allocations({
+            random: options.random,
+            ...(options.software !== undefined ? { software: options.software } : {}),
+            ...(options.pacer !== undefined ? { pacer: options.pacer } : {}),
+          })
+        : undefined;
     this.#noIce = new NoIcePaths({ ...options.withoutIce, random: options.random, streams });
     this.#names = new RemoteNameResolver({ enabled: options.resolveMdns ?? options.mdns !== undefined });
   }
@@ -194,10 +198,12 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     const started: Gatherer[] = [];
     // Allocation ids are unique per gatherer only: each gatherer gets its own id space through a prefix.
     const prefix = this.#generation === 0 ? '' : `g${this.#generation}-`;
+    const turn = this.#turn;
     for (let s = 0; s < streams.length; s++) {
+      // Only called with TURN servers, so with `turn` made.
       const allocator: RelayAllocator = {
-        allocate: (t, request) => this.#turn.allocate(t, s, { ...request, id: prefix + request.id }),
-        cancel: (t, id) => this.#turn.cancel(t, s, prefix + id),
+        allocate: (t, request) => turn!.allocate(t, s, { ...request, id: prefix + request.id }),
+        cancel: (t, id) => turn!.cancel(t, s, prefix + id),
       };
       const mdns = this.#mdns ?? o.mdnsRegistrar;
       started.push(
@@ -285,7 +291,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     this.core.dropComponent(stream, component); // throws before anything else changes
     const bases = this.#bases.filter((b) => (b.stream ?? 0) === stream && b.component === component).map((b) => b.address);
     this.#gatherers[stream]?.dropComponent(now, component);
-    this.#turn.releaseBases(now, stream, bases);
+    this.#turn?.releaseBases(now, stream, bases);
     this.#noIce.dropComponent(stream, component);
     this.#pump(now);
     return bases;
@@ -293,7 +299,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
 
   /** True when no TURN allocation made from one of `bases` is alive or being released: their sockets may close. */
   releasedOn(bases: readonly TransportAddress[]): boolean {
-    return this.#turn.releasedOn(bases);
+    return this.#turn?.releasedOn(bases) ?? true;
   }
 
   /** The destination of a component running without ICE (after latching, the address that answered). */
@@ -340,7 +346,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   takeSend(now: number, stream: number, component: number, data: Uint8Array): Datagram | null | undefined {
     const t = this.core.takeSend(now, stream, component, data);
     if (t === undefined) return undefined;
-    if (this.#turn.size > 0 && this.#turn.wrap(now, t)) {
+    if (this.#turn !== undefined && this.#turn.size > 0 && this.#turn.wrap(now, t)) {
       this.#pump(now);
       return null;
     }
@@ -393,7 +399,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     this.#closed = true;
     this.core.close();
     for (const g of this.#gatherers) g.close(now);
-    this.#turn.close(now);
+    this.#turn?.close(now);
     this.#mdns?.close(now);
     this.#noIce.close();
     this.#pump(now);
@@ -401,32 +407,32 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
 
   /** TURN servers whose allocation is not released yet. */
   unreleasedServers(): TransportAddress[] {
-    return this.#turn.unreleased();
+    return this.#turn?.unreleased() ?? [];
   }
 
   /** True when every allocation has been released (or failed): the edge may close its sockets. */
   get released(): boolean {
-    return this.#turn.released;
+    return this.#turn?.released ?? true;
   }
 
   // ---- TURN over TCP/TLS (RFC 8656 §3.1): the edge's answers to `turn-connect`, see `turnclient/allocations.ts` --
 
   /** The connection `id` is open from `local`. Returns false when it is no longer wanted: the edge closes it. */
   turnConnected(now: number, id: string, local: TransportAddress): boolean {
-    const wanted = this.#turn.turnConnected(now, id, local);
+    const wanted = this.#turn?.turnConnected(now, id, local) ?? false;
     if (wanted) this.#pump(now);
     return wanted;
   }
 
   /** The connection a `turn-connect` asked for could not be opened (refused, TLS failure, time-out). */
   turnConnectionFailed(now: number, id: string, reason: string): void {
-    this.#turn.turnConnectionFailed(now, id, reason);
+    this.#turn?.turnConnectionFailed(now, id, reason);
     this.#pump(now);
   }
 
   /** The stream of a TCP/TLS allocation closed: its 5-tuple, and so the allocation, is gone (RFC 8656 §3.2). */
   turnConnectionClosed(now: number, id: string): void {
-    this.#turn.turnConnectionClosed(now, id);
+    this.#turn?.turnConnectionClosed(now, id);
     this.#pump(now);
   }
 
@@ -434,11 +440,11 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     let taken: boolean;
     if (datagram.transport !== undefined && datagram.transport !== 'udp') {
       // Frames from TURN connections: only their allocations may take them.
-      taken = this.#turn.handleReceive(now, datagram);
+      taken = this.#turn?.handleReceive(now, datagram) ?? false;
     } else if (this.#mdns && (key(datagram.local) === this.#mdnsKey || this.#toMdnsGroup(datagram.local))) {
       taken = this.#mdns.handleReceive(now, datagram);
     } else {
-      taken = this.#turn.handleReceive(now, datagram);
+      taken = this.#turn?.handleReceive(now, datagram) ?? false;
       // A loop, not `some()`: no closure per datagram (the gatherers are released once complete).
       for (let i = 0; !taken && i < this.#gatherers.length; i++) taken = this.#gatherers[i]!.handleReceive(now, datagram);
       if (!taken && this.#noIce.size > 0) taken = this.#noIce.handleReceive(now, datagram);
@@ -451,7 +457,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   handleTimeout(now: number): void {
     if (this.#noIce.size > 0) this.#noIce.handleTimeout(now);
     for (const g of this.#gatherers) g.handleTimeout(now);
-    this.#turn.handleTimeout(now);
+    this.#turn?.handleTimeout(now);
     this.#mdns?.handleTimeout(now);
     this.core.handleTimeout(now);
     this.#pump(now);
@@ -471,7 +477,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
       if (t !== undefined && (min === undefined || t < min)) min = t;
     };
     for (const g of this.#gatherers) consider(g.pollTimeout());
-    consider(this.#turn.pollTimeout());
+    consider(this.#turn?.pollTimeout());
     consider(this.#mdns?.pollTimeout());
     if (this.#noIce.size > 0) consider(this.#noIce.pollTimeout());
     return min;
@@ -479,7 +485,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
 
   /** Sends from a base, wrapping through TURN when the base is a relayed address. */
   #sendRaw(now: number, d: Datagram): void {
-    if (!this.#turn.wrap(now, d)) this.#transmits.push(d);
+    if (this.#turn === undefined || !this.#turn.wrap(now, d)) this.#transmits.push(d);
   }
 
   /**
@@ -495,7 +501,8 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
 
   /** Moves every part's output into ours, feeding parts into each other, until nothing is left to move. */
   #pump(now: number): void {
-    if (this.#gatherers.length === 0 && this.#turn.idle && this.#mdns === undefined) {
+    const turn = this.#turn;
+    if (this.#gatherers.length === 0 && (turn === undefined || turn.idle) && this.#mdns === undefined) {
       // Only the core (and paths without ICE) left: nothing feeds back into the core, so one pass moves everything.
       // This is every datagram of a host or server-reflexive session.
       if (this.#noIce.size > 0) this.#moveNoIce(now);
@@ -511,8 +518,10 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
         for (let d = g.pollTransmit(); d; d = g.pollTransmit(), moved = true) this.#transmits.push(d);
         for (let e = g.pollEvent(); e; e = g.pollEvent(), moved = true) this.#onGathererEvent(this.#gathererOf.get(g)!.stream, e);
       }
-      for (let d = this.#turn.pollTransmit(); d; d = this.#turn.pollTransmit(), moved = true) this.#transmits.push(d);
-      for (let e = this.#turn.pollEvent(); e; e = this.#turn.pollEvent(), moved = true) this.#onTurnEvent(now, e);
+      if (turn !== undefined) {
+        for (let d = turn.pollTransmit(); d; d = turn.pollTransmit(), moved = true) this.#transmits.push(d);
+        for (let e = turn.pollEvent(); e; e = turn.pollEvent(), moved = true) this.#onTurnEvent(now, e);
+      }
       if (this.#mdns) {
         for (let d = this.#mdns.pollTransmit(); d; d = this.#mdns.pollTransmit(), moved = true) this.#transmits.push(d);
         for (let e = this.#mdns.pollEvent(); e; e = this.#mdns.pollEvent(), moved = true) {
@@ -563,7 +572,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
             break;
           }
           this.core.addRemoteCandidate(o.stream, o.candidate);
-          this.#turn.permitPeer(now, o.stream, o.candidate.address);
+          this.#turn?.permitPeer(now, o.stream, o.candidate.address);
           break;
         }
         case 'dropped':
@@ -606,7 +615,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     this.#oldBases = [];
     const current = new Set(this.#bases.map((b) => key(b.address)));
     const gone = bases.filter((b) => !current.has(key(b.address)));
-    this.#turn.releaseFrom(now, gone.map((b) => b.address));
+    this.#turn?.releaseFrom(now, gone.map((b) => b.address));
     if (gone.length > 0) this.#events.push({ type: 'bases-released', bases: gone });
     return true;
   }
