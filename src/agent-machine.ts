@@ -34,7 +34,7 @@ import { canonicalIp, ipFamily, parseIp } from './ip.js';
 import type { SansIoMachine } from './machine.js';
 import { Allocations, type AllocationsEvent, type TurnStreamEvent } from './turnclient/allocations.js';
 import type { Datagram, TransportAddress } from './types.js';
-import { NoIcePaths, type NoIceEvent, type NoIcePathOptions, type NoIcePathStats, type WithoutIceOptions } from './without-ice.js';
+import { checkWithoutIceOptions, NoIcePaths, type NoIceEvent, type NoIcePathOptions, type NoIcePathStats, type WithoutIceOptions } from './without-ice.js';
 
 export type { TurnStreamEvent } from './turnclient/allocations.js';
 export {
@@ -144,7 +144,8 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   #generation = 0;
   /** The TURN allocations; none without a TURN server (most agents: ~1 KB each saved across thousands of them). */
   readonly #turn: Allocations | undefined;
-  readonly #noIce: NoIcePaths;
+  /** Components running without ICE; made when the first one does (most agents never: ~800 B each saved). */
+  #noIce: NoIcePaths | undefined;
   readonly #names: RemoteNameResolver;
   readonly #mdns: MdnsResponder | undefined;
   readonly #mdnsKey: string | undefined;
@@ -176,7 +177,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
             ...(options.pacer !== undefined ? { pacer: options.pacer } : {}),
           })
         : undefined;
-    this.#noIce = new NoIcePaths({ ...options.withoutIce, random: options.random, streams });
+    if (options.withoutIce) checkWithoutIceOptions(options.withoutIce); // a bad option throws here, not later
     this.#names = new RemoteNameResolver({ enabled: options.resolveMdns ?? options.mdns !== undefined });
   }
 
@@ -276,6 +277,9 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     const dropped = stream < this.core.streamCount && component > this.core.componentCount(stream);
     const base = dropped ? undefined : (local ?? this.#bases.find((b) => (b.stream ?? 0) === stream && b.component === component)?.address);
     if (!base) throw new InvalidStateError(`no local base for stream ${stream} component ${component}`);
+    if (this.#closed) return; // a closed agent sends nothing (not even the keepalives of a path made now)
+    const o = this.#options;
+    this.#noIce ??= new NoIcePaths({ ...o.withoutIce, random: o.random, streams: o.streams ?? [1] });
     this.#noIce.add(now, stream, component, base, remote, options);
     this.#pump(now);
   }
@@ -292,7 +296,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     const bases = this.#bases.filter((b) => (b.stream ?? 0) === stream && b.component === component).map((b) => b.address);
     this.#gatherers[stream]?.dropComponent(now, component);
     this.#turn?.releaseBases(now, stream, bases);
-    this.#noIce.dropComponent(stream, component);
+    this.#noIce?.dropComponent(stream, component);
     this.#pump(now);
     return bases;
   }
@@ -304,21 +308,23 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
 
   /** The destination of a component running without ICE (after latching, the address that answered). */
   withoutIceDestination(stream: number, component: number): TransportAddress | undefined {
-    return this.#noIce.destination(stream, component);
+    return this.#noIce?.destination(stream, component);
   }
 
   /** The core's statistics with the components running without ICE (drops `no-ice-other-source` included). */
   getStats(): AgentMachineStats {
     const core = this.core.getStats();
-    if (this.#noIce.size === 0) return { ...core, withoutIce: [] };
-    const other = this.#noIce.droppedOtherSource;
-    return { ...core, dropped: other > 0 ? { ...core.dropped, 'no-ice-other-source': other } : core.dropped, withoutIce: this.#noIce.stats() };
+    const noIce = this.#activeNoIce;
+    if (noIce === undefined) return { ...core, withoutIce: [] };
+    const other = noIce.droppedOtherSource;
+    return { ...core, dropped: other > 0 ? { ...core.dropped, 'no-ice-other-source': other } : core.dropped, withoutIce: noIce.stats() };
   }
 
   /** Sends application data on the selected (or a valid) pair of a component, or on its path without ICE. */
   send(now: number, stream: number, component: number, data: Uint8Array): boolean {
-    if (this.#noIce.size > 0 && this.#noIce.send(now, stream, component, data)) {
-      for (let d = this.#noIce.pollTransmit(); d; d = this.#noIce.pollTransmit()) this.#sendRaw(now, d);
+    const noIce = this.#activeNoIce;
+    if (noIce !== undefined && noIce.send(now, stream, component, data)) {
+      for (let d = noIce.pollTransmit(); d; d = noIce.pollTransmit()) this.#sendRaw(now, d);
       return true;
     }
     const ok = this.core.send(now, stream, component, data);
@@ -331,7 +337,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
    * no component runs without ICE, so nothing but the core can claim or send data.
    */
   get directData(): boolean {
-    return this.#noIce.size === 0 && !this.#closed;
+    return this.#activeNoIce === undefined && !this.#closed;
   }
 
   /** The `data` event of a received non-STUN datagram, handed back instead of queued (see `directData`). */
@@ -401,7 +407,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     for (const g of this.#gatherers) g.close(now);
     this.#turn?.close(now);
     this.#mdns?.close(now);
-    this.#noIce.close();
+    this.#noIce?.close();
     this.#pump(now);
   }
 
@@ -447,7 +453,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
       taken = this.#turn?.handleReceive(now, datagram) ?? false;
       // A loop, not `some()`: no closure per datagram (the gatherers are released once complete).
       for (let i = 0; !taken && i < this.#gatherers.length; i++) taken = this.#gatherers[i]!.handleReceive(now, datagram);
-      if (!taken && this.#noIce.size > 0) taken = this.#noIce.handleReceive(now, datagram);
+      if (!taken) taken = this.#activeNoIce?.handleReceive(now, datagram) ?? false;
       if (!taken) taken = this.core.handleReceive(now, datagram);
     }
     this.#pump(now);
@@ -455,7 +461,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   }
 
   handleTimeout(now: number): void {
-    if (this.#noIce.size > 0) this.#noIce.handleTimeout(now);
+    this.#activeNoIce?.handleTimeout(now);
     for (const g of this.#gatherers) g.handleTimeout(now);
     this.#turn?.handleTimeout(now);
     this.#mdns?.handleTimeout(now);
@@ -479,7 +485,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     for (const g of this.#gatherers) consider(g.pollTimeout());
     consider(this.#turn?.pollTimeout());
     consider(this.#mdns?.pollTimeout());
-    if (this.#noIce.size > 0) consider(this.#noIce.pollTimeout());
+    consider(this.#activeNoIce?.pollTimeout());
     return min;
   }
 
@@ -505,14 +511,16 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     if (this.#gatherers.length === 0 && (turn === undefined || turn.idle) && this.#mdns === undefined) {
       // Only the core (and paths without ICE) left: nothing feeds back into the core, so one pass moves everything.
       // This is every datagram of a host or server-reflexive session.
-      if (this.#noIce.size > 0) this.#moveNoIce(now);
+      const noIce = this.#activeNoIce;
+      if (noIce !== undefined) this.#moveNoIce(now, noIce);
       for (let d = this.core.pollTransmit(); d; d = this.core.pollTransmit()) this.#sendRaw(now, d);
       for (let e = this.core.pollEvent(); e; e = this.core.pollEvent()) this.#events.push(e);
       if (this.#oldBases.length > 0) this.#releaseOldBases(now); // no allocation here: nothing more to move
       return;
     }
     for (let guard = 0; guard < 1000; guard++) {
-      let moved = this.#noIce.size > 0 && this.#moveNoIce(now);
+      const noIce = this.#activeNoIce;
+      let moved = noIce !== undefined && this.#moveNoIce(now, noIce);
       for (let i = 0; i < this.#gatherers.length; i++) {
         const g = this.#gatherers[i]!;
         for (let d = g.pollTransmit(); d; d = g.pollTransmit(), moved = true) this.#transmits.push(d);
@@ -540,10 +548,16 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     throw new Error('AgentMachine: internal pump did not settle');
   }
 
-  #moveNoIce(now: number): boolean {
+  /** The paths without ICE while a component runs so (the agent skips them otherwise). */
+  get #activeNoIce(): NoIcePaths | undefined {
+    const n = this.#noIce;
+    return n !== undefined && n.size > 0 ? n : undefined;
+  }
+
+  #moveNoIce(now: number, noIce: NoIcePaths): boolean {
     let moved = false;
-    for (let d = this.#noIce.pollTransmit(); d; d = this.#noIce.pollTransmit(), moved = true) this.#sendRaw(now, d);
-    for (let e = this.#noIce.pollEvent(); e; e = this.#noIce.pollEvent(), moved = true) this.#events.push(e);
+    for (let d = noIce.pollTransmit(); d; d = noIce.pollTransmit(), moved = true) this.#sendRaw(now, d);
+    for (let e = noIce.pollEvent(); e; e = noIce.pollEvent(), moved = true) this.#events.push(e);
     return moved;
   }
 
