@@ -34,7 +34,7 @@ import { canonicalIp, ipFamily, parseIp } from './ip.js';
 import type { SansIoMachine } from './machine.js';
 import { Allocations, type AllocationsEvent, type TurnStreamEvent } from './turnclient/allocations.js';
 import type { Datagram, TransportAddress } from './types.js';
-import { NoIcePaths, type NoIceEvent, type NoIcePathOptions, type NoIcePathStats, type WithoutIceOptions } from './without-ice.js';
+import { checkWithoutIceOptions, NoIcePaths, type NoIceEvent, type NoIcePathOptions, type NoIcePathStats, type WithoutIceOptions } from './without-ice.js';
 
 export type { TurnStreamEvent } from './turnclient/allocations.js';
 export {
@@ -142,8 +142,10 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   /** Bases replaced by a restart, closed once the core no longer holds the previous session. */
   #oldBases: StreamBase[] = [];
   #generation = 0;
-  readonly #turn: Allocations;
-  readonly #noIce: NoIcePaths;
+  /** The TURN allocations; none without a TURN server (most agents: ~1 KB each saved across thousands of them). */
+  readonly #turn: Allocations | undefined;
+  /** Components running without ICE; made when the first one does (most agents never: ~800 B each saved). */
+  #noIce: NoIcePaths | undefined;
   readonly #names: RemoteNameResolver;
   readonly #mdns: MdnsResponder | undefined;
   readonly #mdnsKey: string | undefined;
@@ -167,12 +169,15 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
       const index = i === 0 && this.core.streamCount > 0 ? 0 : this.core.addStream(components);
       if (index !== i) throw new InvalidStateError('streams must be added in order');
     });
-    this.#turn = new Allocations({
-      random: options.random,
-      ...(options.software !== undefined ? { software: options.software } : {}),
-      ...(options.pacer !== undefined ? { pacer: options.pacer } : {}),
-    });
-    this.#noIce = new NoIcePaths({ ...options.withoutIce, random: options.random, streams });
+    this.#turn =
+      (options.turnServers?.length ?? 0) > 0
+        ? new Allocations({
+            random: options.random,
+            ...(options.software !== undefined ? { software: options.software } : {}),
+            ...(options.pacer !== undefined ? { pacer: options.pacer } : {}),
+          })
+        : undefined;
+    if (options.withoutIce) checkWithoutIceOptions(options.withoutIce); // a bad option throws here, not later
     this.#names = new RemoteNameResolver({ enabled: options.resolveMdns ?? options.mdns !== undefined });
   }
 
@@ -194,10 +199,12 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     const started: Gatherer[] = [];
     // Allocation ids are unique per gatherer only: each gatherer gets its own id space through a prefix.
     const prefix = this.#generation === 0 ? '' : `g${this.#generation}-`;
+    const turn = this.#turn;
     for (let s = 0; s < streams.length; s++) {
+      // Only called with TURN servers, so with `turn` made.
       const allocator: RelayAllocator = {
-        allocate: (t, request) => this.#turn.allocate(t, s, { ...request, id: prefix + request.id }),
-        cancel: (t, id) => this.#turn.cancel(t, s, prefix + id),
+        allocate: (t, request) => turn!.allocate(t, s, { ...request, id: prefix + request.id }),
+        cancel: (t, id) => turn!.cancel(t, s, prefix + id),
       };
       const mdns = this.#mdns ?? o.mdnsRegistrar;
       started.push(
@@ -270,6 +277,9 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     const dropped = stream < this.core.streamCount && component > this.core.componentCount(stream);
     const base = dropped ? undefined : (local ?? this.#bases.find((b) => (b.stream ?? 0) === stream && b.component === component)?.address);
     if (!base) throw new InvalidStateError(`no local base for stream ${stream} component ${component}`);
+    if (this.#closed) return; // a closed agent sends nothing (not even the keepalives of a path made now)
+    const o = this.#options;
+    this.#noIce ??= new NoIcePaths({ ...o.withoutIce, random: o.random, streams: o.streams ?? [1] });
     this.#noIce.add(now, stream, component, base, remote, options);
     this.#pump(now);
   }
@@ -285,34 +295,36 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     this.core.dropComponent(stream, component); // throws before anything else changes
     const bases = this.#bases.filter((b) => (b.stream ?? 0) === stream && b.component === component).map((b) => b.address);
     this.#gatherers[stream]?.dropComponent(now, component);
-    this.#turn.releaseBases(now, stream, bases);
-    this.#noIce.dropComponent(stream, component);
+    this.#turn?.releaseBases(now, stream, bases);
+    this.#noIce?.dropComponent(stream, component);
     this.#pump(now);
     return bases;
   }
 
   /** True when no TURN allocation made from one of `bases` is alive or being released: their sockets may close. */
   releasedOn(bases: readonly TransportAddress[]): boolean {
-    return this.#turn.releasedOn(bases);
+    return this.#turn?.releasedOn(bases) ?? true;
   }
 
   /** The destination of a component running without ICE (after latching, the address that answered). */
   withoutIceDestination(stream: number, component: number): TransportAddress | undefined {
-    return this.#noIce.destination(stream, component);
+    return this.#noIce?.destination(stream, component);
   }
 
   /** The core's statistics with the components running without ICE (drops `no-ice-other-source` included). */
   getStats(): AgentMachineStats {
     const core = this.core.getStats();
-    if (this.#noIce.size === 0) return { ...core, withoutIce: [] };
-    const other = this.#noIce.droppedOtherSource;
-    return { ...core, dropped: other > 0 ? { ...core.dropped, 'no-ice-other-source': other } : core.dropped, withoutIce: this.#noIce.stats() };
+    const noIce = this.#activeNoIce;
+    if (noIce === undefined) return { ...core, withoutIce: [] };
+    const other = noIce.droppedOtherSource;
+    return { ...core, dropped: other > 0 ? { ...core.dropped, 'no-ice-other-source': other } : core.dropped, withoutIce: noIce.stats() };
   }
 
   /** Sends application data on the selected (or a valid) pair of a component, or on its path without ICE. */
   send(now: number, stream: number, component: number, data: Uint8Array): boolean {
-    if (this.#noIce.size > 0 && this.#noIce.send(now, stream, component, data)) {
-      for (let d = this.#noIce.pollTransmit(); d; d = this.#noIce.pollTransmit()) this.#sendRaw(now, d);
+    const noIce = this.#activeNoIce;
+    if (noIce !== undefined && noIce.send(now, stream, component, data)) {
+      for (let d = noIce.pollTransmit(); d; d = noIce.pollTransmit()) this.#sendRaw(now, d);
       return true;
     }
     const ok = this.core.send(now, stream, component, data);
@@ -325,7 +337,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
    * no component runs without ICE, so nothing but the core can claim or send data.
    */
   get directData(): boolean {
-    return this.#noIce.size === 0 && !this.#closed;
+    return this.#activeNoIce === undefined && !this.#closed;
   }
 
   /** The `data` event of a received non-STUN datagram, handed back instead of queued (see `directData`). */
@@ -340,7 +352,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   takeSend(now: number, stream: number, component: number, data: Uint8Array): Datagram | null | undefined {
     const t = this.core.takeSend(now, stream, component, data);
     if (t === undefined) return undefined;
-    if (this.#turn.size > 0 && this.#turn.wrap(now, t)) {
+    if (this.#turn !== undefined && this.#turn.size > 0 && this.#turn.wrap(now, t)) {
       this.#pump(now);
       return null;
     }
@@ -393,40 +405,40 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     this.#closed = true;
     this.core.close();
     for (const g of this.#gatherers) g.close(now);
-    this.#turn.close(now);
+    this.#turn?.close(now);
     this.#mdns?.close(now);
-    this.#noIce.close();
+    this.#noIce?.close();
     this.#pump(now);
   }
 
   /** TURN servers whose allocation is not released yet. */
   unreleasedServers(): TransportAddress[] {
-    return this.#turn.unreleased();
+    return this.#turn?.unreleased() ?? [];
   }
 
   /** True when every allocation has been released (or failed): the edge may close its sockets. */
   get released(): boolean {
-    return this.#turn.released;
+    return this.#turn?.released ?? true;
   }
 
   // ---- TURN over TCP/TLS (RFC 8656 §3.1): the edge's answers to `turn-connect`, see `turnclient/allocations.ts` --
 
   /** The connection `id` is open from `local`. Returns false when it is no longer wanted: the edge closes it. */
   turnConnected(now: number, id: string, local: TransportAddress): boolean {
-    const wanted = this.#turn.turnConnected(now, id, local);
+    const wanted = this.#turn?.turnConnected(now, id, local) ?? false;
     if (wanted) this.#pump(now);
     return wanted;
   }
 
   /** The connection a `turn-connect` asked for could not be opened (refused, TLS failure, time-out). */
   turnConnectionFailed(now: number, id: string, reason: string): void {
-    this.#turn.turnConnectionFailed(now, id, reason);
+    this.#turn?.turnConnectionFailed(now, id, reason);
     this.#pump(now);
   }
 
   /** The stream of a TCP/TLS allocation closed: its 5-tuple, and so the allocation, is gone (RFC 8656 §3.2). */
   turnConnectionClosed(now: number, id: string): void {
-    this.#turn.turnConnectionClosed(now, id);
+    this.#turn?.turnConnectionClosed(now, id);
     this.#pump(now);
   }
 
@@ -463,14 +475,17 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     if (datagram.transport !== undefined && datagram.transport !== 'udp') {
       // Bytes of an ICE-TCP connection go to the core (RFC 6544); frames from TURN connections only to their
       // allocations.
-      taken = datagram.transport === 'tcp' && this.core.ownsTcp(datagram) ? this.core.handleReceive(now, datagram) : this.#turn.handleReceive(now, datagram);
+      taken =
+        datagram.transport === 'tcp' && this.core.ownsTcp(datagram)
+          ? this.core.handleReceive(now, datagram)
+          : (this.#turn?.handleReceive(now, datagram) ?? false);
     } else if (this.#mdns && (key(datagram.local) === this.#mdnsKey || this.#toMdnsGroup(datagram.local))) {
       taken = this.#mdns.handleReceive(now, datagram);
     } else {
-      taken = this.#turn.handleReceive(now, datagram);
+      taken = this.#turn?.handleReceive(now, datagram) ?? false;
       // A loop, not `some()`: no closure per datagram (the gatherers are released once complete).
       for (let i = 0; !taken && i < this.#gatherers.length; i++) taken = this.#gatherers[i]!.handleReceive(now, datagram);
-      if (!taken && this.#noIce.size > 0) taken = this.#noIce.handleReceive(now, datagram);
+      if (!taken) taken = this.#activeNoIce?.handleReceive(now, datagram) ?? false;
       if (!taken) taken = this.core.handleReceive(now, datagram);
     }
     this.#pump(now);
@@ -478,9 +493,9 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   }
 
   handleTimeout(now: number): void {
-    if (this.#noIce.size > 0) this.#noIce.handleTimeout(now);
+    this.#activeNoIce?.handleTimeout(now);
     for (const g of this.#gatherers) g.handleTimeout(now);
-    this.#turn.handleTimeout(now);
+    this.#turn?.handleTimeout(now);
     this.#mdns?.handleTimeout(now);
     this.core.handleTimeout(now);
     this.#pump(now);
@@ -500,15 +515,15 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
       if (t !== undefined && (min === undefined || t < min)) min = t;
     };
     for (const g of this.#gatherers) consider(g.pollTimeout());
-    consider(this.#turn.pollTimeout());
+    consider(this.#turn?.pollTimeout());
     consider(this.#mdns?.pollTimeout());
-    if (this.#noIce.size > 0) consider(this.#noIce.pollTimeout());
+    consider(this.#activeNoIce?.pollTimeout());
     return min;
   }
 
   /** Sends from a base, wrapping through TURN when the base is a relayed address. */
   #sendRaw(now: number, d: Datagram): void {
-    if (!this.#turn.wrap(now, d)) this.#transmits.push(d);
+    if (this.#turn === undefined || !this.#turn.wrap(now, d)) this.#transmits.push(d);
   }
 
   /**
@@ -524,24 +539,29 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
 
   /** Moves every part's output into ours, feeding parts into each other, until nothing is left to move. */
   #pump(now: number): void {
-    if (this.#gatherers.length === 0 && this.#turn.idle && this.#mdns === undefined) {
+    const turn = this.#turn;
+    if (this.#gatherers.length === 0 && (turn === undefined || turn.idle) && this.#mdns === undefined) {
       // Only the core (and paths without ICE) left: nothing feeds back into the core, so one pass moves everything.
       // This is every datagram of a host or server-reflexive session.
-      if (this.#noIce.size > 0) this.#moveNoIce(now);
+      const noIce = this.#activeNoIce;
+      if (noIce !== undefined) this.#moveNoIce(now, noIce);
       for (let d = this.core.pollTransmit(); d; d = this.core.pollTransmit()) this.#sendRaw(now, d);
       for (let e = this.core.pollEvent(); e; e = this.core.pollEvent()) this.#events.push(e);
       if (this.#oldBases.length > 0) this.#releaseOldBases(now); // no allocation here: nothing more to move
       return;
     }
     for (let guard = 0; guard < 1000; guard++) {
-      let moved = this.#noIce.size > 0 && this.#moveNoIce(now);
+      const noIce = this.#activeNoIce;
+      let moved = noIce !== undefined && this.#moveNoIce(now, noIce);
       for (let i = 0; i < this.#gatherers.length; i++) {
         const g = this.#gatherers[i]!;
         for (let d = g.pollTransmit(); d; d = g.pollTransmit(), moved = true) this.#transmits.push(d);
         for (let e = g.pollEvent(); e; e = g.pollEvent(), moved = true) this.#onGathererEvent(this.#gathererOf.get(g)!.stream, e);
       }
-      for (let d = this.#turn.pollTransmit(); d; d = this.#turn.pollTransmit(), moved = true) this.#transmits.push(d);
-      for (let e = this.#turn.pollEvent(); e; e = this.#turn.pollEvent(), moved = true) this.#onTurnEvent(now, e);
+      if (turn !== undefined) {
+        for (let d = turn.pollTransmit(); d; d = turn.pollTransmit(), moved = true) this.#transmits.push(d);
+        for (let e = turn.pollEvent(); e; e = turn.pollEvent(), moved = true) this.#onTurnEvent(now, e);
+      }
       if (this.#mdns) {
         for (let d = this.#mdns.pollTransmit(); d; d = this.#mdns.pollTransmit(), moved = true) this.#transmits.push(d);
         for (let e = this.#mdns.pollEvent(); e; e = this.#mdns.pollEvent(), moved = true) {
@@ -560,10 +580,16 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     throw new Error('AgentMachine: internal pump did not settle');
   }
 
-  #moveNoIce(now: number): boolean {
+  /** The paths without ICE while a component runs so (the agent skips them otherwise). */
+  get #activeNoIce(): NoIcePaths | undefined {
+    const n = this.#noIce;
+    return n !== undefined && n.size > 0 ? n : undefined;
+  }
+
+  #moveNoIce(now: number, noIce: NoIcePaths): boolean {
     let moved = false;
-    for (let d = this.#noIce.pollTransmit(); d; d = this.#noIce.pollTransmit(), moved = true) this.#sendRaw(now, d);
-    for (let e = this.#noIce.pollEvent(); e; e = this.#noIce.pollEvent(), moved = true) this.#events.push(e);
+    for (let d = noIce.pollTransmit(); d; d = noIce.pollTransmit(), moved = true) this.#sendRaw(now, d);
+    for (let e = noIce.pollEvent(); e; e = noIce.pollEvent(), moved = true) this.#events.push(e);
     return moved;
   }
 
@@ -592,7 +618,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
             break;
           }
           this.core.addRemoteCandidate(o.stream, o.candidate);
-          this.#turn.permitPeer(now, o.stream, o.candidate.address);
+          this.#turn?.permitPeer(now, o.stream, o.candidate.address);
           break;
         }
         case 'dropped':
@@ -635,7 +661,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     this.#oldBases = [];
     const current = new Set(this.#bases.map((b) => key(b.address)));
     const gone = bases.filter((b) => !current.has(key(b.address)));
-    this.#turn.releaseFrom(now, gone.map((b) => b.address));
+    this.#turn?.releaseFrom(now, gone.map((b) => b.address));
     if (gone.length > 0) this.#events.push({ type: 'bases-released', bases: gone });
     return true;
   }

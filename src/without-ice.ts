@@ -189,7 +189,8 @@ export function unusedPayloadType(formats: Iterable<string>): number | undefined
   return undefined;
 }
 
-function checkOptions(o: WithoutIceOptions): void {
+/** Throws `RangeError` for a bad option (an agent checks them when made, before any component runs without ICE). */
+export function checkWithoutIceOptions(o: WithoutIceOptions): void {
   const positive = (name: string, v: number | undefined) => {
     if (v !== undefined && !(Number.isFinite(v) && v > 0)) throw new RangeError(`withoutIce.${name} must be a positive number of ms`);
   };
@@ -233,7 +234,7 @@ export class NoIcePaths implements SansIoMachine<NoIceEvent> {
 
   /** Throws `RangeError` for a bad option. */
   constructor(options: NoIcePathsOptions) {
-    checkOptions(options);
+    checkWithoutIceOptions(options);
     this.#options = options;
     this.#keepaliveMs = options.keepaliveIntervalMs ?? NO_ICE_KEEPALIVE_MS;
     this.#silenceMs = options.silenceTimeoutMs ?? NO_ICE_SILENCE_TIMEOUT_MS;

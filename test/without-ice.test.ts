@@ -355,6 +355,27 @@ describe('AgentMachine without ICE (virtual time)', () => {
   });
 });
 
+describe('AgentMachine makes its paths without ICE only when a component runs without ICE', () => {
+  const bases = [{ address: RTP, component: 1 }];
+
+  it('still refuses a bad withoutIce option when made, before any component runs without ICE', () => {
+    expect(() => new AgentMachine({ random: new SeededRandom('o'), bases, withoutIce: { silenceTimeoutMs: 0 } })).toThrow(RangeError);
+    expect(() => new AgentMachine({ random: new SeededRandom('o'), bases, withoutIce: { payloadType: 72 } })).toThrow(RangeError);
+  });
+
+  it('a component given a path after close() sends nothing: no keepalive, no deadline', () => {
+    const m = new AgentMachine({ random: new SeededRandom('c'), bases, withoutIce: { keepaliveIntervalMs: 100 } });
+    m.gather(0);
+    drain<AgentMachineEvent>(m);
+    m.close(1);
+    drain<AgentMachineEvent>(m);
+    m.useWithoutIce(2, 0, 1, SIGNALLED);
+    expect(m.pollTimeout()).toBeUndefined();
+    m.handleTimeout(5_000);
+    expect(drain<AgentMachineEvent>(m).transmits).toEqual([]);
+  });
+});
+
 describe('Without ICE on the virtual network, the peer behind a NAT', () => {
   /**
    * The peer is behind a port-restricted NAT and signals its private address (a SIP phone without ICE). Our agent

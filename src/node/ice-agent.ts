@@ -123,7 +123,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   #gathering: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   readonly #localCandidates: Candidate[] = [];
-  readonly #selected = new Map<number, IceCandidatePair>();
+  /** The selected pair of each component, by component id (an array: no Map per idle agent). */
+  readonly #selected: (IceCandidatePair | undefined)[] = [];
   /** Commands given before gather() finished binding, replayed once the machine exists. */
   readonly #early: ((m: AgentMachine) => void)[] = [];
   /** Ends `gather()`'s wait for completion (set while it waits). */
@@ -135,10 +136,10 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   #receivedBuffer: Buffer | undefined;
   /** Components this agent runs: `options.components`, less those dropped (`dropComponent`). */
   #components: number;
-  /** Components `send()` already warned about (one warning each, not one per RTCP report). */
-  readonly #warnedSends = new Set<number>();
-  /** Sockets of dropped components being released (TURN first), awaited by close(). */
-  readonly #releasing = new Set<Promise<void>>();
+  /** Components `send()` already warned about (one warning each, not one per RTCP report); made at the first. */
+  #warnedSends: Set<number> | undefined;
+  /** Sockets of dropped components being released (TURN first), awaited by close(); made at the first drop. */
+  #releasing: Set<Promise<void>> | undefined;
 
   constructor(options: IceAgentOptions = {}) {
     super();
@@ -318,7 +319,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   /** The selected pair of a component (default 1), once nominated. */
   getSelectedCandidatePair(component = 1): IceCandidatePair | undefined {
     arg(component, 'component', COMPONENT);
-    return this.#selected.get(component);
+    return this.#selected[component];
   }
 
   /**
@@ -332,13 +333,14 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     if (!m || !d || this.#closing) return false;
     if (!(component >= 1 && component <= this.#components && Number.isInteger(component))) {
       // Silently false would hide RTCP going nowhere (e.g. sent on component 2 once rtcp-mux was accepted).
+      this.#warnedSends ??= new Set();
       if (!this.#warnedSends.has(component)) {
         this.#warnedSends.add(component);
         this.#warn(`send() on component ${component}, which this agent does not have (it has ${this.#components}): dropped`);
       }
       return false;
     }
-    const selected = this.#selected.get(component);
+    const selected = this.#selected[component];
     if (selected !== undefined && m.directData) {
       // Direct path: the core hands back the datagram, which leaves at once (a relayed one goes through its TURN
       // client and the usual queue). Sending data never moves a deadline earlier: no drain, no timer re-arm.
@@ -391,7 +393,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       throw new InvalidStateError(`only the last component (${this.#components}) can be dropped, and never component 1; got ${component}`);
     }
     this.#components = component - 1;
-    this.#selected.delete(component);
+    this.#selected[component] = undefined;
     for (let i = this.#localCandidates.length - 1; i >= 0; i--) if (this.#localCandidates[i]!.component === component) this.#localCandidates.splice(i, 1);
     // Before the machine exists, #gather binds no socket for it, or drops it before gathering.
     if (this.#machine) this.#command((m) => this.#dropInMachine(m, component));
@@ -578,7 +580,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       }
       d.close();
     }
-    await Promise.all(this.#releasing);
+    await Promise.all(this.#releasing ?? []);
     // After the deallocations had their chance: their Refresh and its answer travel on these connections.
     await this.#turnStreams?.close();
     await this.#tcp?.close();
@@ -599,8 +601,9 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       while (!m.releasedOn(bases) && d.now() < deadline && !endpoint.closed) await new Promise((r) => setTimeout(r, 10));
       await endpoint.closeSockets(bases);
     })();
-    this.#releasing.add(done);
-    void done.finally(() => this.#releasing.delete(done));
+    const releasing = (this.#releasing ??= new Set());
+    releasing.add(done);
+    void done.finally(() => releasing.delete(done));
   }
 
   /**
@@ -701,11 +704,11 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     // event loop moves on, so the first check leaves without waiting for a timer.
     if (!this.#flushQueued) {
       this.#flushQueued = true;
-      queueMicrotask(this.#flushCommands);
+      queueMicrotask(() => this.#flushCommands()); // a closure per batch, not one held by every agent
     }
   }
 
-  readonly #flushCommands = (): void => {
+  #flushCommands(): void {
     this.#flushQueued = false;
     const m = this.#machine;
     const d = this.#driver;
@@ -717,7 +720,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       warnCallbackError(error, 'machine');
     }
     d.kick(m);
-  };
+  }
 
   #receive(datagram: Datagram, buffer?: Buffer): void {
     const d = this.#driver;
@@ -844,7 +847,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       case 'selected-pair': {
         if (this.#machine) this.#syncMux(this.#machine);
         const pair = { local: e.pair.local, remote: e.pair.remote };
-        this.#selected.set(e.component, pair);
+        this.#selected[e.component] = pair;
         this.#safeEmit('selectedcandidatepairchange', pair, e.component);
         return;
       }

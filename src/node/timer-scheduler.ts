@@ -70,14 +70,41 @@ export interface TimerSchedulerOptions {
   readonly onCallbackError?: CallbackErrorHandler;
 }
 
-/** Heap node. `index` is the heap position, -1 when not in the heap; `gen` invalidates entries popped for firing. */
-interface Entry {
-  deadline: number;
-  seq: number;
-  index: number;
-  gen: number;
+/** Set by {@link TimerScheduler}'s static block: its private heap operations, for the {@link Entry} handles only. */
+let scheduleEntry: (scheduler: TimerScheduler, entry: Entry, deadline: number) => void;
+let cancelEntry: (scheduler: TimerScheduler, entry: Entry) => void;
+
+/**
+ * Heap node, and the {@link SchedulerTimer} handed out for it: one small object per timer with its methods on the
+ * prototype (every agent's driver holds one; closures per timer cost ~600 B each). `index` is the heap position, -1
+ * when not in the heap; `gen` invalidates entries popped for firing.
+ */
+class Entry implements SchedulerTimer {
+  at = 0;
+  seq = 0;
+  index = -1;
+  gen = 0;
+  readonly #scheduler: TimerScheduler;
   readonly ref: boolean;
   readonly callback: (now: number) => void;
+
+  constructor(scheduler: TimerScheduler, ref: boolean, callback: (now: number) => void) {
+    this.#scheduler = scheduler;
+    this.ref = ref;
+    this.callback = callback;
+  }
+
+  get deadline(): number | undefined {
+    return this.index >= 0 ? this.at : undefined;
+  }
+
+  schedule(deadlineMs: number): void {
+    scheduleEntry(this.#scheduler, this, deadlineMs);
+  }
+
+  cancel(): void {
+    cancelEntry(this.#scheduler, this);
+  }
 }
 
 /**
@@ -134,26 +161,19 @@ export class TimerScheduler {
    * the entry does not keep the process alive (the single host timer is unref'd while only such entries are live).
    */
   createTimer(callback: (now: number) => void, options: { readonly ref?: boolean } = {}): SchedulerTimer {
-    const entry: Entry = { deadline: 0, seq: 0, index: -1, gen: 0, ref: options.ref ?? true, callback };
-    const scheduler = this;
-    return {
-      get deadline() {
-        return entry.index >= 0 ? entry.deadline : undefined;
-      },
-      schedule(deadlineMs: number) {
-        scheduler.#schedule(entry, deadlineMs);
-      },
-      cancel() {
-        scheduler.#cancel(entry);
-      },
-    };
+    return new Entry(this, options.ref ?? true, callback);
+  }
+
+  static {
+    scheduleEntry = (scheduler, entry, deadline) => scheduler.#schedule(entry, deadline);
+    cancelEntry = (scheduler, entry) => scheduler.#cancel(entry);
   }
 
   #schedule(entry: Entry, deadline: number): void {
     if (Number.isNaN(deadline)) throw new RangeError('TimerScheduler: deadline is NaN');
-    if (entry.index >= 0 && entry.deadline === deadline) return; // unchanged: no heap or host-timer churn
+    if (entry.index >= 0 && entry.at === deadline) return; // unchanged: no heap or host-timer churn
     entry.gen++;
-    entry.deadline = deadline;
+    entry.at = deadline;
     entry.seq = this.#seq++;
     if (entry.index >= 0) {
       this.#siftUp(entry.index);
@@ -190,7 +210,7 @@ export class TimerScheduler {
   }
 
   static #less(a: Entry, b: Entry): boolean {
-    return a.deadline < b.deadline || (a.deadline === b.deadline && a.seq < b.seq);
+    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
   }
 
   #siftUp(i: number): void {
@@ -241,7 +261,7 @@ export class TimerScheduler {
       return;
     }
     const wantRef = this.#refEntries > 0;
-    if (this.#armed && this.#armedDeadline === top.deadline) {
+    if (this.#armed && this.#armedDeadline === top.at) {
       if (this.#handleRef !== wantRef) {
         this.#host.setRef(this.#handle, wantRef);
         this.#handleRef = wantRef;
@@ -250,10 +270,10 @@ export class TimerScheduler {
     }
     if (this.#armed) this.#host.clear(this.#handle);
     // Ceil so the timer never fires before the deadline on a sub-millisecond clock (which would cost a re-arm).
-    const delay = Math.min(MAX_TIMER_DELAY_MS, Math.max(0, Math.ceil(top.deadline - this.#clock.now())));
+    const delay = Math.min(MAX_TIMER_DELAY_MS, Math.max(0, Math.ceil(top.at - this.#clock.now())));
     this.#handle = this.#host.set(this.#fire, delay);
     this.#armed = true;
-    this.#armedDeadline = top.deadline;
+    this.#armedDeadline = top.at;
     this.#arms++;
     this.#handleRef = true;
     if (!wantRef) {
@@ -271,7 +291,7 @@ export class TimerScheduler {
     // Pop everything due first, then run: entries scheduled by callbacks (even already due) wait for the next turn,
     // so a callback that keeps rescheduling itself in the past cannot starve the event loop.
     const due: [Entry, number][] = [];
-    for (let top = this.#heap[0]; top !== undefined && top.deadline <= now; top = this.#heap[0]) {
+    for (let top = this.#heap[0]; top !== undefined && top.at <= now; top = this.#heap[0]) {
       this.#removeAt(0);
       due.push([top, top.gen]);
     }

@@ -57,6 +57,53 @@ export interface UdpMuxPort {
 
 type Receiver = (datagram: Datagram, buffer: Buffer) => void;
 
+/** Set by {@link IceUdpMux}'s static block: its private send and leave, for the {@link MuxPort}s it hands out. */
+let muxSend: (mux: IceUdpMux, id: number, datagram: Datagram) => void;
+let muxLeave: (mux: IceUdpMux, id: number) => void;
+
+/**
+ * The {@link UdpMuxPort} of one agent: a small object with its methods on the prototype (a mux holds thousands of
+ * them; an object of closures and accessors cost ~900 B each).
+ */
+class MuxPort implements UdpMuxPort {
+  readonly id: number;
+  readonly #mux: IceUdpMux;
+  readonly #router: UdpMuxRouter;
+  #closed = false;
+
+  constructor(mux: IceUdpMux, router: UdpMuxRouter, id: number) {
+    this.#mux = mux;
+    this.#router = router;
+    this.id = id;
+  }
+
+  send(datagram: Datagram): void {
+    if (!this.#closed) muxSend(this.#mux, this.id, datagram);
+  }
+
+  addUfrag(ufrag: string): void {
+    this.#router.addUfrag(this.id, ufrag);
+  }
+
+  removeUfrag(ufrag: string): void {
+    this.#router.removeUfrag(this.id, ufrag);
+  }
+
+  get ufrags(): readonly string[] {
+    return this.#router.ufragsOf(this.id);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    muxLeave(this.#mux, this.id);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+}
+
 /**
  * One UDP port for many ICE agents.
  *
@@ -138,35 +185,23 @@ export class IceUdpMux {
    */
   open(ufrag: string, receive: Receiver): UdpMuxPort {
     if (this.closed) throw new IcewireError('ERR_UDP_MUX', 'IceUdpMux is closed');
-    const router = this.#router;
-    const id = router.register(ufrag);
+    const id = this.#router.register(ufrag);
     this.#receivers.set(id, receive);
-    let closed = false;
-    const clock = this.#clock;
-    const endpoint = this.#endpoint;
-    return {
-      id,
-      send: (d) => {
-        if (closed) return;
-        router.noteTransmit(clock.now(), id, d);
-        this.#sent++;
-        endpoint.send(d);
-      },
-      addUfrag: (u) => router.addUfrag(id, u),
-      removeUfrag: (u) => router.removeUfrag(id, u),
-      get ufrags() {
-        return router.ufragsOf(id);
-      },
-      close: () => {
-        if (closed) return;
-        closed = true;
-        router.unregister(id);
-        this.#receivers.delete(id);
-      },
-      get closed() {
-        return closed;
-      },
+    return new MuxPort(this, this.#router, id);
+  }
+
+  static {
+    muxSend = (mux, id, datagram) => mux.#send(id, datagram);
+    muxLeave = (mux, id) => {
+      mux.#router.unregister(id);
+      mux.#receivers.delete(id);
     };
+  }
+
+  #send(id: number, datagram: Datagram): void {
+    this.#router.noteTransmit(this.#clock.now(), id, datagram);
+    this.#sent++;
+    this.#endpoint.send(datagram);
   }
 
   /** Closes the sockets. Agents still on the mux can no longer send or receive; close them first. */

@@ -100,10 +100,10 @@ interface Route {
 interface Agent {
   readonly id: number;
   readonly ufrags: string[];
-  /** Its routes, least recently confirmed first (a Map keeps insertion order). */
-  readonly routes: Map<string, Route>;
-  /** Its remembered transaction ids, oldest first. */
-  readonly transactions: Set<string>;
+  /** Its routes, least recently confirmed first (a Map keeps insertion order). Made at its first route. */
+  routes: Map<string, Route> | undefined;
+  /** Its remembered transaction ids, oldest first. Made at its first request (an idle agent has neither). */
+  transactions: Set<string> | undefined;
 }
 
 interface Transaction {
@@ -206,7 +206,7 @@ export class UdpMuxRouter {
   register(ufrag: string): number {
     if (this.#agents.size >= this.#maxAgents) throw new UdpMuxError('agent-limit', `the mux already serves ${this.#maxAgents} agents (maxAgents)`);
     this.#assertFree(ufrag);
-    const agent: Agent = { id: this.#nextId++, ufrags: [ufrag], routes: new Map(), transactions: new Set() };
+    const agent: Agent = { id: this.#nextId++, ufrags: [ufrag], routes: undefined, transactions: undefined };
     this.#agents.set(agent.id, agent);
     this.#ufrags.set(ufrag, agent);
     return agent.id;
@@ -246,10 +246,9 @@ export class UdpMuxRouter {
     if (!agent) return;
     this.#agents.delete(id);
     for (const u of agent.ufrags) this.#ufrags.delete(u);
-    for (const k of agent.routes.keys()) this.#routes.delete(k);
-    for (const t of agent.transactions) this.#transactions.delete(t);
-    agent.routes.clear();
-    agent.transactions.clear();
+    for (const k of agent.routes?.keys() ?? []) this.#routes.delete(k);
+    for (const t of agent.transactions ?? []) this.#transactions.delete(t);
+    agent.routes = agent.transactions = undefined;
   }
 
   /** Whether an agent id is registered. */
@@ -288,7 +287,7 @@ export class UdpMuxRouter {
         const t = this.#transactions.get(key);
         if (t !== undefined) {
           this.#transactions.delete(key);
-          t.agent.transactions.delete(key);
+          t.agent.transactions?.delete(key);
           this.#routed++;
           return t.agent.id;
         }
@@ -323,18 +322,19 @@ export class UdpMuxRouter {
     this.#expire(now);
     const key = transactionKey(data);
     const old = this.#transactions.get(key);
+    const transactions = (agent.transactions ??= new Set());
     if (old !== undefined) {
       // A retransmission: the same transaction, remembered anew at the end.
       this.#transactions.delete(key);
-      old.agent.transactions.delete(key);
-    } else if (agent.transactions.size >= this.#maxTransactions) {
-      const oldest = agent.transactions.values().next().value!;
-      agent.transactions.delete(oldest);
+      old.agent.transactions?.delete(key);
+    } else if (transactions.size >= this.#maxTransactions) {
+      const oldest = transactions.values().next().value!;
+      transactions.delete(oldest);
       this.#transactions.delete(oldest);
       this.#transactionEvictions++;
     }
     this.#transactions.set(key, { agent, expires: now + this.#ttl });
-    agent.transactions.add(key);
+    transactions.add(key);
     this.#claim(now, agent, routeKey(datagram.local, datagram.remote), false);
   }
 
@@ -354,6 +354,7 @@ export class UdpMuxRouter {
   }
 
   #claim(now: number, agent: Agent, key: string, strong: boolean): void {
+    const routes = (agent.routes ??= new Map());
     const r = this.#routes.get(key);
     if (r !== undefined) {
       if (r.agent === agent) {
@@ -361,8 +362,8 @@ export class UdpMuxRouter {
         r.strong = true;
         r.confirmedAt = now;
         // Least recently confirmed first: move to the end.
-        agent.routes.delete(key);
-        agent.routes.set(key, r);
+        routes.delete(key);
+        routes.set(key, r);
         return;
       }
       const mayTake = strong && (!r.strong || now - r.confirmedAt >= this.#takeoverAfter);
@@ -371,18 +372,18 @@ export class UdpMuxRouter {
         return;
       }
       if (r.strong) this.#takeovers++;
-      r.agent.routes.delete(key);
+      r.agent.routes?.delete(key);
       this.#routes.delete(key);
     }
-    if (agent.routes.size >= this.#maxRoutes) {
-      const oldest = agent.routes.keys().next().value!;
-      agent.routes.delete(oldest);
+    if (routes.size >= this.#maxRoutes) {
+      const oldest = routes.keys().next().value!;
+      routes.delete(oldest);
       this.#routes.delete(oldest);
       this.#routeEvictions++;
     }
     const route: Route = { key, agent, strong, confirmedAt: strong ? now : -Infinity };
     this.#routes.set(key, route);
-    agent.routes.set(key, route);
+    routes.set(key, route);
   }
 
   /** Forgets expired transactions; the table is in sending order, so they are at its head. */
@@ -390,7 +391,7 @@ export class UdpMuxRouter {
     for (const [key, t] of this.#transactions) {
       if (t.expires > now) return;
       this.#transactions.delete(key);
-      t.agent.transactions.delete(key);
+      t.agent.transactions?.delete(key);
     }
   }
 

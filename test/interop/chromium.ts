@@ -154,12 +154,15 @@ export class ChromiumPeer {
   readonly #context: BrowserContext;
   readonly page: Page;
   readonly #dir: string;
+  /** False for a page opened by {@link newPage}: it closes only itself, the browser belongs to the launcher. */
+  readonly #ownsBrowser: boolean;
   #closed = false;
 
-  private constructor(context: BrowserContext, page: Page, dir: string) {
+  private constructor(context: BrowserContext, page: Page, dir: string, ownsBrowser = true) {
     this.#context = context;
     this.page = page;
     this.#dir = dir;
+    this.#ownsBrowser = ownsBrowser;
   }
 
   /** Launches Chromium inside `ns` and opens the page. */
@@ -178,15 +181,23 @@ export class ChromiumPeer {
         timeout: timeoutMs,
       });
       const page = context.pages()[0] ?? (await context.newPage());
-      await page.route('http://localhost/**', (route) => route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>icewire interop</title>' }));
-      await page.goto('http://localhost/', { timeout: timeoutMs });
-      await page.evaluate(PAGE_SCRIPT);
+      await preparePage(page, timeoutMs);
       return new ChromiumPeer(context, page, dir);
     } catch (e) {
       await context?.close().catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
       throw e;
     }
+  }
+
+  /**
+   * Opens another page in the same browser, with its own RTCPeerConnection (so one browser runs several peers).
+   * Its `close()` closes only that page; the launched peer's closes the browser with every page.
+   */
+  async newPage(timeoutMs = 15_000): Promise<ChromiumPeer> {
+    const page = await this.#context.newPage();
+    await preparePage(page, timeoutMs);
+    return new ChromiumPeer(this.#context, page, this.#dir, false);
   }
 
   /**
@@ -259,9 +270,20 @@ export class ChromiumPeer {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (!this.#ownsBrowser) {
+      await withTimeout(this.page.close(), 5_000, 'closing a Chromium page').catch(() => undefined);
+      return;
+    }
     await withTimeout(this.#context.close(), 10_000, 'closing Chromium').catch(() => undefined);
     rmSync(this.#dir, { recursive: true, force: true });
   }
+}
+
+/** Serves `http://localhost/` to the page by interception (nothing listens, nothing is fetched) and installs `__ice`. */
+async function preparePage(page: Page, timeoutMs: number): Promise<void> {
+  await page.route('http://localhost/**', (route) => route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>icewire interop</title>' }));
+  await page.goto('http://localhost/', { timeout: timeoutMs });
+  await page.evaluate(PAGE_SCRIPT);
 }
 
 /** What `stopSampling` measured, ms. */
