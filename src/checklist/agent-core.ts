@@ -264,6 +264,7 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     }
     if (s.remotes.length >= ctx.config.remoteCandidateLimit) return dropRemote(ctx, stream, signalledCandidate, 'remote-limit', 'remote-candidate-limit');
     s.remotes.push(candidate);
+    if (ctx.trace) ctx.trace.remoteCandidate(stream, candidate, 'signalled');
     if (s.remote && !ctx.config.lite) for (const l of s.locals) formPair(ctx, s, l, candidate);
     markDirty(ctx);
   }

@@ -11,6 +11,7 @@ import { encodeCheckRequest, prflxPriority } from './checks.js';
 import { addrOf, checklists, setPairState, type AgentContext } from './context.js';
 import { nominatorFor } from './nomination.js';
 import type { CandidatePair } from './pair.js';
+import type { CheckTx } from './transactions.js';
 
 /** Minimum check RTO (RFC 8445 §14.3: MUST NOT be smaller than 500 ms). */
 export const MIN_CHECK_RTO_MS = 500;
@@ -137,6 +138,7 @@ export function runChecks(ctx: AgentContext, now: number): void {
   }
   if (ctx.pacer && !ctx.pacer.request(now, nextIsTriggered(lists) ? 'triggered' : 'ordinary')) {
     sch.pacerDelayed = true;
+    if (ctx.trace) ctx.trace.pacerRefused(now);
     return;
   }
   // When the global pacer stretches this agent's spacing beyond Ta, the RTO scales with the real spacing, so each
@@ -151,7 +153,7 @@ export function runChecks(ctx: AgentContext, now: number): void {
     return;
   }
   sch.cursor = picked.cursor;
-  sendCheck(ctx, now, picked.check.pair, effectiveTa);
+  sendCheck(ctx, now, picked.check.pair, effectiveTa, picked.check.triggered);
   sch.nextCheckAt = now + sch.taMs;
 }
 
@@ -162,7 +164,7 @@ export function checkDeadline(ctx: AgentContext): number | undefined {
   return Math.max(sch.nextCheckAt, ctx.pacer?.nextSlot() ?? -Infinity, ctx.now);
 }
 
-function sendCheck(ctx: AgentContext, now: number, pair: CandidatePair, effectiveTa: number): void {
+function sendCheck(ctx: AgentContext, now: number, pair: CandidatePair, effectiveTa: number, triggered: boolean): void {
   const s = ctx.streams[pair.stream]!;
   const remote = s.remote!;
   const useCandidate = nominatorFor(ctx).useCandidate(pair);
@@ -192,7 +194,9 @@ function sendCheck(ctx: AgentContext, now: number, pair: CandidatePair, effectiv
   timer.handleTimeout(now); // the first send, now
   const request: Datagram = { local: pair.local.base, remote: addrOf(pair.remote), data };
   ctx.txs.cancelChecks(pair);
-  ctx.txs.add(id, { kind: 'check', pair, timer, request, useCandidate, role: ctx.role, priority, sentAt: now, key: remote.key, cancelled: false });
+  const tx: CheckTx = { kind: 'check', pair, timer, request, useCandidate, role: ctx.role, priority, sentAt: now, key: remote.key, cancelled: false };
+  ctx.txs.add(id, tx);
+  if (ctx.trace) ctx.trace.checkSent(now, tx, triggered, rtoMs);
   ctx.transmits.push({ ...request, paced: true });
   pair.counters.requestsSent++;
   pair.lastSentAt = now;
