@@ -38,14 +38,17 @@ export function traceToFile(path: string): TraceFile {
   });
   return {
     trace: (e) => {
-      if (failure === undefined && !file.destroyed) file.write(traceLine(e));
+      if (failure === undefined && !file.writableEnded && !file.destroyed) file.write(traceLine(e));
     },
     close: () =>
       new Promise<void>((resolve, reject) => {
         const done = () => (failure ? reject(failure) : resolve());
         if (file.destroyed || file.writableFinished) return done();
-        file.end(() => done());
-        file.once('error', () => done());
+        // end's callback gets the stream's error (a file that could not be opened) before the 'error' listeners do.
+        file.end((err?: Error | null) => {
+          failure ??= err ?? undefined;
+          done();
+        });
       }),
   };
 }
