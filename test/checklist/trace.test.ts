@@ -5,7 +5,9 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Tracer, type TraceEvent } from '../../src/checklist/trace.js';
+import { GlobalPacer } from '../../src/stun/pacing.js';
 import { scenario } from '../scenarios/harness.js';
+import { connectPair, Driver } from './harness.js';
 import { tracedRun } from '../trace/traced-run.js';
 
 type Ev<T extends TraceEvent['type']> = Extract<TraceEvent, { type: T }>;
@@ -114,6 +116,30 @@ describe('check trace of a NAT matrix cell (EIM+APDF vs APDM+APDF with TURN)', (
 
   it('is deterministic: the same seed gives the same trace', () => {
     expect(tracedRun().events).toEqual(events);
+  });
+});
+
+describe('pacer wait', () => {
+  /** L's check-sent events when L (4 bases, so 4 pairs) and R share `pacer`. */
+  function checks(pacer: GlobalPacer | undefined): Ev<'check-sent'>[] {
+    const events: TraceEvent[] = [];
+    const driver = new Driver({ delayMs: 10 });
+    const bases = [0, 1, 2, 3].map((i) => ({ address: `10.0.0.${i + 1}`, port: 5000 }));
+    connectPair(driver, { l: { trace: (e) => events.push(e), ...(pacer ? { pacer } : {}) }, r: pacer ? { pacer } : {}, lBases: bases });
+    driver.run(2000);
+    return events.filter((e): e is Ev<'check-sent'> => e.type === 'check-sent');
+  }
+
+  it("a check the process-wide pacer held says how long: at most the time since the agent's previous check", () => {
+    // A 60 ms pacer interval is above Ta (50 ms): the two agents' checks must queue for it.
+    const sent = checks(new GlobalPacer({ intervalMs: 60 }));
+    const held = sent.filter((e) => e.paceWaitMs > 0);
+    expect(held.length).toBeGreaterThan(0);
+    for (const e of held) {
+      const before = sent.filter((p) => p.t < e.t).at(-1);
+      expect(e.paceWaitMs).toBeLessThanOrEqual(e.t - (before?.t ?? 0));
+    }
+    expect(checks(undefined).every((e) => e.paceWaitMs === 0)).toBe(true);
   });
 });
 
