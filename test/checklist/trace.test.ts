@@ -143,6 +143,24 @@ describe('pacer wait', () => {
   });
 });
 
+describe('consent in the trace', () => {
+  it('consent checks and their answers, then silence: the expiry is traced as such (RFC 7675)', () => {
+    const events: TraceEvent[] = [];
+    const driver = new Driver({ delayMs: 10 });
+    connectPair(driver, { l: { trace: (e) => events.push(e) } });
+    driver.run(12_000);
+    expect(events.some((e) => e.type === 'consent-response' && e.outcome === 'success')).toBe(true);
+    driver.muted.add('R');
+    driver.run(60_000);
+    const lost = events.filter((e): e is Ev<'consent-lost'> => e.type === 'consent-lost');
+    expect(lost).toHaveLength(1);
+    expect(lost[0]!.reason).toBe('expired');
+    const lastAnswer = events.filter((e) => e.type === 'consent-response').at(-1)!;
+    expect(lost[0]!.t - lastAnswer.t).toBeGreaterThanOrEqual(30_000 - 6000);
+    expect(find(events, 'state', (e) => e.state === 'failed')).toBeGreaterThan(events.indexOf(lost[0]!));
+  });
+});
+
 describe('role conflicts in the trace', () => {
   it('two controlling agents: the conflict, the role change and the selection are traced', () => {
     const a: TraceEvent[] = [];
