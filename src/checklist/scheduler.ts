@@ -134,6 +134,7 @@ export function runChecks(ctx: AgentContext, now: number): void {
   const pending = hasPendingCheck(lists);
   if (now < sch.nextCheckAt || !pending) {
     if (!pending) ctx.pacer?.withdraw();
+    if (!pending && ctx.trace) ctx.trace.nothingToCheck();
     return;
   }
   if (ctx.pacer && !ctx.pacer.request(now, nextIsTriggered(lists) ? 'triggered' : 'ordinary')) {

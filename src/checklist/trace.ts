@@ -228,6 +228,11 @@ export class Tracer {
     this.#heldSince ??= now;
   }
 
+  /** No check is waiting any more: a hold that began before does not belong to the next check. */
+  nothingToCheck(): void {
+    this.#heldSince = undefined;
+  }
+
   checkSent(now: number, tx: Tx, triggered: boolean, rtoMs: number): void {
     if (tx.kind !== 'check') return;
     const paceWaitMs = this.#heldSince === undefined ? 0 : now - this.#heldSince;

@@ -18,7 +18,8 @@ export interface TimelineOptions {
   readonly plotWidth?: number;
 }
 
-interface Check {
+/** One check transaction of a row. */
+export interface TimelineCheck {
   readonly tx: string;
   readonly sentAt: number;
   readonly useCandidate: boolean;
@@ -29,7 +30,8 @@ interface Check {
   end?: { readonly t: number; readonly outcome: CheckOutcome | 'timeout'; readonly detail: string };
 }
 
-interface Row {
+/** One pair's row of the picture. */
+export interface TimelineRow {
   readonly key: string;
   readonly agent: number | undefined;
   readonly stream: number;
@@ -41,7 +43,7 @@ interface Row {
   readonly formedAt: number;
   prunedAt: number | undefined;
   readonly states: { t: number; state: PairState }[];
-  readonly checks: Map<string, Check>;
+  readonly checks: Map<string, TimelineCheck>;
   readonly received: { t: number; useCandidate: boolean; answer: number }[];
   readonly nominating: { t: number; by: 'local' | 'peer' }[];
   validAt: number | undefined;
@@ -50,7 +52,8 @@ interface Row {
   readonly consentLost: { t: number; reason: string }[];
 }
 
-interface Marker {
+/** A vertical line: an agent state, a concluded checklist, a role change. */
+export interface TimelineMarker {
   readonly t: number;
   readonly label: string;
   readonly kind: 'state' | 'checklist' | 'role';
@@ -58,8 +61,8 @@ interface Marker {
 
 /** What the picture is drawn from: rows and markers, in order. */
 export interface TimelineModel {
-  readonly rows: readonly Row[];
-  readonly markers: readonly Marker[];
+  readonly rows: readonly TimelineRow[];
+  readonly markers: readonly TimelineMarker[];
   readonly start: number;
   readonly end: number;
 }
@@ -68,16 +71,16 @@ const key = (agent: number | undefined, pair: string): string => `${agent ?? ''}
 
 /** Groups a trace into rows (one per pair) and markers. Events that name an unknown pair are ignored. */
 export function timelineModel(events: readonly TraceEvent[]): TimelineModel {
-  const rows = new Map<string, Row>();
+  const rows = new Map<string, TimelineRow>();
   /** `agent|local base|remote address` -> row, to place the peer's checks that arrived before their pair existed. */
-  const byPath = new Map<string, Row>();
-  const markers: Marker[] = [];
+  const byPath = new Map<string, TimelineRow>();
+  const markers: TimelineMarker[] = [];
   /** `agent|type|address` of gathered candidates -> the server that produced them (pairs name only the candidate). */
   const servers = new Map<string, string>();
   const pendingReceived: { agent: number | undefined; path: string; t: number; useCandidate: boolean; answer: number }[] = [];
   let start = Infinity;
   let end = -Infinity;
-  const row = (e: { agent?: number; pair?: string }): Row | undefined => (e.pair === undefined ? undefined : rows.get(key(e.agent, e.pair)));
+  const row = (e: { agent?: number; pair?: string }): TimelineRow | undefined => (e.pair === undefined ? undefined : rows.get(key(e.agent, e.pair)));
   for (const e of events) {
     start = Math.min(start, e.t);
     end = Math.max(end, e.t);
@@ -89,7 +92,7 @@ export function timelineModel(events: readonly TraceEvent[]): TimelineModel {
         const k = key(e.agent, e.pair);
         if (rows.has(k)) break;
         const server = e.local.server ?? servers.get(`${e.agent ?? ''}|${e.local.type}|${e.local.address}`);
-        const r: Row = {
+        const r: TimelineRow = {
           key: k,
           agent: e.agent,
           stream: e.stream,
@@ -413,7 +416,7 @@ export function renderTimelineSvg(events: readonly TraceEvent[], options: Timeli
   ].join('\n');
 }
 
-function renderRow(r: Row, y: number, left: number, plotW: number, end: number, x: (t: number) => number): string {
+function renderRow(r: TimelineRow, y: number, left: number, plotW: number, end: number, x: (t: number) => number): string {
   const cy = y + ROW_H / 2;
   const parts: string[] = [`<g class="row" data-pair="${escapeXml(r.pair)}">`];
   const label = `${r.pair} ${r.local.type} ${r.local.address} → ${r.remote.type} ${r.remote.address}`;

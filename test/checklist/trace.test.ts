@@ -7,7 +7,10 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Tracer, type TraceEvent } from '../../src/checklist/trace.js';
 import { GlobalPacer } from '../../src/stun/pacing.js';
 import { scenario } from '../scenarios/harness.js';
-import { connectPair, Driver } from './harness.js';
+import type { AgentContext } from '../../src/checklist/context.js';
+import { CandidatePair } from '../../src/checklist/pair.js';
+import type { CheckTx } from '../../src/checklist/transactions.js';
+import { connectPair, Driver, host, signalled } from './harness.js';
 import { tracedRun } from '../trace/traced-run.js';
 
 type Ev<T extends TraceEvent['type']> = Extract<TraceEvent, { type: T }>;
@@ -140,6 +143,24 @@ describe('pacer wait', () => {
       expect(e.paceWaitMs).toBeLessThanOrEqual(e.t - (before?.t ?? 0));
     }
     expect(checks(undefined).every((e) => e.paceWaitMs === 0)).toBe(true);
+  });
+
+  it('a hold that ended with nothing left to check is not charged to the next check', () => {
+    const events: TraceEvent[] = [];
+    const ctx = { now: 0, streams: [] } as unknown as AgentContext;
+    const tracer = new Tracer((e) => events.push(e), ctx);
+    const pair = new CandidatePair('p0', 0, host('10.0.0.1', 1), signalled(host('10.0.0.2', 2)), 1n);
+    const tx = (id: number): CheckTx =>
+      ({ kind: 'check', pair, request: { local: pair.local.base, remote: pair.local.base, data: new Uint8Array(20).fill(id) }, useCandidate: false, role: 'controlling', sentAt: 0, cancelled: false }) as unknown as CheckTx;
+    tracer.pacerRefused(100);
+    tracer.checkSent(130, tx(1), false, 500);
+    tracer.pacerRefused(200);
+    tracer.nothingToCheck();
+    tracer.checkSent(900, tx(2), false, 500);
+    expect(events.filter((e): e is Ev<'check-sent'> => e.type === 'check-sent').map((e) => [e.t, e.paceWaitMs, e.tx])).toEqual([
+      [130, 30, '0101010101010101010101'.padEnd(24, '01')],
+      [900, 0, '0202020202020202020202'.padEnd(24, '02')],
+    ]);
   });
 });
 
