@@ -29,6 +29,7 @@ import {
 import type { MdnsFamily, MdnsResponder } from './candidates/mdns.js';
 import { RemoteNameResolver } from './candidates/remote-mdns.js';
 import type { AgentCoreOptions, AgentEvent, AgentStats, IceParameters } from './checklist/types.js';
+import { traceAddress, traceCandidate } from './checklist/trace.js';
 import { InvalidStateError } from './errors.js';
 import { canonicalIp, ipFamily, parseIp } from './ip.js';
 import type { SansIoMachine } from './machine.js';
@@ -556,7 +557,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
       for (let i = 0; i < this.#gatherers.length; i++) {
         const g = this.#gatherers[i]!;
         for (let d = g.pollTransmit(); d; d = g.pollTransmit(), moved = true) this.#transmits.push(d);
-        for (let e = g.pollEvent(); e; e = g.pollEvent(), moved = true) this.#onGathererEvent(this.#gathererOf.get(g)!.stream, e);
+        for (let e = g.pollEvent(); e; e = g.pollEvent(), moved = true) this.#onGathererEvent(now, this.#gathererOf.get(g)!.stream, e);
       }
       if (turn !== undefined) {
         for (let d = turn.pollTransmit(); d; d = turn.pollTransmit(), moved = true) this.#transmits.push(d);
@@ -666,9 +667,11 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
     return true;
   }
 
-  #onGathererEvent(stream: number, e: GathererEvent): void {
+  #onGathererEvent(now: number, stream: number, e: GathererEvent): void {
+    const trace = this.#options.trace;
     switch (e.type) {
       case 'candidate':
+        if (trace) trace({ t: now, type: 'candidate-gathered', stream, candidate: traceCandidate(e.candidate, e.server) });
         // A lite agent uses host candidates only (RFC 8445 §2.5).
         if (this.#options.lite && e.candidate.type !== 'host') return;
         // Relay policy: a server-reflexive candidate (e.g. the mapped address of an allocation) would be checked
@@ -686,6 +689,7 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
       case 'state':
         return;
       case 'server-failed':
+        if (trace) trace({ t: now, type: 'server-failed', kind: e.kind, server: traceAddress(e.server), base: traceAddress(e.base), reason: e.reason });
         this.#events.push({ type: 'server-failed', kind: e.kind, server: e.server, reason: e.reason });
         return;
     }

@@ -19,6 +19,8 @@ export {
 } from './without-ice.js';
 export { AgentCore } from './checklist/agent-core.js';
 export type * from './checklist/types.js';
+export { traceAddress, traceCandidate, type CheckOutcome, type TraceCandidate, type TraceEvent, type TraceSink } from './checklist/trace.js';
+export { parseTraceLines, renderTimelineHtml, renderTimelineSvg, timelineModel, type TimelineCheck, type TimelineMarker, type TimelineModel, type TimelineOptions, type TimelineRow } from './trace/timeline.js';
 export { GlobalPacer, type GlobalPacerOptions } from './stun/pacing.js';
 export { RemoteAddressBudget, DEFAULT_REMOTE_ADDRESS_PAIR_LIMIT } from './checklist/address-budget.js';
 export * from './candidates/index.js';

@@ -148,3 +148,12 @@ export class TurnError extends IcewireError {
     this.reason = reason;
   }
 }
+
+/** A check trace that could not be read (`icewire timeline`): `line` is its 1-based line, when it has one. */
+export class TraceParseError extends IcewireError {
+  readonly line: number | undefined;
+  constructor(message: string, line?: number) {
+    super('ERR_TRACE_PARSE', line === undefined ? message : `line ${line}: ${message}`);
+    this.line = line;
+  }
+}

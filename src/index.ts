@@ -16,6 +16,9 @@ export { IceAgent, type IceAgentEvents, type IceAgentOptions, type IceCandidateP
 export { IceSdpSession, type IceSdpSessionEvents, type IceSdpSessionOptions } from './node/sdp-session.js';
 export { startStunServer } from './node/stun-server.js';
 export { IceUdpMux, UdpMuxError, type IceUdpMuxOptions, type IceUdpMuxStats, type MuxDropReason, type UdpMuxLimits, type UdpMuxPort } from './node/udp-mux.js';
+export { traceToFile, traceToStream, traceLine, type TraceFile } from './node/trace-file.js';
+export type { CheckOutcome, TraceCandidate, TraceEvent, TraceSink } from './checklist/trace.js';
+export { parseTraceLines, renderTimelineHtml, renderTimelineSvg, type TimelineOptions } from './trace/timeline.js';
 export type { TurnTlsOptions } from './node/turn-transport.js';
 export { GlobalPacer } from './stun/pacing.js';
 export { RemoteAddressBudget } from './checklist/address-budget.js';

@@ -52,6 +52,7 @@ const ROOMS: Readonly<Record<string, Room>> = {
   'sip-offer-answer': { floor: 5, never: ['turnclient'], typeOnly: ['checklist'], packages: ['sdp-transform'] },
   agent: { floor: 6 },
   testing: { floor: 6, may: ['agent'], never: ['node'] },
+  trace: { floor: 6 },
   node: { floor: 7, never: ['testing'], packages: ['eventemitter3'] },
   'facade-core': { floor: 8, never: ['node', 'testing'] },
   'facade-index': { floor: 8, never: ['testing'] },
@@ -59,7 +60,7 @@ const ROOMS: Readonly<Record<string, Room>> = {
 };
 
 /** Folders of src/ that are rooms of their own name. */
-const FOLDER_ROOMS = new Set(['stun', 'candidates', 'turnclient', 'checklist', 'sip-offer-answer', 'testing', 'node', 'cli']);
+const FOLDER_ROOMS = new Set(['stun', 'candidates', 'turnclient', 'checklist', 'sip-offer-answer', 'testing', 'node', 'cli', 'trace']);
 /** Rooms that do IO: Node modules, clocks and timers allowed (rules 2 and 3 skip them). */
 const IO_ROOMS = new Set(['node', 'cli']);
 

@@ -138,7 +138,8 @@ export type GatheringState = 'new' | 'gathering' | 'complete';
 
 /** What the gatherer reports. */
 export type GathererEvent =
-  | { readonly type: 'candidate'; readonly candidate: LocalCandidate }
+  /** `server`: the STUN or TURN server a server-reflexive or relayed candidate came from. */
+  | { readonly type: 'candidate'; readonly candidate: LocalCandidate; readonly server?: TransportAddress }
   | { readonly type: 'end-of-candidates' }
   | { readonly type: 'state'; readonly state: GatheringState }
   /** A STUN or TURN server gave no candidate for a base (time-out, error response, bad response). Informational. */
@@ -485,7 +486,7 @@ export class Gatherer implements SansIoMachine<GathererEvent> {
     return uniquePriority(candidatePriority(type, lp, component, this.#prefs), taken);
   }
 
-  #announce(c: LocalCandidate): void {
+  #announce(c: LocalCandidate, server?: TransportAddress): void {
     // RFC 8445 §5.1.3: drop a candidate whose transport address and base equal a higher-priority one's.
     if (isRedundantWith(c, this.#candidates)) {
       this.#redundant++;
@@ -493,7 +494,7 @@ export class Gatherer implements SansIoMachine<GathererEvent> {
     }
     this.#taken.get(c.component)!.add(c.priority);
     this.#candidates.push(c);
-    this.#events.push({ type: 'candidate', candidate: c });
+    this.#events.push(server ? { type: 'candidate', candidate: c, server } : { type: 'candidate', candidate: c });
   }
 
   #addHost(now: number, base: HostBase): void {
@@ -560,7 +561,7 @@ export class Gatherer implements SansIoMachine<GathererEvent> {
       base: base.address,
       socket: base.address,
     };
-    this.#announce(c);
+    this.#announce(c, ctx.server);
   }
 
   #addRelay(_now: number, pending: PendingRelay, relayed: TransportAddress, mapped: TransportAddress): void {
@@ -595,7 +596,7 @@ export class Gatherer implements SansIoMachine<GathererEvent> {
       socket: request.base,
       relayServer: request.server.server,
     };
-    this.#announce(c);
+    this.#announce(c, request.server.server);
   }
 }
 

@@ -266,6 +266,7 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     if (s.remotes.length >= ctx.config.remoteCandidateLimit) return dropRemote(ctx, stream, signalledCandidate, 'remote-limit', 'remote-candidate-limit');
     s.remotes.push(candidate);
     if (candidate.transport === 'tcp') ctx.tcpSeen = true;
+    if (ctx.trace) ctx.trace.remoteCandidate(stream, candidate, 'signalled');
     if (s.remote && !ctx.config.lite) for (const l of s.locals) formPair(ctx, s, l, candidate);
     markDirty(ctx);
   }

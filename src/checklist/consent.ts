@@ -13,6 +13,7 @@ import { encodeCheckRequest, encodeKeepalive, prflxPriority } from './checks.js'
 import { consentEnabled, pairInfo, type AgentContext } from './context.js';
 import { pairRoute } from './tcp-connections.js';
 import type { CandidatePair } from './pair.js';
+import type { ConsentTx } from './transactions.js';
 
 /** The pairs that carry data, one per component at most. */
 export function activePairs(ctx: AgentContext): CandidatePair[] {
@@ -111,7 +112,9 @@ function sendConsent(ctx: AgentContext, now: number, p: CandidatePair): void {
   });
   const request: Datagram = { ...route, data };
   // RFC 7675 §5.1: sent once, new transaction ID each time; a late answer still refreshes consent.
-  ctx.txs.add(id, { kind: 'consent', pair: p, request, sentAt: now, expiresAt: now + ctx.config.consentTimeoutMs, key: remote.key });
+  const tx: ConsentTx = { kind: 'consent', pair: p, request, sentAt: now, expiresAt: now + ctx.config.consentTimeoutMs, key: remote.key };
+  ctx.txs.add(id, tx);
+  if (ctx.trace) ctx.trace.consentSent(now, tx);
   ctx.transmits.push(request);
   p.counters.requestsSent++;
   p.lastSentAt = now;
@@ -124,6 +127,7 @@ function sendConsent(ctx: AgentContext, now: number, p: CandidatePair): void {
 export function loseConsent(ctx: AgentContext, p: CandidatePair): void {
   if (p.consentLost) return;
   p.consentLost = true;
+  if (ctx.trace) ctx.trace.consentLost(p);
   ctx.consentNext.delete(p);
   for (const q of p.checkPair && p.checkPair !== p ? [p, p.checkPair] : [p]) {
     ctx.txs.dropPair(q);

@@ -16,6 +16,7 @@ import { Checklist, DEFAULT_CHECKLIST_LIMIT, canPair, stateForNewPair, type Remo
 import { CandidatePair, pairPriorityFor, type PairState } from './pair.js';
 import type { RtoFormula } from './scheduler.js';
 import { TcpConnections } from './tcp-connections.js';
+import { Tracer } from './trace.js';
 import { CheckTransactions } from './transactions.js';
 import type { AgentCoreOptions, AgentEvent, AgentState, DropReason, NominationMode, PairInfo } from './types.js';
 
@@ -196,6 +197,8 @@ export interface AgentContext {
   readonly tcp: TcpConnections;
   /** A TCP candidate was added on either side: RFC 6544 §8 then requires regular nomination. */
   tcpSeen: boolean;
+  /** The check trace (`trace.ts`), undefined when no sink was given: every hook is one `if (ctx.trace)`. */
+  trace: Tracer | undefined;
 }
 
 const ICE_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
@@ -265,7 +268,7 @@ export function createContext(options: AgentCoreOptions): AgentContext {
   const random = options.random;
   const addressBudget = options.remoteAddressBudget ?? new RemoteAddressBudget(options.remoteAddressPairLimit);
   const streams: Stream[] = [];
-  return {
+  const ctx: AgentContext = {
     config,
     random,
     pacer: options.pacer?.register(),
@@ -302,7 +305,10 @@ export function createContext(options: AgentCoreOptions): AgentContext {
     closed: false,
     tcp: new TcpConnections(),
     tcpSeen: false,
+    trace: undefined,
   };
+  if (options.trace) ctx.trace = new Tracer(options.trace, ctx);
+  return ctx;
 }
 
 // ---- small helpers ----------------------------------------------------------------------------------------------
@@ -405,6 +411,7 @@ export function priorityOf(ctx: AgentContext, localPriority: number, remotePrior
 
 export function setPairState(ctx: AgentContext, p: CandidatePair, state: PairState): void {
   if (p.state === state) return;
+  if (ctx.trace) ctx.trace.pairState(p, state);
   p.state = state;
   ctx.events.push({ type: 'pair-state', stream: p.stream, component: p.component, pairId: p.id, state });
 }
@@ -415,6 +422,7 @@ export function setAgentState(ctx: AgentContext, state: AgentState): void {
   // pair at once): code that waits for `connected` must run.
   if (state === 'completed' && (ctx.state === 'new' || ctx.state === 'checking')) ctx.events.push({ type: 'state', state: 'connected' });
   ctx.state = state;
+  if (ctx.trace) ctx.trace.agentState(state);
   ctx.events.push({ type: 'state', state });
 }
 
@@ -445,6 +453,7 @@ export function insertPair(ctx: AgentContext, s: Stream, local: LocalCandidate, 
   for (const r of res.removed) forgetPair(ctx, r);
   if (!res.added) return { added: undefined, kept: res.pair === pair ? undefined : res.pair };
   ctx.pairs.set(pair.id, pair);
+  if (ctx.trace) ctx.trace.pairFormed(pair);
   return { added: pair, kept: undefined };
 }
 
@@ -548,6 +557,7 @@ export function reshareChecklistLimit(ctx: AgentContext): void {
 }
 
 export function forgetPair(ctx: AgentContext, p: CandidatePair): void {
+  if (ctx.trace) ctx.trace.pairPruned(p);
   if (p.validPair === p || !p.valid) ctx.pairs.delete(p.id);
   ctx.txs.cancelChecks(p);
 }

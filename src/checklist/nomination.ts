@@ -151,6 +151,7 @@ function nominateRegular(ctx: AgentContext, now: number): void {
       const waited = now >= (componentOf(s, c)!.firstValidAt ?? Infinity) + ctx.config.nominationTimeoutMs;
       if (worthWaiting && !waited) continue;
       cp.nomination = 'nominating';
+      if (ctx.trace) ctx.trace.nominating(cp, 'local');
       s.checklist.enqueueTriggered(cp);
       markDirty(ctx);
     }
@@ -187,6 +188,7 @@ export function honourUseCandidate(ctx: AgentContext, s: Stream, pair: Candidate
   // A Succeeded pair is valid through its own check, or is itself the valid pair another check produced
   // (RFC 8445 §7.2.5.3.2 case 2): either way that valid pair is the one nominated.
   const valid = pair.validPair ?? (pair.valid ? pair : undefined);
+  if (ctx.trace) ctx.trace.nominating(pair, 'peer');
   if (pair.state === 'succeeded' && valid) {
     valid.nomination = 'nominated';
     updateSelection(ctx, s, pair.component);
@@ -207,6 +209,7 @@ export function acceptLiteNomination(ctx: AgentContext, now: number, s: Stream, 
     pair = insertPair(ctx, s, local, remote).added;
     if (!pair) return drop(ctx, 'checklist-full');
   }
+  if (ctx.trace) ctx.trace.nominating(pair, 'peer');
   setPairState(ctx, pair, 'succeeded');
   pair.validPair = pair;
   pair.checkPair = pair;
@@ -238,6 +241,7 @@ export function reportSelection(ctx: AgentContext): void {
       if (pair === comp.sending && pair.remote === comp.reportedRemote) return;
       comp.sending = pair;
       comp.reportedRemote = pair.remote;
+      if (ctx.trace) ctx.trace.sending(pair);
       ctx.events.push({ type: 'selected-pair', stream: s.index, component: c, pair: pairInfo(pair) });
     });
   }
@@ -260,6 +264,7 @@ export function updateSelection(ctx: AgentContext, s: Stream, component: number)
     }
   }
   comp.selected = best;
+  if (ctx.trace) ctx.trace.selected(best);
   comp.previous = undefined;
   // The new session selected: the old generation's credentials go (RFC 8445 §9).
   comp.previousGeneration = undefined;
@@ -279,6 +284,7 @@ export function updateSelection(ctx: AgentContext, s: Stream, component: number)
     // still be nominated and would then be selected.
     if (nominator.mayStillNominate(p) && p.priority > best.priority && p.state !== 'failed') continue;
     if (p.state === 'frozen' || p.state === 'waiting') {
+      if (ctx.trace) ctx.trace.pairPruned(p);
       s.checklist.remove(p);
       ctx.pairs.delete(p.id);
     } else if (p.state === 'in-progress') {

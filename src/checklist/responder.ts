@@ -82,11 +82,13 @@ export function handleRequest(ctx: AgentContext, now: number, d: Datagram, m: De
   const found = d.transport === 'tcp' ? localForConnection(ctx, d) : localForBase(ctx, d.local);
   const counted = found && found.stream.checklist.find(found.local.component, found.local.base.address, found.local.base.port, d.remote.address, d.remote.port, found.local.transport);
   if (counted) counted.counters.requestsReceived++;
-  if (!ctx.config.lite && repairRoleConflict(ctx, check.controlling, check.controlled)) {
+  if (!ctx.config.lite && repairRoleConflict(ctx, check.controlling, check.controlled, counted)) {
     respond(ctx, d, encodeCheckError(m.transactionId, ErrorCode.RoleConflict, 'Role Conflict', creds.key));
+    if (ctx.trace) ctx.trace.requestAnswered(d.local, d.remote, counted, check.useCandidate, ErrorCode.RoleConflict);
     return true;
   }
   respond(ctx, d, encodeCheckSuccess(m.transactionId, d.remote, creds.key));
+  if (ctx.trace) ctx.trace.requestAnswered(d.local, d.remote, counted, check.useCandidate, 200);
   if (counted) counted.counters.responsesSent++;
   if (!found) {
     drop(ctx, 'request-unknown-base');
@@ -178,6 +180,7 @@ function afterAcceptedRequest(ctx: AgentContext, s: Stream, local: LocalCandidat
     const cand: RemoteCandidate = { foundation, component, transport: local.transport, priority, address: from.address, port: from.port, type: 'prflx', ...(tcpType ? { tcpType } : {}) };
     remote = cand;
     s.remotes.push(cand);
+    if (ctx.trace) ctx.trace.remoteCandidate(s.index, cand, 'peer-reflexive');
     ctx.events.push({ type: 'prflx-remote', stream: s.index, candidate: cand });
   }
   let pair = s.checklist.find(component, local.base.address, local.base.port, from.address, from.port, local.transport);

@@ -41,6 +41,7 @@ export function handleResponse(ctx: AgentContext, now: number, d: Datagram, m: D
   pair.counters.responsesReceived++;
   // RFC 8445 §7.2.5.2.1: the response must come from where the request went, to where it came from.
   const symmetric = sameAddress(d.remote, tx.request.remote) && sameAddress(d.local, tx.request.local);
+  if (ctx.trace) ctx.trace.response(now, tx, m, symmetric);
   if (tx.kind === 'consent') {
     if (symmetric && m.cls === 'success' && !pair.consentLost) {
       pair.lastConsentAt = now;
@@ -59,6 +60,7 @@ export function handleResponse(ctx: AgentContext, now: number, d: Datagram, m: D
   }
   if (m.cls === 'error') {
     if (errorCodeOf(m) === ErrorCode.RoleConflict && ++pair.roleConflicts <= MAX_ROLE_CONFLICTS_PER_PAIR) {
+      if (ctx.trace) ctx.trace.roleConflict('response', pair);
       roleConflictAnswered(ctx, tx.role);
       setPairState(ctx, pair, 'waiting');
       s.checklist.enqueueTriggered(pair);
@@ -125,6 +127,7 @@ function checkSucceeded(ctx: AgentContext, now: number, s: Stream, tx: CheckTx, 
     };
     local = prflx;
     s.locals.push(prflx);
+    if (ctx.trace) ctx.trace.localCandidate(s.index, prflx);
     ctx.events.push({ type: 'prflx-local', stream: s.index, candidate: prflx });
   }
   // RFC 8445 §7.2.5.3.2: the valid pair.
@@ -158,6 +161,7 @@ function checkSucceeded(ctx: AgentContext, now: number, s: Stream, tx: CheckTx, 
     if (pair.nomination === 'nominating') pair.nomination = 'none';
     valid.nomination = 'nominated';
   }
+  if (ctx.trace) ctx.trace.pairValid(pair, valid);
   updateSelection(ctx, s, pair.component);
 }
 
@@ -173,6 +177,7 @@ export function runTransactions(ctx: AgentContext, now: number): void {
     const r = tx.timer.handleTimeout(now);
     if (r === 'send') {
       if (!tx.cancelled) {
+        if (ctx.trace) ctx.trace.retransmitted(now, tx);
         ctx.transmits.push(tx.request);
         tx.pair.counters.requestsSent++;
         tx.pair.lastSentAt = now;
@@ -194,6 +199,7 @@ export function runTransactions(ctx: AgentContext, now: number): void {
 
 function txTimedOut(ctx: AgentContext, key: string, tx: CheckTx): void {
   ctx.txs.deleteKey(key);
+  if (ctx.trace) ctx.trace.timedOut(ctx.now, tx);
   if (tx.cancelled) {
     // A check cancelled by RFC 8445 §8.1.2 that never got its late answer: the pair is done with, not pending.
     const p = tx.pair;

@@ -5,6 +5,7 @@
  */
 import type { IceRole } from '../types.js';
 import { priorityOf, randomTieBreaker, type AgentContext } from './context.js';
+import type { CandidatePair } from './pair.js';
 
 export function switchRole(ctx: AgentContext, role: IceRole): void {
   if (ctx.role === role) return;
@@ -14,6 +15,7 @@ export function switchRole(ctx: AgentContext, role: IceRole): void {
   for (const s of ctx.streams) s.checklist.resort();
   // A controlled agent nominates nothing: nominations it had queued as controlling are void.
   if (role === 'controlled') for (const p of ctx.pairs.values()) if (p.nomination === 'nominating') p.nomination = 'none';
+  if (ctx.trace) ctx.trace.roleChange(role);
   ctx.events.push({ type: 'role-change', role });
 }
 
@@ -21,11 +23,13 @@ export function switchRole(ctx: AgentContext, role: IceRole): void {
  * RFC 8445 §7.3.1.1, for a request that claims a role. Returns true when the request must be answered with 487 (the
  * agent keeps its role); may switch the role instead.
  */
-export function repairRoleConflict(ctx: AgentContext, controlling: bigint | undefined, controlled: bigint | undefined): boolean {
+export function repairRoleConflict(ctx: AgentContext, controlling: bigint | undefined, controlled: bigint | undefined, pair?: CandidatePair): boolean {
   if (ctx.role === 'controlling' && controlling !== undefined) {
+    if (ctx.trace) ctx.trace.roleConflict('request', pair);
     if (ctx.tieBreaker >= controlling) return true;
     switchRole(ctx, 'controlled');
   } else if (ctx.role === 'controlled' && controlled !== undefined) {
+    if (ctx.trace) ctx.trace.roleConflict('request', pair);
     if (ctx.tieBreaker >= controlled) switchRole(ctx, 'controlling');
     else return true;
   }

@@ -13,6 +13,7 @@ import { pairRoute } from './tcp-connections.js';
 import { requestConnection } from './tcp-open.js';
 import { nominatorFor } from './nomination.js';
 import type { CandidatePair } from './pair.js';
+import type { CheckTx } from './transactions.js';
 
 /** Minimum check RTO (RFC 8445 §14.3: MUST NOT be smaller than 500 ms). */
 export const MIN_CHECK_RTO_MS = 500;
@@ -135,10 +136,12 @@ export function runChecks(ctx: AgentContext, now: number): void {
   const pending = hasPendingCheck(lists);
   if (now < sch.nextCheckAt || !pending) {
     if (!pending) ctx.pacer?.withdraw();
+    if (!pending && ctx.trace) ctx.trace.nothingToCheck();
     return;
   }
   if (ctx.pacer && !ctx.pacer.request(now, nextIsTriggered(lists) ? 'triggered' : 'ordinary')) {
     sch.pacerDelayed = true;
+    if (ctx.trace) ctx.trace.pacerRefused(now);
     return;
   }
   // When the global pacer stretches this agent's spacing beyond Ta, the RTO scales with the real spacing, so each
@@ -153,7 +156,7 @@ export function runChecks(ctx: AgentContext, now: number): void {
     return;
   }
   sch.cursor = picked.cursor;
-  sendCheck(ctx, now, picked.check.pair, effectiveTa);
+  sendCheck(ctx, now, picked.check.pair, effectiveTa, picked.check.triggered);
   sch.nextCheckAt = now + sch.taMs;
 }
 
@@ -169,10 +172,10 @@ export function checkDeadline(ctx: AgentContext): number | undefined {
  * transaction was paced when it asked for the connection, RFC 6544 §4.1).
  */
 export function sendCheckNow(ctx: AgentContext, now: number, pair: CandidatePair): void {
-  sendCheck(ctx, now, pair, ctx.scheduler.taMs);
+  sendCheck(ctx, now, pair, ctx.scheduler.taMs, false);
 }
 
-function sendCheck(ctx: AgentContext, now: number, pair: CandidatePair, effectiveTa: number): void {
+function sendCheck(ctx: AgentContext, now: number, pair: CandidatePair, effectiveTa: number, triggered: boolean): void {
   const route = pairRoute(ctx.tcp, pair);
   if (route === undefined) {
     // RFC 6544 §7.1: a TCP check first needs a connection. Asked for now; the check goes once it is open.
@@ -211,7 +214,9 @@ function sendCheck(ctx: AgentContext, now: number, pair: CandidatePair, effectiv
   timer.handleTimeout(now); // the first send, now
   const request: Datagram = route.transport === 'tcp' ? { local: route.local, remote: route.remote, data, transport: 'tcp' } : { local: route.local, remote: route.remote, data };
   ctx.txs.cancelChecks(pair);
-  ctx.txs.add(id, { kind: 'check', pair, timer, request, useCandidate, role: ctx.role, priority, sentAt: now, key: remote.key, cancelled: false });
+  const tx: CheckTx = { kind: 'check', pair, timer, request, useCandidate, role: ctx.role, priority, sentAt: now, key: remote.key, cancelled: false };
+  ctx.txs.add(id, tx);
+  if (ctx.trace) ctx.trace.checkSent(now, tx, triggered, rtoMs);
   ctx.transmits.push({ ...request, paced: true });
   pair.counters.requestsSent++;
   pair.lastSentAt = now;

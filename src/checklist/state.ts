@@ -39,6 +39,7 @@ export function updateStates(ctx: AgentContext, now: number): void {
     if (r === 'failed') s.checklist.state = 'failed';
   }
   reportSelection(ctx);
+  if (ctx.trace) ctx.trace.checklists();
   setAgentState(ctx, deriveState(ctx, now));
 }
 

@@ -10,6 +10,7 @@ import type { PairState } from './pair.js';
 import type { RandomSource } from '../types.js';
 import type { StunDecodeReason } from '../errors.js';
 import type { RemoteAddressBudget } from './address-budget.js';
+import type { TraceSink } from './trace.js';
 
 export type { RemoteCandidate } from './checklist.js';
 
@@ -119,6 +120,11 @@ export interface AgentCoreOptions {
   readonly pwd?: string;
   /** 64-bit tie-breaker (random when absent). */
   readonly tieBreaker?: bigint;
+  /**
+   * Receives the structured check trace (`TraceEvent`: candidates, pairs, every check and its answer, nomination,
+   * selection, states, consent), timed by `now`. Off when absent, and then free: no event is built.
+   */
+  readonly trace?: TraceSink;
 }
 
 /** ICE parameters of one side (what SDP `a=ice-ufrag`, `a=ice-pwd`, `a=ice-lite`, `a=ice-options`, `a=ice-pacing` carry). */

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `icewire` command. Each subcommand is one entry of {@link COMMANDS} (a file of its own in src/cli/); a new
- * one (a `timeline` over the check trace, once there is one) is a new entry. Exit codes: {@link ExitCode}.
+ * one is a new entry. Exit codes: {@link ExitCode}.
  * @module
  */
 import { createRequire } from 'node:module';
@@ -9,6 +9,7 @@ import { ExitCode, UsageError, type CliIo } from './output.js';
 import { gather, gatherUsage } from './gather.js';
 import { nat, natUsage } from './nat.js';
 import { stunServer, stunServerUsage } from './stun-server.js';
+import { timeline, timelineUsage } from './timeline.js';
 
 interface Command {
   readonly summary: string;
@@ -26,6 +27,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   gather: { summary: 'gather candidates from the STUN/TURN servers given, with timings and errors', usage: gatherUsage, run: gather },
   nat: { summary: 'RFC 5780 NAT behaviour discovery, in RFC 4787 terms', usage: natUsage, run: nat },
   'stun-server': { summary: 'run the built-in STUN server (RFC 5780 with a second address)', usage: stunServerUsage, run: (argv, io) => stunServer(argv, io) },
+  timeline: { summary: 'draw a check trace (JSON lines) as an SVG/HTML timeline', usage: timelineUsage, run: timeline },
   demo: {
     summary: 'two agents negotiating on loopback (the npm start demo)',
     usage: demoUsage,

@@ -6,6 +6,7 @@
 import type { AgentMachineOptions, StreamBase, WithoutIceOptions } from '../agent-machine.js';
 import type { HostSelectionOptions } from '../candidates/host.js';
 import type { RemoteAddressBudget } from '../checklist/address-budget.js';
+import type { TraceSink } from '../checklist/trace.js';
 import type { NominationMode } from '../checklist/types.js';
 import type { GlobalPacer } from '../stun/pacing.js';
 import type { IceServerConfig } from '../turnclient/uri.js';
@@ -152,6 +153,11 @@ export interface IceAgentOptions extends HostSelectionOptions {
    * `relatchSilenceMs` (2000) / `relatchPackets` (5). See `WithoutIceOptions`.
    */
   readonly withoutIce?: WithoutIceOptions;
+  /**
+   * Receives the structured check trace (`TraceEvent`), off by default and free when off. `traceToFile` and
+   * `traceToStream` write it as JSON lines, which `icewire timeline` draws.
+   */
+  readonly trace?: TraceSink;
 }
 
 /** What `IceAgent.gather()` adds to the options: its sockets, resolved servers, mDNS socket and pacer. */
@@ -203,6 +209,7 @@ export function agentMachineOptions(o: IceAgentOptions, w: AgentWiring): AgentMa
       tcpConnectTimeoutMs: o.tcpConnectTimeoutMs,
       tcpFirstCheckTimeoutMs: o.tcpFirstCheckTimeoutMs,
       tcpPendingInboundLimit: o.tcpPendingInboundLimit,
+      trace: o.trace,
     }),
   };
 }

@@ -11,6 +11,7 @@ import { RemoteAddressBudget } from '../checklist/address-budget.js';
 import { arg, args, is } from '../arguments.js';
 import { DEFAULT_CHECKLIST_LIMIT } from '../checklist/checklist.js';
 import { EventEmitter } from 'eventemitter3';
+import type { TraceEvent } from '../checklist/trace.js';
 import type { AgentState } from '../checklist/types.js';
 import { InvalidStateError, SdpError } from '../errors.js';
 import { readIceDescription } from '../sip-offer-answer/ice-attributes.js';
@@ -277,11 +278,13 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
   #ensureAgent(index: number, components: number): IceAgent {
     let agent = this.#agents.get(index);
     if (agent) return agent;
-    const { trickle: _t, rtcpComponents: _r, maxMediaSections: _m, ...agentOptions } = this.#options;
+    const { trickle: _t, rtcpComponents: _r, maxMediaSections: _m, trace, ...agentOptions } = this.#options;
     const creds = this.#oa.localParameters;
     // An agent on a udpMux has one component (an answer to an offer without rtcp-mux warns, see #fitComponents).
     const n = agentOptions.udpMux ? 1 : components;
-    agent = new IceAgent({ ...agentOptions, checklistLimit: this.#checklistShare, remoteAddressBudget: this.#addressBudget, role: this.#role ?? 'controlling', components: n, ufrag: creds.ufrag, pwd: creds.pwd });
+    // One sink for every transport's agent: each event says which (its transport index).
+    const agentTrace = trace ? { trace: (e: TraceEvent) => trace({ ...e, agent: index }) } : {};
+    agent = new IceAgent({ ...agentOptions, ...agentTrace, checklistLimit: this.#checklistShare, remoteAddressBudget: this.#addressBudget, role: this.#role ?? 'controlling', components: n, ufrag: creds.ufrag, pwd: creds.pwd });
     this.#agents.set(index, agent);
     this.#fed.set(index, 0);
     agent.on('statechange', (s) => this.emit('statechange', s, index));
