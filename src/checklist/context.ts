@@ -110,7 +110,16 @@ export interface Stream {
    */
   nextLocals: LocalCandidate[] | undefined;
   prflxCount: number;
+  /**
+   * A lite agent's answered requests on 5-tuples it has no pair for yet (it pairs only at nomination): counted into
+   * the pair's statistics once the pair exists. Made at the first such request, bounded by
+   * `MAX_UNPAIRED_REQUEST_COUNTS`.
+   */
+  unpairedRequests?: Map<string, number> | undefined;
 }
+
+/** Most 5-tuples a lite agent's stream counts requests for before their pairs exist (a flood cannot grow it). */
+export const MAX_UNPAIRED_REQUEST_COUNTS = 64;
 
 /** The options of `AgentCore`, validated, with their defaults filled in. */
 export interface AgentConfig {
@@ -596,6 +605,7 @@ export function rebuildStream(ctx: AgentContext, s: Stream, consentJitter: () =>
   s.endOfRemote = false;
   s.pending = [];
   s.prflxCount = 0;
+  s.unpairedRequests = undefined;
   // Peer-reflexive local candidates belong to the old session, and all of them when the restart gathered anew.
   s.locals = s.nextLocals ?? s.locals.filter((c) => c.type !== 'prflx');
   s.nextLocals = undefined;

@@ -13,7 +13,7 @@ import { verifyIntegrity, type DecodedStunMessage } from '../stun/message.js';
 import { sameAddress, type Datagram, type TransportAddress } from '../types.js';
 import { canPair, type RemoteCandidate } from './checklist.js';
 import { encodeCheckError, encodeCheckSuccess, parseCheck } from './checks.js';
-import { baseCandidate, drop, evictIdleRemote, insertPair, markDirty, setPairState, type AgentContext, type Credentials, type PendingRequest, type Stream } from './context.js';
+import { baseCandidate, drop, evictIdleRemote, insertPair, markDirty, MAX_UNPAIRED_REQUEST_COUNTS, setPairState, type AgentContext, type Credentials, type PendingRequest, type Stream } from './context.js';
 import { acceptLiteNomination, honourUseCandidate } from './nomination.js';
 import { prflxTcpType, wireKey } from './tcp-connections.js';
 import { repairRoleConflict } from './role.js';
@@ -98,7 +98,7 @@ export function handleRequest(ctx: AgentContext, now: number, d: Datagram, m: De
   const priority = check.priority ?? 0;
   if (ctx.config.lite) {
     if (check.useCandidate) acceptLiteNomination(ctx, now, s, found.local, d.remote, priority);
-    if (!counted) countFirstRequest(s, found.local, d.remote);
+    if (!counted) countFirstRequest(ctx, s, found.local, d.remote);
     return true;
   }
   if (!s.remote || s.remote.ufrag !== rfrag || s.nextLocals?.includes(found.local)) {
@@ -106,16 +106,27 @@ export function handleRequest(ctx: AgentContext, now: number, d: Datagram, m: De
     return true;
   }
   afterAcceptedRequest(ctx, s, found.local, d.remote, priority, check.useCandidate);
-  if (!counted) countFirstRequest(s, found.local, d.remote);
+  if (!counted) countFirstRequest(ctx, s, found.local, d.remote);
   return true;
 }
 
-/** The request (and its answer) that created its pair (a peer-reflexive one, e.g. on an accepted TCP connection). */
-function countFirstRequest(s: Stream, local: LocalCandidate, from: TransportAddress): void {
+/**
+ * The request (and its answer) that created its pair (a peer-reflexive one, e.g. on an accepted TCP connection). A
+ * lite agent pairs only at nomination: the requests it answered before are kept aside and counted in then.
+ */
+function countFirstRequest(ctx: AgentContext, s: Stream, local: LocalCandidate, from: TransportAddress): void {
   const p = s.checklist.find(local.component, local.base.address, local.base.port, from.address, from.port, local.transport);
-  if (p === undefined) return;
-  p.counters.requestsReceived++;
-  p.counters.responsesSent++;
+  if (p === undefined && !ctx.config.lite) return;
+  const key = `${local.component}|${local.transport}|${local.base.address}|${local.base.port}|${from.address}|${from.port}`;
+  const earlier = s.unpairedRequests?.get(key) ?? 0;
+  if (p === undefined) {
+    const counts = (s.unpairedRequests ??= new Map());
+    if (earlier > 0 || counts.size < MAX_UNPAIRED_REQUEST_COUNTS) counts.set(key, earlier + 1);
+    return;
+  }
+  if (earlier > 0) s.unpairedRequests!.delete(key);
+  p.counters.requestsReceived += 1 + earlier;
+  p.counters.responsesSent += 1 + earlier;
 }
 
 /**
