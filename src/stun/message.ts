@@ -152,7 +152,7 @@ export function tryDecodeStunMessage(data: Uint8Array): StunDecodeResult {
       cls,
       transactionId: data.subarray(8, 20),
       attributes,
-      raw: data.subarray(0, end),
+      raw: end === data.length ? data : data.subarray(0, end),
       integrityOffset,
       integritySha256Offset,
       hasFingerprint,
@@ -291,7 +291,7 @@ export function encodeStunMessage(message: StunMessage, options: EncodeOptions =
   // Each protecting attribute is computed with the length field covering the message up to and including itself.
   if (withSha1) {
     put16(out, 2, pos + 24 - HEADER_LENGTH);
-    out.set(hmac('sha1', key, out.subarray(0, pos)).subarray(0, 20), pos + 4);
+    out.set(hmac('sha1', key, out.subarray(0, pos)), pos + 4); // HMAC-SHA1 is 20 bytes, the attribute's size
     put16(out, pos, AttributeType.MESSAGE_INTEGRITY);
     put16(out, pos + 2, 20);
     pos += 24;
