@@ -209,7 +209,10 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     if (udpMux?.closed) throw new InvalidStateError('the udpMux is closed');
     if (o.tcpMux?.closed) throw new InvalidStateError('the tcpMux is closed');
     const hosts = udpMux ? [] : listHostAddresses(o);
-    if (!udpMux && hosts.length === 0) throw new InvalidStateError('no host address passed the interface/address filters');
+    // A lite (or passive-only) TCP agent on a tcpMux without UDP needs no host address of its own.
+    const tcpActive = !o.lite && (o.tcpTypes ?? ['active', 'passive']).includes('active');
+    const needsHosts = this.#transports.includes('udp') || !o.tcpMux || tcpActive;
+    if (!udpMux && needsHosts && hosts.length === 0) throw new InvalidStateError('no host address passed the interface/address filters');
     const { stunServers, turnServers, turnNames } = await resolveIceServers(o.iceServers ?? [], o.resolver ?? nodeTurnResolver, this.#random, (m) =>
       this.#warn(m),
     );
@@ -243,7 +246,9 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
           ...(this.#endpoint ? this.#basesOf(this.#endpoint).filter((b) => b.transport !== 'tcp').map((b): StreamBase => ({ ...b, serves: 'relay' })) : []),
           ...this.#tcpBases,
         ]
-      : this.#basesOf(this.#endpoint!);
+      : this.#endpoint
+        ? this.#basesOf(this.#endpoint)
+        : [...this.#tcpBases];
     if (o.mdns) {
       const mdnsOptions: MdnsSocketOptions = typeof o.mdns === 'object' ? o.mdns : {};
       try {

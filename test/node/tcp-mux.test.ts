@@ -139,6 +139,16 @@ describe('IceTcpMux: many agents\' passive ICE-TCP candidates on one port (loopb
     expect(f.getSelectedCandidatePair()!.local).toMatchObject({ transport: 'udp', port: u.addresses[0]!.port });
   }, 20_000);
 
+  it('a lite TCP-only agent on the mux needs no host address of its own (a namespace with only lo, filtered out)', async () => {
+    const m = await tcpMux();
+    const s = make({ tcpMux: m, transports: ['tcp'], lite: true, addressFilter: () => false });
+    const p = make({ role: 'controlling', transports: ['tcp'], tcpTypes: ['active'] });
+    await connectPair(s, p);
+    expect(s.getLocalCandidates().map((c) => [c.transport, c.tcpType, c.port])).toEqual([['tcp', 'passive', m.addresses[0]!.port]]);
+    // A full one still needs one, for its active candidates.
+    await expect(make({ tcpMux: m, transports: ['tcp'], addressFilter: () => false }).gather()).rejects.toThrow(/no host address/);
+  });
+
   it('restart: the new ufrag routes beside the old one, the old one goes once the new session selects', async () => {
     const m = await tcpMux();
     const s = make({ tcpMux: m, transports: ['tcp'], lite: true });
