@@ -269,7 +269,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       const ufrag = machine.core.getLocalParameters(0).ufrag;
       try {
         if (udpMux) this.#mux = udpMux.open(ufrag, (d, buffer) => this.#receive(d, buffer));
-        if (o.tcpMux) this.#tcpMux = o.tcpMux.open(ufrag, (socket, bytes) => void this.#tcp?.adopt(socket, bytes));
+        if (o.tcpMux) this.#tcpMux = o.tcpMux.open(ufrag, (socket, bytes) => void (this.#tcp?.adopt(socket, bytes) || socket.destroy()));
       } catch (error) {
         this.#mux?.close();
         await this.#tcp?.close();
