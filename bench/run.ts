@@ -17,6 +17,7 @@ import * as pacingWire from './pacing-wire.bench.js';
 import * as scale from './scale.bench.js';
 import * as stunCodec from './stun-codec.bench.js';
 import * as tcp from './tcp.bench.js';
+import * as tcpMux from './tcp-mux.bench.js';
 import * as turnRelay from './turn-relay.bench.js';
 import * as udpMux from './udp-mux.bench.js';
 
@@ -38,7 +39,7 @@ export interface BenchModule {
 }
 
 /** Registered benches, run in this order. */
-export const BENCHES: readonly BenchModule[] = [stunCodec, pacing, pacingRealtime, pacingWire, turnRelay, connect, cold, datapath, datapathProcesses, scale, udpMux, tcp];
+export const BENCHES: readonly BenchModule[] = [stunCodec, pacing, pacingRealtime, pacingWire, turnRelay, connect, cold, datapath, datapathProcesses, scale, udpMux, tcp, tcpMux];
 
 function format(r: BenchResult): string {
   // A value that could not be measured says so rather than printing NaN.

@@ -5,7 +5,7 @@
  * - {@link IceSdpSession}: ICE driven by SDP offer/answer (SIP, RFC 8839) and trickle bodies (RFC 8840).
  * - {@link OfferAnswer} and the SDP helpers: the same binding as pure values, for other IO layers.
  * - {@link parseCandidate} / {@link formatCandidate} and the `RTCIceCandidateInit` converters.
- * - {@link IceUdpMux}: one UDP port for many agents (an SFU, a SIP gateway).
+ * - {@link IceUdpMux}: one UDP port for many agents (an SFU, a SIP gateway); {@link IceTcpMux}: the same for ICE-TCP.
  * - {@link startStunServer}: the built-in STUN server (tests and demos use it on loopback).
  *
  * Sans-IO machines (the agent core, STUN and TURN clients, codecs) are in `icewire/core`; the virtual network for
@@ -16,6 +16,7 @@ export { IceAgent, type IceAgentEvents, type IceAgentOptions, type IceCandidateP
 export { IceSdpSession, type IceSdpSessionEvents, type IceSdpSessionOptions } from './node/sdp-session.js';
 export { startStunServer } from './node/stun-server.js';
 export { IceUdpMux, UdpMuxError, type IceUdpMuxOptions, type IceUdpMuxStats, type MuxDropReason, type UdpMuxLimits, type UdpMuxPort } from './node/udp-mux.js';
+export { IceTcpMux, TCP_MUX_DROP_REASONS, type IceTcpMuxOptions, type TcpMuxDropReason, type TcpMuxLimits, type TcpMuxPort, type TcpMuxReceiver, type TcpMuxRouterStats } from './node/tcp-mux.js';
 export { traceToFile, traceToStream, traceLine, type TraceFile } from './node/trace-file.js';
 export type { CheckOutcome, TraceCandidate, TraceEvent, TraceSink } from './checklist/trace.js';
 export { parseTraceLines, renderTimelineHtml, renderTimelineSvg, type TimelineOptions } from './trace/timeline.js';

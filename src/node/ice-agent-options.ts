@@ -15,6 +15,7 @@ import type { MdnsSocket, MdnsSocketOptions } from './mdns-socket.js';
 import type { TurnDnsResolver } from './turn-resolve.js';
 import type { TurnTlsOptions } from './turn-streams.js';
 import type { PortRange } from './udp-endpoint.js';
+import type { IceTcpMux } from './tcp-mux.js';
 import type { IceUdpMux } from './udp-mux.js';
 
 /** Options of `IceAgent`. There are no default servers: icewire contacts only servers you configure. */
@@ -55,6 +56,12 @@ export interface IceAgentOptions extends HostSelectionOptions {
    * The interface filters are not used; `portRange` applies to those TURN sockets.
    */
   readonly udpMux?: IceUdpMux;
+  /**
+   * Share one listening TCP port with other agents (`IceTcpMux`): the passive ICE-TCP candidate is the mux's
+   * address, and a connection whose first check names this agent's ufrag is handed to it. Implies `'tcp'` in
+   * `transports` (default then `['udp', 'tcp']`); active candidates are gathered as without a mux. One component only.
+   */
+  readonly tcpMux?: IceTcpMux;
   /**
    * Keep the host sockets over an ICE restart (default false). By default a restart binds new host sockets, as
    * libwebrtc gathers new ports: a peer then never mistakes our unchanged address for a path of its new session

@@ -28,6 +28,7 @@ import type { UdpMuxPort } from './udp-mux.js';
 // Loaded on first use (TURN over TCP/TLS, mDNS): a fresh process that needs neither does not pay for them.
 import type { TurnStreams } from './turn-streams.js';
 import type { TcpEndpoint } from './tcp-endpoint.js';
+import type { TcpMuxPort } from './tcp-mux.js';
 
 /** Bound on an ICE-TCP connection attempt at the socket (the core gives up on its own after 10 s too). */
 const DEFAULT_TCP_CONNECT_TIMEOUT_MS = 10_000;
@@ -112,6 +113,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   #muxBases: readonly TransportAddress[] = [];
   /** ICE-TCP listening sockets and connections (RFC 6544), when `transports` has `'tcp'`. */
   #tcp: TcpEndpoint | undefined;
+  /** This agent's place on `options.tcpMux` (its passive candidate's port). */
+  #tcpMux: TcpMuxPort | undefined;
   /** The ICE-TCP bases handed to the machine (kept over restarts, RFC 6544 §9.2). */
   #tcpBases: StreamBase[] = [];
   /** Connections to TURN servers over TCP/TLS (only when one is configured). */
@@ -159,14 +162,22 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     this.#random = options.random ?? cryptoRandom;
     this.#role = options.lite ? 'controlled' : (options.role ?? 'controlling');
     this.#components = options.components ?? 1;
-    if (options.udpMux !== undefined && this.#components !== 1) {
-      throw new IceArgumentError('options.components', 'an agent on a udpMux has one component (RTCP multiplexed on RTP)');
+    if ((options.udpMux !== undefined || options.tcpMux !== undefined) && this.#components !== 1) {
+      throw new IceArgumentError('options.components', 'an agent on a udpMux or tcpMux has one component (RTCP multiplexed on RTP)');
+    }
+    if (options.tcpMux !== undefined && options.transports !== undefined && !options.transports.includes('tcp')) {
+      throw new IceArgumentError('options.transports', 'an agent on a tcpMux gathers ICE-TCP candidates: include "tcp"');
     }
   }
 
   /** Components this agent runs now (`options.components`, less those dropped by {@link dropComponent}). */
   get components(): number {
     return this.#components;
+  }
+
+  /** The transports gathered: `options.transports`, by default `['udp']`, or `['udp', 'tcp']` on a tcpMux. */
+  get #transports(): readonly ('udp' | 'tcp')[] {
+    return this.#options.transports ?? (this.#options.tcpMux ? ['udp', 'tcp'] : ['udp']);
   }
 
   /** Connection state (RTCIceTransportState values). */
@@ -196,11 +207,12 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const o = this.#options;
     const udpMux = o.udpMux;
     if (udpMux?.closed) throw new InvalidStateError('the udpMux is closed');
-    if (udpMux && (o.transports ?? ['udp']).includes('tcp')) {
-      throw new InvalidStateError('ICE-TCP does not run beside a udpMux yet (there is no TCP mux): use transports ["udp"]');
-    }
+    if (o.tcpMux?.closed) throw new InvalidStateError('the tcpMux is closed');
     const hosts = udpMux ? [] : listHostAddresses(o);
-    if (!udpMux && hosts.length === 0) throw new InvalidStateError('no host address passed the interface/address filters');
+    // A lite (or passive-only) TCP agent on a tcpMux without UDP needs no host address of its own.
+    const tcpActive = !o.lite && (o.tcpTypes ?? ['active', 'passive']).includes('active');
+    const needsHosts = this.#transports.includes('udp') || !o.tcpMux || tcpActive;
+    if (!udpMux && needsHosts && hosts.length === 0) throw new InvalidStateError('no host address passed the interface/address filters');
     const { stunServers, turnServers, turnNames } = await resolveIceServers(o.iceServers ?? [], o.resolver ?? nodeTurnResolver, this.#random, (m) =>
       this.#warn(m),
     );
@@ -218,9 +230,10 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       await this.#endpoint?.close();
       throw new InvalidStateError('IceAgent closed during gather()');
     }
-    if ((o.transports ?? ['udp']).includes('tcp')) {
+    if (this.#transports.includes('tcp')) {
       try {
-        await this.#listenTcp(components);
+        // Active candidates (and passive ones without a tcpMux) on the host addresses, or the udpMux's.
+        await this.#listenTcp(components, udpMux ? udpMux.addresses.map((a) => a.address) : hosts.map((h) => h.address));
       } catch (error) {
         await this.#endpoint?.close();
         throw error;
@@ -228,8 +241,14 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     }
     this.#muxBases = udpMux ? udpMux.addresses : [];
     const bases: StreamBase[] = udpMux
-      ? [...this.#muxBases.map((address): StreamBase => ({ address, component: 1, serves: 'host' })), ...(this.#endpoint ? this.#basesOf(this.#endpoint).map((b): StreamBase => ({ ...b, serves: 'relay' })) : [])]
-      : this.#basesOf(this.#endpoint!);
+      ? [
+          ...this.#muxBases.map((address): StreamBase => ({ address, component: 1, serves: 'host' })),
+          ...(this.#endpoint ? this.#basesOf(this.#endpoint).filter((b) => b.transport !== 'tcp').map((b): StreamBase => ({ ...b, serves: 'relay' })) : []),
+          ...this.#tcpBases,
+        ]
+      : this.#endpoint
+        ? this.#basesOf(this.#endpoint)
+        : [...this.#tcpBases];
     if (o.mdns) {
       const mdnsOptions: MdnsSocketOptions = typeof o.mdns === 'object' ? o.mdns : {};
       try {
@@ -246,10 +265,14 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const machine = new AgentMachine(
       agentMachineOptions(o, { random: this.#random, role: this.#role, components, bases, stunServers, turnServers, mdns, pacer }),
     );
-    if (udpMux) {
+    if (udpMux || o.tcpMux) {
+      const ufrag = machine.core.getLocalParameters(0).ufrag;
       try {
-        this.#mux = udpMux.open(machine.core.getLocalParameters(0).ufrag, (d, buffer) => this.#receive(d, buffer));
+        if (udpMux) this.#mux = udpMux.open(ufrag, (d, buffer) => this.#receive(d, buffer));
+        if (o.tcpMux) this.#tcpMux = o.tcpMux.open(ufrag, (socket, bytes) => void (this.#tcp?.adopt(socket, bytes) || socket.destroy()));
       } catch (error) {
+        this.#mux?.close();
+        await this.#tcp?.close();
         await this.#endpoint?.close();
         await this.#mdns?.close();
         throw error;
@@ -467,7 +490,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const o = this.#options;
     const hosts = this.#hostAddresses;
     const addresses: string[] = [];
-    if ((o.transports ?? ['udp']).includes('udp')) for (let c = 1; c <= this.#components; c++) addresses.push(...hosts);
+    if (this.#transports.includes('udp')) for (let c = 1; c <= this.#components; c++) addresses.push(...hosts);
     // RFC 3550 §11: RTP on an even port and RTCP on the next one where both are free (a=rtcp says where it is).
     const rtpRtcpPairs = this.#components >= 2 && addresses.length > 0 ? hosts.map((_h, i): [number, number] => [i, hosts.length + i]) : [];
     return UdpEndpoint.bind({
@@ -491,12 +514,12 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
    * ICE-TCP (RFC 6544 §5.1): a listening socket per address and component for passive candidates, and active
    * candidates whose connections the machine asks for (`tcp-connect`).
    */
-  async #listenTcp(components: number): Promise<void> {
+  async #listenTcp(components: number, hosts: readonly string[]): Promise<void> {
     const o = this.#options;
     const types = o.lite ? ['passive'] : (o.tcpTypes ?? ['active', 'passive']);
-    const hosts = this.#hostAddresses;
     const listen: string[] = [];
-    if (types.includes('passive')) for (let c = 1; c <= components; c++) listen.push(...hosts);
+    // On a tcpMux the mux listens for every agent (one component): no listening socket of our own.
+    if (types.includes('passive') && !o.tcpMux) for (let c = 1; c <= components; c++) listen.push(...hosts);
     const { TcpEndpoint } = await import('./tcp-endpoint.js');
     const run = (f: (m: AgentMachine, now: number) => void): void => {
       const m = this.#machine;
@@ -529,6 +552,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     });
     const bases: StreamBase[] = [];
     this.#tcp.addresses.forEach((address, i) => bases.push({ address, component: Math.floor(i / hosts.length) + 1, transport: 'tcp', tcpType: 'passive' }));
+    if (o.tcpMux && types.includes('passive')) for (const address of o.tcpMux.addresses) bases.push({ address, component: 1, transport: 'tcp', tcpType: 'passive' });
     if (types.includes('active')) {
       for (let c = 1; c <= components; c++) for (const h of hosts) bases.push({ address: { address: h, port: 9 }, component: c, transport: 'tcp', tcpType: 'active' });
     }
@@ -563,6 +587,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   async #close(): Promise<void> {
     // Off the mux at once: nothing more reaches this agent there, and its routes are free for others.
     this.#mux?.close();
+    this.#tcpMux?.close();
     this.#endGatherWait?.();
     await this.#gathering?.catch(() => undefined);
     const m = this.#machine;
@@ -643,9 +668,15 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
    * data (RFC 8445 §9: its consent checks use the old credentials) and go once it no longer does.
    */
   #syncMux(m: AgentMachine): void {
-    const mux = this.#mux;
-    if (mux === undefined || mux.closed) return;
+    if (this.#mux === undefined && this.#tcpMux === undefined) return;
     const current = m.core.getLocalParameters(0).ufrag;
+    if (this.#mux) this.#syncPort(m, this.#mux, current, 'udpMux');
+    if (this.#tcpMux) this.#syncPort(m, this.#tcpMux, current, 'tcpMux');
+  }
+
+  /** One mux's share of {@link IceAgent.#syncMux}. */
+  #syncPort(m: AgentMachine, mux: UdpMuxPort | TcpMuxPort, current: string, name: string): void {
+    if (mux.closed) return;
     const ufrags = mux.ufrags;
     if (ufrags.length === 1 && ufrags[0] === current) return;
     const holds = m.core.holdsPreviousSession;
@@ -656,7 +687,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       if (mux.ufrags.length >= 4) mux.removeUfrag(mux.ufrags[0]!);
       mux.addUfrag(current);
     } catch (error) {
-      this.#warn(`udpMux: ${error instanceof Error ? error.message : String(error)}`);
+      this.#warn(`${name}: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
 

@@ -250,8 +250,8 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
     // rtcp-mux-only (RFC 8858) and sections that do not carry RTP (a data channel's UDP/DTLS/SCTP) need one.
     return readIceDescription(appSdp).media.map((m) => ({
       index: m.index,
-      // On a udpMux RTCP rides on RTP: one port carries every component of every call.
-      components: m.rtcpMuxOnly || !/RTP/i.test(m.protocol) || this.#options.udpMux ? 1 : (this.#options.rtcpComponents ?? 2),
+      // On a udpMux or tcpMux RTCP rides on RTP: one port carries every component of every call.
+      components: m.rtcpMuxOnly || !/RTP/i.test(m.protocol) || this.#options.udpMux || this.#options.tcpMux ? 1 : (this.#options.rtcpComponents ?? 2),
     }));
   }
 
@@ -280,8 +280,8 @@ export class IceSdpSession extends EventEmitter<IceSdpSessionEvents> {
     if (agent) return agent;
     const { trickle: _t, rtcpComponents: _r, maxMediaSections: _m, trace, ...agentOptions } = this.#options;
     const creds = this.#oa.localParameters;
-    // An agent on a udpMux has one component (an answer to an offer without rtcp-mux warns, see #fitComponents).
-    const n = agentOptions.udpMux ? 1 : components;
+    // An agent on a udpMux or tcpMux has one component (an answer to an offer without rtcp-mux warns, see #fitComponents).
+    const n = agentOptions.udpMux || agentOptions.tcpMux ? 1 : components;
     // One sink for every transport's agent: each event says which (its transport index).
     const agentTrace = trace ? { trace: (e: TraceEvent) => trace({ ...e, agent: index }) } : {};
     agent = new IceAgent({ ...agentOptions, ...agentTrace, checklistLimit: this.#checklistShare, remoteAddressBudget: this.#addressBudget, role: this.#role ?? 'controlling', components: n, ufrag: creds.ufrag, pwd: creds.pwd });

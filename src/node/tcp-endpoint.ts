@@ -181,7 +181,18 @@ export class TcpEndpoint {
     socket.setNoDelay(true);
   }
 
-  #accept(socket: Socket): void {
+  /**
+   * Takes a connection another listener accepted (an `IceTcpMux`), with the bytes it already read from it, as if this
+   * endpoint had accepted it: the machine is asked (`onAccepted`), then given those bytes. False when refused (closed).
+   */
+  adopt(socket: Socket, bytes: Uint8Array): boolean {
+    const conn = this.#accept(socket);
+    if (conn === undefined || this.#byId.get(conn.id) !== conn) return false;
+    this.#options.onData({ local: conn.local!, remote: conn.remote!, data: bytes, transport: 'tcp' });
+    return true;
+  }
+
+  #accept(socket: Socket): Conn | undefined {
     this.#track(socket);
     if (this.#closed) return void socket.destroy();
     const local = addressOf(socket.localAddress, socket.localPort);
@@ -195,13 +206,14 @@ export class TcpEndpoint {
     if (id === undefined) {
       this.stats.refused++;
       socket.destroy();
-      return;
+      return undefined;
     }
     this.stats.accepted++;
     const conn: Conn = { id, socket, key: keyOf(local, remote), open: true };
     this.#byId.set(id, conn);
     this.#byKey.set(conn.key!, conn);
     this.#wire(conn, local, remote);
+    return conn;
   }
 
   #connect(id: string, local: TransportAddress, remote: TransportAddress): void {

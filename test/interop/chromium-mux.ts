@@ -99,11 +99,14 @@ export class IcewireMuxPeer {
     });
   }
 
-  /** Starts the child in `ns` (it binds the mux); it exits by itself after `hardTimeoutMs`. */
-  static async start(ns: { readonly name: string }, hardTimeoutMs = 25_000): Promise<IcewireMuxPeer> {
+  /**
+   * Starts the child in `ns` (it binds the mux: an `IceUdpMux`, or with `transport` 'tcp' an `IceTcpMux` whose
+   * sessions gather ICE-TCP candidates only); it exits by itself after `hardTimeoutMs`.
+   */
+  static async start(ns: { readonly name: string }, hardTimeoutMs = 25_000, transport: 'udp' | 'tcp' = 'udp'): Promise<IcewireMuxPeer> {
     const dir = mkdtempSync(join(tmpdir(), 'icewire-mux-peer-'));
     const self = fileURLToPath(import.meta.url);
-    const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, ...tsChildNodeArgs(dir), self, '--icewire-mux-peer', String(hardTimeoutMs)], {
+    const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, ...tsChildNodeArgs(dir), self, '--icewire-mux-peer', String(hardTimeoutMs), transport], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     liveChildren.add(child);
@@ -190,14 +193,16 @@ export class IcewireMuxPeer {
   }
 }
 
-/** The child's main: an `IceUdpMux` on 127.0.0.1 and a lite `IceSdpSession` on it per index. */
-async function muxPeerMain(hardTimeoutMs: number): Promise<void> {
+/** The child's main: an `IceUdpMux` (or `IceTcpMux`) on 127.0.0.1 and a lite `IceSdpSession` on it per index. */
+async function muxPeerMain(hardTimeoutMs: number, transport: string): Promise<void> {
   const { IceSdpSession } = await import('../../src/node/sdp-session.js');
   const { IceUdpMux } = await import('../../src/node/udp-mux.js');
+  const { IceTcpMux } = await import('../../src/node/tcp-mux.js');
   const out = (m: MuxPeerMessage): void => {
     process.stdout.write(`${JSON.stringify(m)}\n`);
   };
-  const mux = await IceUdpMux.bind({ addresses: ['127.0.0.1'] });
+  const mux = transport === 'tcp' ? await IceTcpMux.listen({ addresses: ['127.0.0.1'] }) : await IceUdpMux.bind({ addresses: ['127.0.0.1'] });
+  const sessionOptions = mux instanceof IceTcpMux ? { tcpMux: mux, transports: ['tcp'] as const } : { udpMux: mux };
   interface Entry {
     readonly session: InstanceType<typeof IceSdpSession>;
     state: string;
@@ -255,7 +260,7 @@ async function muxPeerMain(hardTimeoutMs: number): Promise<void> {
             const index = c.index;
             let e = sessions.get(index);
             if (!e) {
-              const session = new IceSdpSession({ udpMux: mux, lite: true });
+              const session = new IceSdpSession({ ...sessionOptions, lite: true });
               const entry: Entry = { session, state: 'new', data: { count: 0, dtls: 0, from: new Set() }, listening: false };
               session.on('statechange', (state) => {
                 entry.state = state;
@@ -299,5 +304,5 @@ async function muxPeerMain(hardTimeoutMs: number): Promise<void> {
 
 const peerFlag = process.argv.indexOf('--icewire-mux-peer');
 if (peerFlag >= 0 && process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  void muxPeerMain(Number(process.argv[peerFlag + 1] ?? 25_000));
+  void muxPeerMain(Number(process.argv[peerFlag + 1] ?? 25_000), process.argv[peerFlag + 2] ?? 'udp');
 }
