@@ -180,7 +180,8 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     if (candidate.component < 1 || candidate.component > s.componentCount) throw new RangeError(`component ${candidate.component} out of range`);
     if (ctx.config.lite && candidate.type !== 'host') throw new InvalidStateError('a lite agent uses host candidates only (RFC 8445 §5.2)');
     const list = s.nextLocals ?? s.locals;
-    if (list.some((c) => c.type === candidate.type && c.component === candidate.component && c.address === candidate.address && c.port === candidate.port)) return;
+    // The same address and port on UDP and TCP are two candidates (a listener may get the UDP socket's port number).
+    if (list.some((c) => c.type === candidate.type && c.component === candidate.component && c.transport === candidate.transport && c.tcpType === candidate.tcpType && c.address === candidate.address && c.port === candidate.port)) return;
     list.push(candidate);
     if (candidate.transport === 'tcp') ctx.tcpSeen = true;
     if (s.nextLocals) return; // the next session's: paired when it starts

@@ -52,6 +52,22 @@ describe('RFC 6544 §6.2 pairing', () => {
     expect(canPair(a, untyped)).toBe(false);
   });
 
+  it('keeps a UDP and a TCP candidate on the same address and port number: two transport addresses', () => {
+    const w = new TcpWorld();
+    const l = w.add('L', { role: 'controlling' }, []);
+    l.addStream(1);
+    l.addLocalCandidate(0, host('10.0.0.1', 7000));
+    l.addLocalCandidate(0, tcpHost('10.0.0.1', 7000, 'passive'));
+    l.addLocalCandidate(0, tcpHost('10.0.0.1', 7000, 'passive')); // a true duplicate is still dropped
+    l.setRemoteParameters(0, { ufrag: 'rrrr', pwd: 'rrrrrrrrrrrrrrrrrrrrrr' });
+    l.addRemoteCandidate(0, signalled(tcpHost('10.0.0.2', 9, 'active')));
+    l.addRemoteCandidate(0, signalled(host('10.0.0.2', 8000)));
+    // Only the UDP pair is checked by L; the passive TCP candidate waits for R's connection, but it exists: a check
+    // arriving on it finds it (tcpAccepted takes connections only on a known passive base).
+    expect(l.getChecklist(0).pairs.map((p) => p.local.transport)).toEqual(['udp']);
+    expect(l.tcpAccepted(0, { address: '10.0.0.1', port: 7000 }, { address: '10.0.0.2', port: 40000 })).toBeDefined();
+  });
+
   it('prunes pairs whose local candidate is passive: only the active side checks', () => {
     const w = new TcpWorld();
     const { l, r } = tcpPair(w, ['passive'], ['active']);
@@ -177,6 +193,38 @@ describe('checks over TCP connections', () => {
     expect(l.tcpConnections).toBe(1);
     expect(r.tcpConnections).toBe(1);
     expect([...w.ends.values()].filter((e) => e.open)).toHaveLength(2);
+  });
+});
+
+describe('dropping a component (rtcp-mux accepted, RFC 5761 §5.1.3)', () => {
+  it("closes the component's connections at once, even while the checks still run", () => {
+    const w = new TcpWorld();
+    const lc = [tcpHost('10.0.0.1', 9, 'active', 1), tcpHost('10.0.0.1', 9, 'active', 2)];
+    const rc = [tcpHost('10.0.0.2', 8000, 'passive', 1), tcpHost('10.0.0.2', 8001, 'passive', 2)];
+    const l = w.add('L', { role: 'controlling' });
+    const r = w.add('R', { role: 'controlled' }, rc.map((c) => c.base));
+    l.addStream(2);
+    r.addStream(2);
+    for (const c of lc) l.addLocalCandidate(0, c);
+    for (const c of rc) r.addLocalCandidate(0, c);
+    l.setRemoteParameters(0, r.getLocalParameters());
+    r.setRemoteParameters(0, l.getLocalParameters());
+    for (const c of rc) l.addRemoteCandidate(0, signalled(c));
+    for (const c of lc) r.addRemoteCandidate(0, signalled(c));
+    const open = (agent: string) => [...w.ends.values()].filter((e) => e.agent === agent && e.open).length;
+    w.run(5000, () => open('L') === 2);
+    expect(l.state).not.toBe('completed');
+    l.dropComponent(0, 2);
+    r.dropComponent(0, 2);
+    w.drain();
+    for (const name of ['L', 'R']) {
+      expect(w.events.get(name)!.filter((e) => e.type === 'tcp-close').map((e) => (e as { reason: string }).reason)).toEqual(['component dropped']);
+    }
+    expect(l.tcpConnections).toBe(1);
+    expect(r.tcpConnections).toBe(1);
+    w.run(w.now + 5000, both(w));
+    expect(l.state).toBe('completed');
+    expect(open('L') + open('R')).toBe(2);
   });
 });
 
