@@ -201,20 +201,42 @@ export function runTcp(ctx: AgentContext, now: number): void {
 
 /**
  * RFC 6544 §8: "When ICE processing for a media stream completes, each agent SHOULD close all TCP connections ...
- * except the ones between the candidate pairs selected by ICE." Runs once the agent is `completed`; the previous
- * pairs of a restart keep theirs too (§9.2).
+ * except the ones between the candidate pairs selected by ICE." Runs per stream once the agent is `completed` and
+ * the stream's own checklist is: during a restart the agent stays `completed` on the previous pairs (RFC 8445
+ * §12.1) while the new checklist still needs its connections. The previous pair keeps its connection until the new
+ * session selects (§9.2: "MUST NOT close the connections after the restart"), then as a retired pair while the peer
+ * may still send on it (until its own selection, one consent timeout at most); after that it goes (§9.2 "SHOULD be
+ * closed").
  */
 export function closeUnselected(ctx: AgentContext): void {
   if (ctx.tcp.size === 0 || ctx.state !== 'completed') return;
   const keep = new Set<string>();
+  let done: Set<number> | undefined;
   for (const s of ctx.streams) {
+    if (s.restarting || s.checklist.state !== 'completed') continue;
+    (done ??= new Set()).add(s.index);
     for (const comp of s.components) {
-      for (const p of [comp.selected, comp.previous, comp.sending]) if (p !== undefined && p.local.transport === 'tcp') keep.add(`${p.stream}|${pairRouteKey(p)}`);
+      for (const p of [comp.selected, comp.previous, comp.sending, comp.retired]) if (p !== undefined && p.local.transport === 'tcp') keep.add(`${p.stream}|${pairRouteKey(p)}`);
     }
   }
+  if (done === undefined) return;
   for (const conn of [...ctx.tcp.byId.values()]) {
-    if (!keep.has(`${conn.stream}|${conn.route}`)) closeConnection(ctx, conn, 'not selected');
+    if (done.has(conn.stream) && !keep.has(`${conn.stream}|${conn.route}`)) closeConnection(ctx, conn, 'not selected');
   }
+}
+
+/**
+ * The component's connections go with it (RFC 5761 §5.1.3: RTCP multiplexed after all; RFC 6544 §11.1: a
+ * connection is kept until "the media stream is removed"). Its pairs are already gone, so none fails.
+ */
+export function closeComponentConnections(ctx: AgentContext, stream: number, component: number): void {
+  if (ctx.tcp.size === 0) return;
+  for (const conn of [...ctx.tcp.byId.values()]) {
+    if (conn.stream !== stream || conn.candidate.component !== component) continue;
+    ctx.tcp.remove(conn);
+    ctx.events.push({ type: 'tcp-close', id: conn.id, local: conn.local, remote: conn.remote, reason: 'component dropped' });
+  }
+  if (ctx.tcp.last !== undefined && ctx.tcp.byId.get(ctx.tcp.last.id) !== ctx.tcp.last) ctx.tcp.last = undefined;
 }
 
 /** Closes a connection the agent no longer wants (a `tcp-close` event) and fails its pairs. */
