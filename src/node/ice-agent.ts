@@ -593,6 +593,12 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   /** Drops `component` in the machine; its sockets close once the TURN allocations sharing them are released. */
   #dropInMachine(m: AgentMachine, component: number): void {
     const bases = m.dropComponent(this.#driver!.now(), 0, component);
+    if (this.#tcp !== undefined) {
+      // Its ICE-TCP listeners close at once (no TURN allocation shares them; the machine closed its connections),
+      // and a restart gathers on them no more.
+      this.#tcpBases = this.#tcpBases.filter((b) => b.component !== component);
+      this.#trackRelease(this.#tcp.closeListeners(bases));
+    }
     const endpoint = this.#endpoint;
     if (!endpoint || bases.length === 0) return;
     const d = this.#driver!;
@@ -601,6 +607,11 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       while (!m.releasedOn(bases) && d.now() < deadline && !endpoint.closed) await new Promise((r) => setTimeout(r, 10));
       await endpoint.closeSockets(bases);
     })();
+    this.#trackRelease(done);
+  }
+
+  /** Sockets being closed that close() awaits. */
+  #trackRelease(done: Promise<void>): void {
     const releasing = (this.#releasing ??= new Set());
     releasing.add(done);
     void done.finally(() => releasing.delete(done));
