@@ -68,7 +68,7 @@ import { facePeer } from './role.js';
 import { checkDeadline, hasPendingCheck, runChecks } from './scheduler.js';
 import { failureDeadline, startPacTimer, updateStates } from './state.js';
 import { wireKey } from './tcp-connections.js';
-import { closeUnselected, runTcp, tcpAccepted, tcpClosed, tcpConnected, tcpConnectFailed, tcpReceive } from './tcp.js';
+import { closeUnselected, runTcp, tcpAccepted, tcpClosed, tcpConnected, tcpConnectFailed, tcpReceive, type TcpReceived } from './tcp.js';
 import type { AgentCoreOptions, AgentEvent, AgentState, AgentStats, IceParameters, LocalIceParameters, PairInfo, PairStats } from './types.js';
 
 export type * from './types.js';
@@ -357,6 +357,21 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     if (datagram.transport === 'tcp') throw new InvalidStateError('takeData() takes UDP datagrams; TCP bytes go to handleReceive()');
     this.#advance(now);
     return receiveData(ctx, datagram);
+  }
+
+  /**
+   * The direct route of ICE-TCP bytes (the edge's, as `takeData` is for UDP): the chunk's application data frames on
+   * a proven connection become `data` events appended to `out`, not queued; anything else (checks, answers, a closed
+   * connection) is handled as `handleReceive` does. Returns what it did: after `control` drain the machine and re-arm
+   * its timer; after `data` nothing else changed.
+   */
+  takeTcp(now: number, datagram: Datagram, out: DataEvent[]): TcpReceived {
+    const ctx = this.#ctx;
+    if (ctx.closed) return 'unknown';
+    this.#advance(now);
+    const r = tcpReceive(ctx, datagram, this.#onFrame, out);
+    if (r === 'control') this.#settle(now);
+    return r;
   }
 
   /** The direct send path of the edge: the datagram carrying `data`, handed back instead of queued (as `send`). */

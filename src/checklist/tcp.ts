@@ -17,6 +17,7 @@ import { MAX_CHECK_MESSAGE_BYTES, parseCheck } from './checks.js';
 import { loseConsent } from './consent.js';
 import { drop, setPairState, type AgentContext } from './context.js';
 import type { CandidatePair } from './pair.js';
+import { tcpDataPair, type DataEvent } from './data-path.js';
 import { credentialsFor } from './responder.js';
 import { sendCheckNow } from './scheduler.js';
 import { pairRouteKey, routeKey, wireKey, type TcpConnection } from './tcp-connections.js';
@@ -86,7 +87,7 @@ export function tcpAccepted(ctx: AgentContext, now: number, local: TransportAddr
     route: routeKey(found.candidate.base, canonicalRemote),
     wire,
     // Until a check proves the peer, a frame may not be longer than a check.
-    framer: new Rfc4571Framer(MAX_CHECK_MESSAGE_BYTES),
+    framer: new Rfc4571Framer(MAX_CHECK_MESSAGE_BYTES, true),
     deadline: now + ctx.config.tcpFirstCheckTimeoutMs,
     validated: false,
     answered: false,
@@ -128,8 +129,10 @@ export type TcpReceived = 'unknown' | 'data' | 'control';
 /**
  * Bytes that arrived on a connection: split into RFC 4571 frames, each handed to `handle` as a datagram on the
  * connection's 5-tuple (the connection's own address records, so the receive path builds nothing per frame).
+ * With `data` (the edge's direct route), application data frames go there as `data` events instead, without a
+ * datagram or the event queue; STUN frames still go to `handle`.
  */
-export function tcpReceive(ctx: AgentContext, d: Datagram, handle: (frame: Datagram) => void): TcpReceived {
+export function tcpReceive(ctx: AgentContext, d: Datagram, handle: (frame: Datagram) => void, data?: DataEvent[]): TcpReceived {
   const conn = tcpConnectionOf(ctx, d);
   if (conn === undefined || conn.state !== 'open') {
     drop(ctx, 'tcp-unknown-connection');
@@ -137,12 +140,12 @@ export function tcpReceive(ctx: AgentContext, d: Datagram, handle: (frame: Datag
   }
   let result: TcpReceived = 'data';
   const frames = conn.framer.push(d.data);
-  for (const data of frames) {
+  for (const frame of frames) {
     if (ctx.tcp.byId.get(conn.id) !== conn) return 'control'; // closed by an earlier frame
     if (!conn.validated) {
       // RFC 6544 §7.2 with §7.3 of RFC 8445: an accepted connection is ours once it carries a check for us, matched
       // by USERNAME and MESSAGE-INTEGRITY; anything else first is not an ICE peer of this agent.
-      if (!authenticatedRequest(ctx, data)) {
+      if (!authenticatedRequest(ctx, frame)) {
         drop(ctx, 'tcp-first-frame');
         closeConnection(ctx, conn, 'first frame is not an authenticated check');
         return 'control';
@@ -151,7 +154,7 @@ export function tcpReceive(ctx: AgentContext, d: Datagram, handle: (frame: Datag
       conn.deadline = undefined;
       conn.framer.maxFrame = MAX_RFC4571_PAYLOAD;
     } else if (conn.direction === 'active' && !conn.answered) {
-      if (!looksLikeStun(data)) {
+      if (!looksLikeStun(frame)) {
         // RFC 6544 §7.1: the first answer is not STUN: "the remote candidate address apparently was not one of the
         // peer's addresses"; close, and every pair with that remote candidate fails.
         drop(ctx, 'tcp-first-frame');
@@ -161,8 +164,18 @@ export function tcpReceive(ctx: AgentContext, d: Datagram, handle: (frame: Datag
       }
       conn.answered = true;
     }
-    if (looksLikeStun(data)) result = 'control';
-    handle({ local: conn.local, remote: conn.remote, data, transport: 'tcp' });
+    if (looksLikeStun(frame)) result = 'control';
+    else if (data !== undefined) {
+      // RFC 6544 §10.2, as `receiveData` does for a frame on the full path.
+      const p = tcpDataPair(ctx, conn);
+      if (p === undefined) drop(ctx, 'data-unknown-path');
+      else {
+        p.counters.bytesReceived += frame.length;
+        data.push({ type: 'data', stream: p.stream, component: p.component, data: frame, from: conn.remote, local: conn.local });
+      }
+      continue;
+    }
+    handle({ local: conn.local, remote: conn.remote, data: frame, transport: 'tcp' });
   }
   if (conn.framer.error && ctx.tcp.byId.get(conn.id) === conn) {
     drop(ctx, conn.validated ? 'tcp-bad-frame' : 'tcp-oversized');

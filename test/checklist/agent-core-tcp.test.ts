@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { LocalCandidate } from '../../src/candidates/candidate.js';
 import { canPair } from '../../src/checklist/checklist.js';
+import type { DataEvent } from '../../src/checklist/data-path.js';
 import type { AgentCoreOptions } from '../../src/checklist/types.js';
 import { encodeCheckRequest } from '../../src/checklist/checks.js';
 import { shortTermKey } from '../../src/stun/integrity.js';
@@ -193,6 +194,58 @@ describe('checks over TCP connections', () => {
     expect(l.tcpConnections).toBe(1);
     expect(r.tcpConnections).toBe(1);
     expect([...w.ends.values()].filter((e) => e.open)).toHaveLength(2);
+  });
+});
+
+describe("the edge's direct route for data frames (takeTcp)", () => {
+  /** A Binding indication (a keepalive, RFC 8445 §11): STUN, handled in full, changing nothing. */
+  const indication = new Uint8Array([0x00, 0x11, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, ...Array.from({ length: 12 }, (_v, i) => i + 1)]);
+  const concat = (...parts: Uint8Array[]) => {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let o = 0;
+    for (const p of parts) (out.set(p, o), (o += p.length));
+    return out;
+  };
+
+  function connected() {
+    const w = new TcpWorld();
+    const { l, r } = tcpPair(w, ['active'], ['passive']);
+    w.run(5000, both(w));
+    const end = [...w.ends.values()].find((e) => e.agent === 'R' && e.open)!;
+    w.drain();
+    return { w, l, r, at: { local: end.local, remote: end.remote, transport: 'tcp' as const } };
+  }
+
+  it('hands back the data frames of a chunk as events, views of the chunk, with nothing queued', () => {
+    const { w, r, at } = connected();
+    const chunk = concat(frameRfc4571(new Uint8Array([0x80, 1])), frameRfc4571(new Uint8Array([0x80, 2, 3])));
+    const before = r.getStats().pairs.find((p) => p.nominated)!.bytesReceived;
+    const out: DataEvent[] = [];
+    expect(r.takeTcp(w.now, { ...at, data: chunk }, out)).toBe('data');
+    expect(out.map((e) => [...e.data])).toEqual([[0x80, 1], [0x80, 2, 3]]);
+    expect(out.every((e) => e.data.buffer === chunk.buffer && e.component === 1)).toBe(true);
+    expect(out[0]!.from).toEqual(at.remote);
+    expect(r.pollEvent()).toBeUndefined();
+    expect(r.pollTransmit()).toBeUndefined();
+    expect(r.getStats().pairs.find((p) => p.nominated)!.bytesReceived - before).toBe(5);
+  });
+
+  it('handles a STUN frame among them in full and says so; a frame split across chunks still arrives', () => {
+    const { w, r, at } = connected();
+    const stream = concat(frameRfc4571(new Uint8Array([0x80, 1])), frameRfc4571(indication), frameRfc4571(new Uint8Array([0x80, 2, 3])));
+    const out: DataEvent[] = [];
+    expect(r.takeTcp(w.now, { ...at, data: stream.subarray(0, 30) }, out)).toBe('control');
+    expect(r.takeTcp(w.now, { ...at, data: stream.subarray(30) }, out)).toBe('data');
+    expect(out.map((e) => [...e.data])).toEqual([[0x80, 1], [0x80, 2, 3]]);
+    expect(r.getStats().dropped).toEqual({});
+  });
+
+  it('drops data of an unknown connection as handleReceive does', () => {
+    const { w, r, at } = connected();
+    const out: DataEvent[] = [];
+    expect(r.takeTcp(w.now, { ...at, remote: { address: '10.0.0.9', port: 1 }, data: frameRfc4571(new Uint8Array([0x80])) }, out)).toBe('unknown');
+    expect(out).toEqual([]);
+    expect(r.getStats().dropped['tcp-unknown-connection']).toBe(1);
   });
 });
 
