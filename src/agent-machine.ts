@@ -29,6 +29,7 @@ import {
 import type { MdnsFamily, MdnsResponder } from './candidates/mdns.js';
 import { RemoteNameResolver } from './candidates/remote-mdns.js';
 import type { AgentCoreOptions, AgentEvent, AgentStats, IceParameters } from './checklist/types.js';
+import type { TcpReceived } from './checklist/tcp.js';
 import { traceAddress, traceCandidate } from './checklist/trace.js';
 import { InvalidStateError } from './errors.js';
 import { canonicalIp, ipFamily, parseIp } from './ip.js';
@@ -344,6 +345,16 @@ export class AgentMachine implements SansIoMachine<AgentMachineEvent> {
   /** The `data` event of a received non-STUN datagram, handed back instead of queued (see `directData`). */
   takeData(now: number, datagram: Datagram): Extract<AgentEvent, { type: 'data' }> | undefined {
     return this.core.takeData(now, datagram);
+  }
+
+  /**
+   * Bytes of an ICE-TCP connection on the direct path (see `directData`): its data frames become `data` events in
+   * `out`; its STUN frames are handled in full. After `control`, drain and re-arm as after `handleReceive`.
+   */
+  takeTcp(now: number, datagram: Datagram, out: Extract<AgentEvent, { type: 'data' }>[]): TcpReceived {
+    const r = this.core.takeTcp(now, datagram, out);
+    if (r === 'control') this.#pump(now);
+    return r;
   }
 
   /**

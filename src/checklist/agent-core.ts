@@ -68,7 +68,7 @@ import { facePeer } from './role.js';
 import { checkDeadline, hasPendingCheck, runChecks } from './scheduler.js';
 import { failureDeadline, startPacTimer, updateStates } from './state.js';
 import { wireKey } from './tcp-connections.js';
-import { closeUnselected, runTcp, tcpAccepted, tcpClosed, tcpConnected, tcpConnectFailed, tcpReceive } from './tcp.js';
+import { closeUnselected, runTcp, tcpAccepted, tcpClosed, tcpConnected, tcpConnectFailed, tcpReceive, type TcpReceived } from './tcp.js';
 import type { AgentCoreOptions, AgentEvent, AgentState, AgentStats, IceParameters, LocalIceParameters, PairInfo, PairStats } from './types.js';
 
 export type * from './types.js';
@@ -180,7 +180,8 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     if (candidate.component < 1 || candidate.component > s.componentCount) throw new RangeError(`component ${candidate.component} out of range`);
     if (ctx.config.lite && candidate.type !== 'host') throw new InvalidStateError('a lite agent uses host candidates only (RFC 8445 §5.2)');
     const list = s.nextLocals ?? s.locals;
-    if (list.some((c) => c.type === candidate.type && c.component === candidate.component && c.address === candidate.address && c.port === candidate.port)) return;
+    // The same address and port on UDP and TCP are two candidates (a listener may get the UDP socket's port number).
+    if (list.some((c) => c.type === candidate.type && c.component === candidate.component && c.transport === candidate.transport && c.tcpType === candidate.tcpType && c.address === candidate.address && c.port === candidate.port)) return;
     list.push(candidate);
     if (candidate.transport === 'tcp') ctx.tcpSeen = true;
     if (s.nextLocals) return; // the next session's: paired when it starts
@@ -356,6 +357,21 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     if (datagram.transport === 'tcp') throw new InvalidStateError('takeData() takes UDP datagrams; TCP bytes go to handleReceive()');
     this.#advance(now);
     return receiveData(ctx, datagram);
+  }
+
+  /**
+   * The direct route of ICE-TCP bytes (the edge's, as `takeData` is for UDP): the chunk's application data frames on
+   * a proven connection become `data` events appended to `out`, not queued; anything else (checks, answers, a closed
+   * connection) is handled as `handleReceive` does. Returns what it did: after `control` drain the machine and re-arm
+   * its timer; after `data` nothing else changed.
+   */
+  takeTcp(now: number, datagram: Datagram, out: DataEvent[]): TcpReceived {
+    const ctx = this.#ctx;
+    if (ctx.closed) return 'unknown';
+    this.#advance(now);
+    const r = tcpReceive(ctx, datagram, this.#onFrame, out);
+    if (r === 'control') this.#settle(now);
+    return r;
   }
 
   /** The direct send path of the edge: the datagram carrying `data`, handed back instead of queued (as `send`). */

@@ -14,7 +14,7 @@ import type { AgentEvent } from './types.js';
 import { addrOf, componentOf, consentEnabled, drop, liteWaitsForValidPairs, type AgentContext, type DataRoute, type Stream } from './context.js';
 import { activePairs, consentDeadline, consentJitter } from './consent.js';
 import { MAX_RFC4571_PAYLOAD } from '../stun/rfc4571.js';
-import { pairRoute, pairRouteKey, wireKey } from './tcp-connections.js';
+import { connectionOf, pairRouteKey, wireKey, type TcpConnection } from './tcp-connections.js';
 import type { CandidatePair } from './pair.js';
 
 /** Queues `data` on the pair that may carry it now; false when none may. */
@@ -41,11 +41,11 @@ export function takeSend(ctx: AgentContext, now: number, s: Stream, component: n
   }
   if (pair.local.transport === 'tcp') {
     // RFC 6544 §10.1: data goes on the pair's connection (unframed here; the core frames what leaves).
-    const route = pairRoute(ctx.tcp, pair);
-    if (route === undefined || data.length > MAX_RFC4571_PAYLOAD) return undefined;
+    const conn = connectionOf(ctx.tcp, pair);
+    if (conn === undefined || data.length > MAX_RFC4571_PAYLOAD) return undefined;
     pair.lastSentAt = now;
     pair.counters.bytesSent += data.length;
-    return { ...route, data };
+    return { local: conn.local, remote: conn.remote, data, transport: 'tcp' };
   }
   pair.lastSentAt = now;
   pair.counters.bytesSent += data.length;
@@ -161,19 +161,25 @@ export function receiveData(ctx: AgentContext, d: Datagram): DataEvent | undefin
  */
 function receiveTcpData(ctx: AgentContext, d: Datagram): DataEvent | undefined {
   const conn = ctx.tcp.byWire.get(wireKey(d.local, d.remote));
-  let p = conn?.dataPair;
-  if (conn !== undefined && conn.validated && (p === undefined || !ctx.pairs.has(p.id) || p.state === 'failed')) {
-    p = undefined;
-    for (const q of ctx.pairs.values()) {
-      if (q.stream !== conn.stream || q.local.transport !== 'tcp' || q.state === 'failed' || pairRouteKey(q) !== conn.route) continue;
-      if (p === undefined || (q.valid && !p.valid)) p = q;
-    }
-    conn.dataPair = p;
-  }
+  const p = conn === undefined ? undefined : tcpDataPair(ctx, conn);
   if (p === undefined) {
     drop(ctx, 'data-unknown-path');
     return undefined;
   }
   p.counters.bytesReceived += d.data.length;
   return { type: 'data', stream: p.stream, component: p.component, data: d.data, from: d.remote, local: d.local };
+}
+
+/** The pair data on a connection belongs to (cached on the connection), or undefined while none may carry it. */
+export function tcpDataPair(ctx: AgentContext, conn: TcpConnection): CandidatePair | undefined {
+  let p = conn.dataPair;
+  if (!conn.validated) return p;
+  if (p !== undefined && p.state !== 'failed' && ctx.pairs.get(p.id) === p) return p;
+  p = undefined;
+  for (const q of ctx.pairs.values()) {
+    if (q.stream !== conn.stream || q.local.transport !== 'tcp' || q.state === 'failed' || pairRouteKey(q) !== conn.route) continue;
+    if (p === undefined || (q.valid && !p.valid)) p = q;
+  }
+  conn.dataPair = p;
+  return p;
 }

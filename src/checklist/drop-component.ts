@@ -3,7 +3,7 @@
  * a peer declining multiplexing still finds RTCP candidates; once the answer accepts it (RFC 5761 §5.1.1, §5.1.3),
  * RTCP rides on component 1 and component 2 goes, with everything the agent kept for it: local and remote
  * candidates, pairs (checklist, triggered queue, valid list), check and consent transactions, requests held for the
- * peer's parameters, selection and data routes.
+ * peer's parameters, selection and data routes, ICE-TCP connections.
  *
  * Only the highest component may go: RFC 8445 §5.1.1 numbers components from 1 without gaps.
  * @module
@@ -11,6 +11,7 @@
 import { InvalidStateError } from '../errors.js';
 import { markDirty, type AgentContext, type Stream } from './context.js';
 import type { CandidatePair } from './pair.js';
+import { closeComponentConnections } from './tcp.js';
 
 /** Removes component `component` (the stream's highest, never 1) from stream `s`. */
 export function dropComponent(ctx: AgentContext, s: Stream, component: number): void {
@@ -39,6 +40,8 @@ export function dropComponent(ctx: AgentContext, s: Stream, component: number): 
   s.checklist.components = component - 1;
   ctx.dataRoutes.clear();
   ctx.lastRoute = undefined;
+  // Its ICE-TCP connections close (the edge closes its listeners: they are bases of the component).
+  closeComponentConnections(ctx, s.index, component);
   // The state may change: a component that was the last one without a valid pair is gone.
   markDirty(ctx);
 }

@@ -79,7 +79,7 @@ export function handleRequest(ctx: AgentContext, now: number, d: Datagram, m: De
     respond(ctx, d, encodeCheckSuccess(m.transactionId, d.remote, creds.key));
     return true;
   }
-  const found = d.transport === 'tcp' ? localForConnection(ctx, d) : localForBase(ctx, d.local);
+  const found = d.transport === 'tcp' ? localForConnection(ctx, d, creds) : localForBase(ctx, d.local);
   const counted = found && found.stream.checklist.find(found.local.component, found.local.base.address, found.local.base.port, d.remote.address, d.remote.port, found.local.transport);
   if (counted) counted.counters.requestsReceived++;
   if (!ctx.config.lite && repairRoleConflict(ctx, check.controlling, check.controlled, counted)) {
@@ -147,11 +147,27 @@ function isPreviousGeneration(ctx: AgentContext, creds: Credentials): boolean {
   return creds !== ctx.creds && !ctx.streams.some((s) => s.local === creds);
 }
 
-/** The local candidate an ICE-TCP connection was opened for or accepted on (its 5-tuple's local port may be any). */
-function localForConnection(ctx: AgentContext, d: Datagram): { stream: Stream; local: LocalCandidate } | undefined {
+/**
+ * The local candidate of the session a check on an ICE-TCP connection belongs to (its 5-tuple's local port may be
+ * any). A restart on new ports gathers the TCP candidates again on the same bases (the listeners are kept, RFC 6544
+ * §9.2), so a connection of the previous session carries the new session's checks too: they belong to its
+ * candidate on the same base (the next session's while the peer's answer is awaited), not to the candidate the
+ * connection was opened for, which the new session no longer has.
+ */
+function localForConnection(ctx: AgentContext, d: Datagram, creds: Credentials): { stream: Stream; local: LocalCandidate } | undefined {
   const conn = ctx.tcp.byWire.get(wireKey(d.local, d.remote));
   const stream = conn && ctx.streams[conn.stream];
-  return conn && stream ? { stream, local: conn.candidate } : undefined;
+  if (conn === undefined || stream === undefined) return undefined;
+  const c = conn.candidate;
+  const list = stream.nextLocals !== undefined && creds === ctx.creds && stream.local !== creds ? stream.nextLocals : stream.locals;
+  if (list.includes(c)) return { stream, local: c };
+  let same: LocalCandidate | undefined;
+  for (const l of list) {
+    if (l.transport !== 'tcp' || l.tcpType !== c.tcpType || l.component !== c.component || !sameAddress(l.base, c.base)) continue;
+    if (l.type === c.type) return { stream, local: l };
+    same ??= l;
+  }
+  return { stream, local: same ?? c };
 }
 
 function localForBase(ctx: AgentContext, base: TransportAddress): { stream: Stream; local: LocalCandidate } | undefined {

@@ -55,6 +55,9 @@ export class TcpConnections {
   readonly byWire = new Map<string, TcpConnection>();
   /** The connection the last received bytes belonged to (checked against `byId` before use). */
   last: TcpConnection | undefined;
+  /** The pair data was last sent on and its connection (media keeps to one: no route key per datagram). */
+  sendPair: CandidatePair | undefined;
+  sendConn: TcpConnection | undefined;
   #seq = 0;
 
   get size(): number {
@@ -101,6 +104,7 @@ export class TcpConnections {
 
   clear(): void {
     this.last = undefined;
+    this.sendPair = this.sendConn = undefined;
     this.byId.clear();
     this.byRoute.clear();
     this.byWire.clear();
@@ -124,8 +128,14 @@ export function pairRouteKey(pair: CandidatePair): string {
 
 /** The open connection a TCP pair sends on, or undefined. */
 export function connectionOf(tcp: TcpConnections, pair: CandidatePair): TcpConnection | undefined {
+  const last = tcp.sendConn;
+  // The cached connection still serves the pair's route while it is the route's registered connection.
+  if (tcp.sendPair === pair && last !== undefined && last.state === 'open' && tcp.byRoute.get(last.route) === last) return last;
   const c = tcp.byRoute.get(pairRouteKey(pair));
-  return c !== undefined && c.state === 'open' ? c : undefined;
+  if (c === undefined || c.state !== 'open') return undefined;
+  tcp.sendPair = pair;
+  tcp.sendConn = c;
+  return c;
 }
 
 /** The direction of the peer-reflexive remote candidate a check on `local` reveals (RFC 6544 §6.2 pairing). */

@@ -30,7 +30,7 @@ export function requestConnection(ctx: AgentContext, now: number, pair: Candidat
     stream: pair.stream,
     route,
     wire: undefined,
-    framer: new Rfc4571Framer(),
+    framer: new Rfc4571Framer(undefined, true),
     deadline: now + ctx.config.tcpConnectTimeoutMs,
     validated: false,
     answered: false,

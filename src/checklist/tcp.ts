@@ -17,6 +17,7 @@ import { MAX_CHECK_MESSAGE_BYTES, parseCheck } from './checks.js';
 import { loseConsent } from './consent.js';
 import { drop, setPairState, type AgentContext } from './context.js';
 import type { CandidatePair } from './pair.js';
+import { tcpDataPair, type DataEvent } from './data-path.js';
 import { credentialsFor } from './responder.js';
 import { sendCheckNow } from './scheduler.js';
 import { pairRouteKey, routeKey, wireKey, type TcpConnection } from './tcp-connections.js';
@@ -86,7 +87,7 @@ export function tcpAccepted(ctx: AgentContext, now: number, local: TransportAddr
     route: routeKey(found.candidate.base, canonicalRemote),
     wire,
     // Until a check proves the peer, a frame may not be longer than a check.
-    framer: new Rfc4571Framer(MAX_CHECK_MESSAGE_BYTES),
+    framer: new Rfc4571Framer(MAX_CHECK_MESSAGE_BYTES, true),
     deadline: now + ctx.config.tcpFirstCheckTimeoutMs,
     validated: false,
     answered: false,
@@ -128,8 +129,10 @@ export type TcpReceived = 'unknown' | 'data' | 'control';
 /**
  * Bytes that arrived on a connection: split into RFC 4571 frames, each handed to `handle` as a datagram on the
  * connection's 5-tuple (the connection's own address records, so the receive path builds nothing per frame).
+ * With `data` (the edge's direct route), application data frames go there as `data` events instead, without a
+ * datagram or the event queue; STUN frames still go to `handle`.
  */
-export function tcpReceive(ctx: AgentContext, d: Datagram, handle: (frame: Datagram) => void): TcpReceived {
+export function tcpReceive(ctx: AgentContext, d: Datagram, handle: (frame: Datagram) => void, data?: DataEvent[]): TcpReceived {
   const conn = tcpConnectionOf(ctx, d);
   if (conn === undefined || conn.state !== 'open') {
     drop(ctx, 'tcp-unknown-connection');
@@ -137,12 +140,12 @@ export function tcpReceive(ctx: AgentContext, d: Datagram, handle: (frame: Datag
   }
   let result: TcpReceived = 'data';
   const frames = conn.framer.push(d.data);
-  for (const data of frames) {
+  for (const frame of frames) {
     if (ctx.tcp.byId.get(conn.id) !== conn) return 'control'; // closed by an earlier frame
     if (!conn.validated) {
       // RFC 6544 §7.2 with §7.3 of RFC 8445: an accepted connection is ours once it carries a check for us, matched
       // by USERNAME and MESSAGE-INTEGRITY; anything else first is not an ICE peer of this agent.
-      if (!authenticatedRequest(ctx, data)) {
+      if (!authenticatedRequest(ctx, frame)) {
         drop(ctx, 'tcp-first-frame');
         closeConnection(ctx, conn, 'first frame is not an authenticated check');
         return 'control';
@@ -151,7 +154,7 @@ export function tcpReceive(ctx: AgentContext, d: Datagram, handle: (frame: Datag
       conn.deadline = undefined;
       conn.framer.maxFrame = MAX_RFC4571_PAYLOAD;
     } else if (conn.direction === 'active' && !conn.answered) {
-      if (!looksLikeStun(data)) {
+      if (!looksLikeStun(frame)) {
         // RFC 6544 §7.1: the first answer is not STUN: "the remote candidate address apparently was not one of the
         // peer's addresses"; close, and every pair with that remote candidate fails.
         drop(ctx, 'tcp-first-frame');
@@ -161,8 +164,18 @@ export function tcpReceive(ctx: AgentContext, d: Datagram, handle: (frame: Datag
       }
       conn.answered = true;
     }
-    if (looksLikeStun(data)) result = 'control';
-    handle({ local: conn.local, remote: conn.remote, data, transport: 'tcp' });
+    if (looksLikeStun(frame)) result = 'control';
+    else if (data !== undefined) {
+      // RFC 6544 §10.2, as `receiveData` does for a frame on the full path.
+      const p = tcpDataPair(ctx, conn);
+      if (p === undefined) drop(ctx, 'data-unknown-path');
+      else {
+        p.counters.bytesReceived += frame.length;
+        data.push({ type: 'data', stream: p.stream, component: p.component, data: frame, from: conn.remote, local: conn.local });
+      }
+      continue;
+    }
+    handle({ local: conn.local, remote: conn.remote, data: frame, transport: 'tcp' });
   }
   if (conn.framer.error && ctx.tcp.byId.get(conn.id) === conn) {
     drop(ctx, conn.validated ? 'tcp-bad-frame' : 'tcp-oversized');
@@ -201,20 +214,42 @@ export function runTcp(ctx: AgentContext, now: number): void {
 
 /**
  * RFC 6544 §8: "When ICE processing for a media stream completes, each agent SHOULD close all TCP connections ...
- * except the ones between the candidate pairs selected by ICE." Runs once the agent is `completed`; the previous
- * pairs of a restart keep theirs too (§9.2).
+ * except the ones between the candidate pairs selected by ICE." Runs per stream once the agent is `completed` and
+ * the stream's own checklist is: during a restart the agent stays `completed` on the previous pairs (RFC 8445
+ * §12.1) while the new checklist still needs its connections. The previous pair keeps its connection until the new
+ * session selects (§9.2: "MUST NOT close the connections after the restart"), then as a retired pair while the peer
+ * may still send on it (until its own selection, one consent timeout at most); after that it goes (§9.2 "SHOULD be
+ * closed").
  */
 export function closeUnselected(ctx: AgentContext): void {
   if (ctx.tcp.size === 0 || ctx.state !== 'completed') return;
   const keep = new Set<string>();
+  let done: Set<number> | undefined;
   for (const s of ctx.streams) {
+    if (s.restarting || s.checklist.state !== 'completed') continue;
+    (done ??= new Set()).add(s.index);
     for (const comp of s.components) {
-      for (const p of [comp.selected, comp.previous, comp.sending]) if (p !== undefined && p.local.transport === 'tcp') keep.add(`${p.stream}|${pairRouteKey(p)}`);
+      for (const p of [comp.selected, comp.previous, comp.sending, comp.retired]) if (p !== undefined && p.local.transport === 'tcp') keep.add(`${p.stream}|${pairRouteKey(p)}`);
     }
   }
+  if (done === undefined) return;
   for (const conn of [...ctx.tcp.byId.values()]) {
-    if (!keep.has(`${conn.stream}|${conn.route}`)) closeConnection(ctx, conn, 'not selected');
+    if (done.has(conn.stream) && !keep.has(`${conn.stream}|${conn.route}`)) closeConnection(ctx, conn, 'not selected');
   }
+}
+
+/**
+ * The component's connections go with it (RFC 5761 §5.1.3: RTCP multiplexed after all; RFC 6544 §11.1: a
+ * connection is kept until "the media stream is removed"). Its pairs are already gone, so none fails.
+ */
+export function closeComponentConnections(ctx: AgentContext, stream: number, component: number): void {
+  if (ctx.tcp.size === 0) return;
+  for (const conn of [...ctx.tcp.byId.values()]) {
+    if (conn.stream !== stream || conn.candidate.component !== component) continue;
+    ctx.tcp.remove(conn);
+    ctx.events.push({ type: 'tcp-close', id: conn.id, local: conn.local, remote: conn.remote, reason: 'component dropped' });
+  }
+  if (ctx.tcp.last !== undefined && ctx.tcp.byId.get(ctx.tcp.last.id) !== ctx.tcp.last) ctx.tcp.last = undefined;
 }
 
 /** Closes a connection the agent no longer wants (a `tcp-close` event) and fails its pairs. */

@@ -11,7 +11,9 @@ import type { Candidate, LocalCandidate } from '../candidates/candidate.js';
 import { DEFAULT_GATHER_TIMEOUT_MS } from '../candidates/gatherer.js';
 import { formatCandidate, parseCandidate, validateCandidate } from '../candidates/grammar.js';
 import { signalledCandidate } from '../candidates/signal.js';
+import type { DataEvent } from '../checklist/data-path.js';
 import type { PairState } from '../checklist/pair.js';
+import type { TcpReceived } from '../checklist/tcp.js';
 import type { AgentState, IceParameters, LocalIceParameters, PairInfo } from '../checklist/types.js';
 import { processWidePacer } from './pacer.js';
 import { IceArgumentError, InvalidStateError } from '../errors.js';
@@ -141,6 +143,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   #components: number;
   /** Components `send()` already warned about (one warning each, not one per RTCP report); made at the first. */
   #warnedSends: Set<number> | undefined;
+  /** The data events of one ICE-TCP chunk on the direct route (reused; made at the first chunk). */
+  #tcpOut: DataEvent[] | undefined;
   /** Sockets of dropped components being released (TURN first), awaited by close(); made at the first drop. */
   #releasing: Set<Promise<void>> | undefined;
 
@@ -618,6 +622,12 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   /** Drops `component` in the machine; its sockets close once the TURN allocations sharing them are released. */
   #dropInMachine(m: AgentMachine, component: number): void {
     const bases = m.dropComponent(this.#driver!.now(), 0, component);
+    if (this.#tcp !== undefined) {
+      // Its ICE-TCP listeners close at once (no TURN allocation shares them; the machine closed its connections),
+      // and a restart gathers on them no more.
+      this.#tcpBases = this.#tcpBases.filter((b) => b.component !== component);
+      this.#trackRelease(this.#tcp.closeListeners(bases));
+    }
     const endpoint = this.#endpoint;
     if (!endpoint || bases.length === 0) return;
     const d = this.#driver!;
@@ -626,6 +636,11 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       while (!m.releasedOn(bases) && d.now() < deadline && !endpoint.closed) await new Promise((r) => setTimeout(r, 10));
       await endpoint.closeSockets(bases);
     })();
+    this.#trackRelease(done);
+  }
+
+  /** Sockets being closed that close() awaits. */
+  #trackRelease(done: Promise<void>): void {
     const releasing = (this.#releasing ??= new Set());
     releasing.add(done);
     void done.finally(() => releasing.delete(done));
@@ -797,6 +812,28 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const d = this.#driver;
     const m = this.#machine;
     if (!d || !m || d.closed) return;
+    if (m.directData) {
+      // Direct route (as UDP's takeData): data frames come back as events, emitted once the machine returned (a
+      // listener's commands never run inside it); only a chunk that carried STUN or closed a connection is drained
+      // and re-arms the timer.
+      const reused = (this.#tcpOut ??= []);
+      const out = reused.length === 0 ? reused : []; // a listener's re-entrant receive gets its own
+      let r: TcpReceived;
+      try {
+        r = m.takeTcp(d.now(), datagram, out);
+      } catch (error) {
+        warnCallbackError(error, 'machine');
+        r = 'control';
+      }
+      for (let i = 0; i < out.length; i++) {
+        const e = out[i]!;
+        // A view of the socket's chunk, whose memory Node never reuses: the application may keep it, as with UDP.
+        this.#safeEmit('data', Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength), e.component, e.from);
+      }
+      out.length = 0;
+      if (r === 'control') d.kick(m);
+      return;
+    }
     const before = m.pollTimeout();
     try {
       m.handleReceive(d.now(), datagram);

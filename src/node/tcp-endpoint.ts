@@ -65,14 +65,14 @@ function addressOf(address: string | undefined, port: number | undefined): Trans
 /** Listening sockets and connections of one agent. */
 export class TcpEndpoint {
   readonly #options: TcpEndpointOptions;
-  readonly #servers: Server[];
+  #servers: Server[];
   readonly #byId = new Map<string, Conn>();
   readonly #byKey = new Map<string, Conn>();
   readonly #sockets = new Set<Socket>();
   #closed = false;
   readonly stats: TcpEndpointStats = { accepted: 0, refused: 0, connects: 0, connectFailures: 0, dropped: 0 };
-  /** The listening addresses, in the order of `options.listen`. */
-  readonly addresses: readonly TransportAddress[];
+  /** The listening addresses, in the order of `options.listen` (less those closed by `closeListeners`). */
+  addresses: readonly TransportAddress[];
 
   private constructor(options: TcpEndpointOptions, servers: Server[], addresses: TransportAddress[]) {
     this.#options = options;
@@ -157,6 +157,26 @@ export class TcpEndpoint {
     }
     s.write(d.data);
     return true;
+  }
+
+  /**
+   * Closes the listening sockets on `locals` (the passive bases of a dropped component; other addresses are
+   * ignored). Their connections are the machine's to close (`tcp-close`). Resolves once they stopped listening.
+   */
+  async closeListeners(locals: readonly TransportAddress[]): Promise<void> {
+    const keys = new Set(locals.map((a) => `${canonicalIp(a.address)}|${a.port}`));
+    const gone: Server[] = [];
+    const servers: Server[] = [];
+    const addresses: TransportAddress[] = [];
+    this.#servers.forEach((server, i) => {
+      const a = this.addresses[i]!;
+      if (keys.has(`${a.address}|${a.port}`)) gone.push(server);
+      else (servers.push(server), addresses.push(a));
+    });
+    if (gone.length === 0) return;
+    this.#servers = servers;
+    this.addresses = addresses;
+    await Promise.all(gone.map((s) => new Promise<void>((r) => (s.listening ? s.close(() => r()) : r()))));
   }
 
   /** Closes every connection and listening socket; resolves once they are closed (bounded). Idempotent. */

@@ -23,6 +23,10 @@ export function frameRfc4571(payload: Uint8Array): Uint8Array {
  * Splits a received byte stream into RFC 4571 frames. It never holds more than one partial frame, and that frame at
  * most `maxFrame` bytes long (default 65535): a longer length prefix sets `error` and every later push returns
  * nothing, since a stream cannot be resynchronised once a frame is refused.
+ *
+ * Frames are copies, unless `views`: then the frames a chunk holds whole are views of that chunk (no copy on the
+ * data path), for a caller whose chunks are never reused (Node gives each socket read its own memory). A frame that
+ * spans chunks is still a copy: the held bytes live in a buffer the framer reuses.
  */
 export class Rfc4571Framer {
   #buffer = new Uint8Array(0);
@@ -30,9 +34,11 @@ export class Rfc4571Framer {
   #end = 0;
   #maxFrame: number;
   #error = false;
+  readonly #views: boolean;
 
-  constructor(maxFrame: number = MAX_RFC4571_PAYLOAD) {
+  constructor(maxFrame: number = MAX_RFC4571_PAYLOAD, views = false) {
     this.#maxFrame = maxFrame;
+    this.#views = views;
   }
 
   /** A frame longer than the limit arrived: the stream is unusable. */
@@ -50,7 +56,7 @@ export class Rfc4571Framer {
     this.#maxFrame = n;
   }
 
-  /** Appends `chunk`; returns every frame it completes, in order, each a fresh copy. */
+  /** Appends `chunk`; returns every frame it completes, in order (copies, or views of `chunk`: see the class). */
   push(chunk: Uint8Array): Uint8Array[] {
     const frames: Uint8Array[] = [];
     if (this.#error) return frames;
@@ -64,7 +70,7 @@ export class Rfc4571Framer {
           return frames;
         }
         if (chunk.length - offset - 2 < n) break;
-        frames.push(chunk.slice(offset + 2, offset + 2 + n));
+        frames.push(this.#views ? chunk.subarray(offset + 2, offset + 2 + n) : chunk.slice(offset + 2, offset + 2 + n));
         offset += 2 + n;
       }
       if (offset === chunk.length) return frames;

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { LocalCandidate } from '../../src/candidates/candidate.js';
 import { canPair } from '../../src/checklist/checklist.js';
+import type { DataEvent } from '../../src/checklist/data-path.js';
 import type { AgentCoreOptions } from '../../src/checklist/types.js';
 import { encodeCheckRequest } from '../../src/checklist/checks.js';
 import { shortTermKey } from '../../src/stun/integrity.js';
@@ -50,6 +51,22 @@ describe('RFC 6544 §6.2 pairing', () => {
     expect(canPair(a, signalled(host('10.0.0.2', 7000)))).toBe(false);
     const { tcpType: _t, ...untyped } = rem(p);
     expect(canPair(a, untyped)).toBe(false);
+  });
+
+  it('keeps a UDP and a TCP candidate on the same address and port number: two transport addresses', () => {
+    const w = new TcpWorld();
+    const l = w.add('L', { role: 'controlling' }, []);
+    l.addStream(1);
+    l.addLocalCandidate(0, host('10.0.0.1', 7000));
+    l.addLocalCandidate(0, tcpHost('10.0.0.1', 7000, 'passive'));
+    l.addLocalCandidate(0, tcpHost('10.0.0.1', 7000, 'passive')); // a true duplicate is still dropped
+    l.setRemoteParameters(0, { ufrag: 'rrrr', pwd: 'rrrrrrrrrrrrrrrrrrrrrr' });
+    l.addRemoteCandidate(0, signalled(tcpHost('10.0.0.2', 9, 'active')));
+    l.addRemoteCandidate(0, signalled(host('10.0.0.2', 8000)));
+    // Only the UDP pair is checked by L; the passive TCP candidate waits for R's connection, but it exists: a check
+    // arriving on it finds it (tcpAccepted takes connections only on a known passive base).
+    expect(l.getChecklist(0).pairs.map((p) => p.local.transport)).toEqual(['udp']);
+    expect(l.tcpAccepted(0, { address: '10.0.0.1', port: 7000 }, { address: '10.0.0.2', port: 40000 })).toBeDefined();
   });
 
   it('prunes pairs whose local candidate is passive: only the active side checks', () => {
@@ -177,6 +194,90 @@ describe('checks over TCP connections', () => {
     expect(l.tcpConnections).toBe(1);
     expect(r.tcpConnections).toBe(1);
     expect([...w.ends.values()].filter((e) => e.open)).toHaveLength(2);
+  });
+});
+
+describe("the edge's direct route for data frames (takeTcp)", () => {
+  /** A Binding indication (a keepalive, RFC 8445 §11): STUN, handled in full, changing nothing. */
+  const indication = new Uint8Array([0x00, 0x11, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, ...Array.from({ length: 12 }, (_v, i) => i + 1)]);
+  const concat = (...parts: Uint8Array[]) => {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let o = 0;
+    for (const p of parts) (out.set(p, o), (o += p.length));
+    return out;
+  };
+
+  function connected() {
+    const w = new TcpWorld();
+    const { l, r } = tcpPair(w, ['active'], ['passive']);
+    w.run(5000, both(w));
+    const end = [...w.ends.values()].find((e) => e.agent === 'R' && e.open)!;
+    w.drain();
+    return { w, l, r, at: { local: end.local, remote: end.remote, transport: 'tcp' as const } };
+  }
+
+  it('hands back the data frames of a chunk as events, views of the chunk, with nothing queued', () => {
+    const { w, r, at } = connected();
+    const chunk = concat(frameRfc4571(new Uint8Array([0x80, 1])), frameRfc4571(new Uint8Array([0x80, 2, 3])));
+    const before = r.getStats().pairs.find((p) => p.nominated)!.bytesReceived;
+    const out: DataEvent[] = [];
+    expect(r.takeTcp(w.now, { ...at, data: chunk }, out)).toBe('data');
+    expect(out.map((e) => [...e.data])).toEqual([[0x80, 1], [0x80, 2, 3]]);
+    expect(out.every((e) => e.data.buffer === chunk.buffer && e.component === 1)).toBe(true);
+    expect(out[0]!.from).toEqual(at.remote);
+    expect(r.pollEvent()).toBeUndefined();
+    expect(r.pollTransmit()).toBeUndefined();
+    expect(r.getStats().pairs.find((p) => p.nominated)!.bytesReceived - before).toBe(5);
+  });
+
+  it('handles a STUN frame among them in full and says so; a frame split across chunks still arrives', () => {
+    const { w, r, at } = connected();
+    const stream = concat(frameRfc4571(new Uint8Array([0x80, 1])), frameRfc4571(indication), frameRfc4571(new Uint8Array([0x80, 2, 3])));
+    const out: DataEvent[] = [];
+    expect(r.takeTcp(w.now, { ...at, data: stream.subarray(0, 30) }, out)).toBe('control');
+    expect(r.takeTcp(w.now, { ...at, data: stream.subarray(30) }, out)).toBe('data');
+    expect(out.map((e) => [...e.data])).toEqual([[0x80, 1], [0x80, 2, 3]]);
+    expect(r.getStats().dropped).toEqual({});
+  });
+
+  it('drops data of an unknown connection as handleReceive does', () => {
+    const { w, r, at } = connected();
+    const out: DataEvent[] = [];
+    expect(r.takeTcp(w.now, { ...at, remote: { address: '10.0.0.9', port: 1 }, data: frameRfc4571(new Uint8Array([0x80])) }, out)).toBe('unknown');
+    expect(out).toEqual([]);
+    expect(r.getStats().dropped['tcp-unknown-connection']).toBe(1);
+  });
+});
+
+describe('dropping a component (rtcp-mux accepted, RFC 5761 §5.1.3)', () => {
+  it("closes the component's connections at once, even while the checks still run", () => {
+    const w = new TcpWorld();
+    const lc = [tcpHost('10.0.0.1', 9, 'active', 1), tcpHost('10.0.0.1', 9, 'active', 2)];
+    const rc = [tcpHost('10.0.0.2', 8000, 'passive', 1), tcpHost('10.0.0.2', 8001, 'passive', 2)];
+    const l = w.add('L', { role: 'controlling' });
+    const r = w.add('R', { role: 'controlled' }, rc.map((c) => c.base));
+    l.addStream(2);
+    r.addStream(2);
+    for (const c of lc) l.addLocalCandidate(0, c);
+    for (const c of rc) r.addLocalCandidate(0, c);
+    l.setRemoteParameters(0, r.getLocalParameters());
+    r.setRemoteParameters(0, l.getLocalParameters());
+    for (const c of rc) l.addRemoteCandidate(0, signalled(c));
+    for (const c of lc) r.addRemoteCandidate(0, signalled(c));
+    const open = (agent: string) => [...w.ends.values()].filter((e) => e.agent === agent && e.open).length;
+    w.run(5000, () => open('L') === 2);
+    expect(l.state).not.toBe('completed');
+    l.dropComponent(0, 2);
+    r.dropComponent(0, 2);
+    w.drain();
+    for (const name of ['L', 'R']) {
+      expect(w.events.get(name)!.filter((e) => e.type === 'tcp-close').map((e) => (e as { reason: string }).reason)).toEqual(['component dropped']);
+    }
+    expect(l.tcpConnections).toBe(1);
+    expect(r.tcpConnections).toBe(1);
+    w.run(w.now + 5000, both(w));
+    expect(l.state).toBe('completed');
+    expect(open('L') + open('R')).toBe(2);
   });
 });
 

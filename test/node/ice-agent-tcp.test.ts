@@ -1,5 +1,6 @@
 /** ICE-TCP (RFC 6544) between two IceAgents over real sockets on 127.0.0.1: every tcptype combination, TCP only. */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { AgentMachine } from '../../src/agent-machine.js';
 import { IceArgumentError } from '../../src/errors.js';
 import { IceAgent } from '../../src/node/ice-agent.js';
 import { agentPool, connectPair, nextData } from './agent-helpers.js';
@@ -40,6 +41,31 @@ describe('IceAgent over ICE-TCP on loopback', () => {
     for (let i = 0; i < 200; i++) expect(x.send(Buffer.from(`m${i}`))).toBe(true);
     await all;
     expect(got).toEqual(Array.from({ length: 200 }, (_v, i) => `m${i}`));
+  });
+
+  it('data frames take the direct route: no handleReceive, queue or pump per chunk; the Buffer may be kept', async () => {
+    const x = pool.make({ role: 'controlling', transports: ['tcp'] });
+    const y = pool.make({ role: 'controlled', transports: ['tcp'] });
+    await connectPair(x, y);
+    const full = vi.spyOn(AgentMachine.prototype, 'handleReceive');
+    const direct = vi.spyOn(AgentMachine.prototype, 'takeTcp');
+    try {
+      const got: Buffer[] = [];
+      const all = new Promise<void>((resolve) => y.on('data', (d) => (got.push(d), got.length === 100 && resolve())));
+      for (let i = 0; i < 100; i++) x.send(Buffer.from(`k${i}`));
+      await all;
+      // Every chunk went the direct way; a STUN chunk (a consent check, if one fell in the window) may go in full.
+      expect(direct.mock.calls.length).toBeGreaterThan(0);
+      expect(full.mock.calls.filter(([, d]) => d.transport === 'tcp').length).toBeLessThanOrEqual(2);
+      // Kept beyond the event, each still holds its own bytes (views of chunks Node never reuses).
+      await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 100; i++) x.send(Buffer.from(`z${i}`));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(got.slice(0, 100).map((b) => b.toString())).toEqual(Array.from({ length: 100 }, (_v, i) => `k${i}`));
+    } finally {
+      full.mockRestore();
+      direct.mockRestore();
+    }
   });
 
   it('mixed: UDP and TCP candidates are gathered, UDP is selected', async () => {

@@ -33,6 +33,17 @@ describe('RFC 4571 framing', () => {
     expect(g.push(bytes(0, 1, 5))).toEqual([]);
   });
 
+  it('with views, frames a chunk holds whole are views of it; a frame spanning chunks is still a copy', () => {
+    const f = new Rfc4571Framer(undefined, true);
+    const chunk = bytes(0, 2, 7, 8, 0, 1, 9, 0, 3, 1);
+    const [a, b] = f.push(chunk);
+    expect(a!.buffer).toBe(chunk.buffer);
+    expect([a!.byteOffset, [...a!], [...b!]]).toEqual([2, [7, 8], [9]]);
+    const [c] = f.push(bytes(2, 3));
+    chunk.fill(0);
+    expect([...c!]).toEqual([1, 2, 3]);
+  });
+
   it('copies frames: the caller may reuse its chunk', () => {
     const chunk = bytes(0, 2, 7, 8);
     const [frame] = new Rfc4571Framer().push(chunk);
