@@ -105,7 +105,6 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   #endpoint: UdpEndpoint | undefined;
   /** Sockets a restart replaced, still carrying the previous pairs until `bases-released` (see `restart`). */
   readonly #oldEndpoints: UdpEndpoint[] = [];
-  /** The host addresses `gather()` bound (one per component and address), bound anew on a restart. */
   /** The host addresses gathering binds on (one socket per component on each); a restart binds them anew. */
   #hostAddresses: readonly string[] = [];
   /** A restart's sockets are being bound: a second restart meanwhile takes new credentials and shares them. */
