@@ -4,7 +4,7 @@
  * sans-IO core.
  * @module
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { PasswordAlgorithm } from './constants.js';
 
 /** String preparation profile for credentials. RFC 8489 uses OpaqueString (RFC 8265); RFC 5389 used SASLprep. */
@@ -80,8 +80,26 @@ export interface HmacProvider {
   sha256(key: Uint8Array, parts: readonly Uint8Array[]): Uint8Array;
 }
 
+// A key is used for every check of a session, and node:crypto turns raw key bytes into a key object on each
+// createHmac: the object is kept per key array. A caller may reuse an array for another key, so the bytes it was
+// made from are kept too and compared on each use (a stale object would verify MACs under the wrong key).
+const keyObjects = new WeakMap<Uint8Array, { readonly bytes: Uint8Array; readonly object: KeyObject }>();
+function keyObject(key: Uint8Array): KeyObject {
+  const cached = keyObjects.get(key);
+  if (cached !== undefined && sameBytes(cached.bytes, key)) return cached.object;
+  const entry = { bytes: Uint8Array.from(key), object: createSecretKey(key) };
+  keyObjects.set(key, entry);
+  return entry.object;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 function nodeHmac(algorithm: 'sha1' | 'sha256', key: Uint8Array, parts: readonly Uint8Array[]): Uint8Array {
-  const h = createHmac(algorithm, key);
+  const h = createHmac(algorithm, keyObject(key));
   for (const p of parts) h.update(p);
   return h.digest();
 }

@@ -39,6 +39,17 @@ describe('HMAC provider seam', () => {
     );
   });
 
+  it('a key array reused for another key is never answered with the old key (the provider keeps key objects)', () => {
+    const key = Uint8Array.from(Buffer.from('first-password-123456'));
+    const data = Buffer.from('message bytes');
+    const first = hex(nodeHmacProvider.sha1(key, [data]));
+    expect(first).toBe(createHmac('sha1', Buffer.from('first-password-123456')).update(data).digest('hex'));
+    key.set(Buffer.from('other-password-654321')); // same length, same array: a caller's scratch buffer
+    const second = hex(nodeHmacProvider.sha1(key, [data]));
+    expect(second).toBe(createHmac('sha1', Buffer.from('other-password-654321')).update(data).digest('hex'));
+    expect(second).not.toBe(first);
+  });
+
   it('MESSAGE-INTEGRITY is signed and verified through the installed provider, over what RFC 8489 §14.5 says', () => {
     const key = shortTermKey('pw');
     const calls: { algorithm: string; bytes: string }[] = [];
