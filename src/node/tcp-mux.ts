@@ -8,6 +8,7 @@
  * @module
  */
 // node:net is loaded in listen(): `import('icewire')` stays free of it (test/cold-imports.test.ts).
+import { MuxPortBase } from './mux-port.js';
 import type { Server, Socket } from 'node:net';
 import { IcewireError } from '../errors.js';
 import { canonicalIp, ipFamily } from '../ip.js';
@@ -244,37 +245,15 @@ export class IceTcpMux {
 }
 
 /** The {@link TcpMuxPort} of one agent (methods on the prototype: a mux holds many). */
-class TcpMuxHandle implements TcpMuxPort {
-  readonly id: number;
+class TcpMuxHandle extends MuxPortBase implements TcpMuxPort {
   readonly #mux: IceTcpMux;
-  readonly #router: TcpMuxRouter;
-  #closed = false;
 
   constructor(mux: IceTcpMux, router: TcpMuxRouter, id: number) {
+    super(router, id);
     this.#mux = mux;
-    this.#router = router;
-    this.id = id;
   }
 
-  addUfrag(ufrag: string): void {
-    this.#router.addUfrag(this.id, ufrag);
-  }
-
-  removeUfrag(ufrag: string): void {
-    this.#router.removeUfrag(this.id, ufrag);
-  }
-
-  get ufrags(): readonly string[] {
-    return this.#router.ufragsOf(this.id);
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+  protected leave(): void {
     tcpMuxLeave(this.#mux, this.id);
-  }
-
-  get closed(): boolean {
-    return this.#closed;
   }
 }

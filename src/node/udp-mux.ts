@@ -9,6 +9,7 @@
  * agent with TURN servers binds its own sockets for TURN only.
  * @module
  */
+import { MuxPortBase } from './mux-port.js';
 import { IcewireError } from '../errors.js';
 import { ipFamily } from '../ip.js';
 import { UdpMuxRouter, type UdpMuxLimits, type UdpMuxRouterStats } from '../stun/mux-router.js';
@@ -65,42 +66,20 @@ let muxLeave: (mux: IceUdpMux, id: number) => void;
  * The {@link UdpMuxPort} of one agent: a small object with its methods on the prototype (a mux holds thousands of
  * them; an object of closures and accessors cost ~900 B each).
  */
-class MuxPort implements UdpMuxPort {
-  readonly id: number;
+class MuxPort extends MuxPortBase implements UdpMuxPort {
   readonly #mux: IceUdpMux;
-  readonly #router: UdpMuxRouter;
-  #closed = false;
 
   constructor(mux: IceUdpMux, router: UdpMuxRouter, id: number) {
+    super(router, id);
     this.#mux = mux;
-    this.#router = router;
-    this.id = id;
   }
 
   send(datagram: Datagram): void {
-    if (!this.#closed) muxSend(this.#mux, this.id, datagram);
+    if (!this.closed) muxSend(this.#mux, this.id, datagram);
   }
 
-  addUfrag(ufrag: string): void {
-    this.#router.addUfrag(this.id, ufrag);
-  }
-
-  removeUfrag(ufrag: string): void {
-    this.#router.removeUfrag(this.id, ufrag);
-  }
-
-  get ufrags(): readonly string[] {
-    return this.#router.ufragsOf(this.id);
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+  protected leave(): void {
     muxLeave(this.#mux, this.id);
-  }
-
-  get closed(): boolean {
-    return this.#closed;
   }
 }
 
