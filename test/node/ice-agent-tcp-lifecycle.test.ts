@@ -97,6 +97,9 @@ describe('IceAgent restart with ICE-TCP', () => {
             expect(gap).toBeLessThan(150); // a datagram every 10 ms; timers on a loaded machine jitter
           }
           // The new pair carries data both ways, and no connection was left behind (TCP only: the one connection).
+          // The pump stops first: a datagram of it still on its way would otherwise be the "next" one.
+          clearInterval(pump);
+          await sleep(50);
           const toB = nextData(b);
           a.send(Buffer.from('after the restart'));
           expect(await toB).toBe('after the restart');
