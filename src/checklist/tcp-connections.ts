@@ -72,7 +72,7 @@ export class TcpConnections {
     return (this.#reopening ??= new Map());
   }
 
-  /** Whether any selected pair waits for its connection again (without making the table). */
+  /** The reopening table for reading: empty, without making it, while no selected pair waits for its connection. */
   get anyReopening(): ReadonlyMap<CandidatePair, Reopening> {
     return this.#reopening ?? NO_REOPENING;
   }
