@@ -90,7 +90,8 @@ export function consentDeadline(ctx: AgentContext): number | undefined {
   return t === Infinity ? undefined : t;
 }
 
-function sendConsent(ctx: AgentContext, now: number, p: CandidatePair): void {
+/** One consent check on `p` (also the check on a reopened ICE-TCP connection, RFC 6544 §11.1). */
+export function sendConsent(ctx: AgentContext, now: number, p: CandidatePair): void {
   const s = ctx.streams[p.stream]!;
   // The previous pair of a restart keeps its session's credentials (RFC 8445 §9, §12.1): the peer's old session
   // answers only those until it applied our new parameters.

@@ -19,6 +19,7 @@ import { canonicalIp } from '../ip.js';
 import { Rfc4571Framer } from '../stun/rfc4571.js';
 import { formatAddress, type TransportAddress } from '../types.js';
 import type { CandidatePair } from './pair.js';
+import type { Reopening } from './tcp-reopen.js';
 
 /** One ICE-TCP connection (open, or being opened by the edge). */
 export interface TcpConnection {
@@ -33,8 +34,8 @@ export interface TcpConnection {
   /** The local candidate it was opened for or accepted on. */
   readonly candidate: LocalCandidate;
   readonly stream: number;
-  /** The route of the pairs it carries (see the module comment). */
-  readonly route: string;
+  /** The route of the pairs it carries (see the module comment); a reopened one takes its pair's (tcp-reopen.ts). */
+  route: string;
   /** The 5-tuple key, once open. */
   wire: string | undefined;
   readonly framer: Rfc4571Framer;
@@ -50,6 +51,7 @@ export interface TcpConnection {
 
 /** What the tables read as before an agent's first connection. */
 const NONE: ReadonlyMap<string, TcpConnection> = new Map();
+const NO_REOPENING: ReadonlyMap<CandidatePair, Reopening> = new Map();
 
 /**
  * An agent's ICE-TCP connections, by id, by route and by 5-tuple. The tables are made at the first connection:
@@ -63,6 +65,17 @@ export class TcpConnections {
   sendPair: CandidatePair | undefined;
   sendConn: TcpConnection | undefined;
   #seq = 0;
+  #reopening: Map<CandidatePair, Reopening> | undefined;
+
+  /** Selected pairs whose connection is being reopened (RFC 6544 §11.1, tcp-reopen.ts); made at the first. */
+  get reopening(): Map<CandidatePair, Reopening> {
+    return (this.#reopening ??= new Map());
+  }
+
+  /** The reopening table for reading: empty, without making it, while no selected pair waits for its connection. */
+  get anyReopening(): ReadonlyMap<CandidatePair, Reopening> {
+    return this.#reopening ?? NO_REOPENING;
+  }
 
   get byId(): ReadonlyMap<string, TcpConnection> {
     return this.#tables?.byId ?? NONE;
@@ -99,6 +112,16 @@ export class TcpConnections {
     this.#tables?.byWire.set(conn.wire, conn);
   }
 
+  /** Moves a connection to another route (a reopened connection taking over its selected pair's). */
+  reroute(conn: TcpConnection, route: string): void {
+    const t = this.#tables;
+    if (t === undefined) return;
+    if (t.byRoute.get(conn.route) === conn) t.byRoute.delete(conn.route);
+    conn.route = route;
+    conn.dataPair = undefined;
+    t.byRoute.set(route, conn);
+  }
+
   remove(conn: TcpConnection): void {
     const t = this.#tables;
     if (t === undefined) return;
@@ -114,10 +137,11 @@ export class TcpConnections {
     return n;
   }
 
-  /** The earliest connect or first-check deadline. */
+  /** The earliest connect or first-check deadline, or reopening attempt. */
   deadline(): number | undefined {
     let t = Infinity;
     for (const c of this.byId.values()) if (c.deadline !== undefined && c.deadline < t) t = c.deadline;
+    if (this.#reopening !== undefined) for (const r of this.#reopening.values()) if (r.nextAt !== undefined && r.nextAt < t) t = r.nextAt;
     return t === Infinity ? undefined : t;
   }
 
@@ -125,6 +149,7 @@ export class TcpConnections {
     this.last = undefined;
     this.sendPair = this.sendConn = undefined;
     this.#tables = undefined;
+    this.#reopening = undefined;
   }
 }
 

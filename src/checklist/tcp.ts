@@ -21,6 +21,7 @@ import { tcpDataPair, type DataEvent } from './data-path.js';
 import { credentialsFor } from './responder.js';
 import { sendCheckNow } from './scheduler.js';
 import { pairRouteKey, routeKey, wireKey, type TcpConnection } from './tcp-connections.js';
+import { adoptReopened, keepsSelection, reopened, reopenLost, runReopen } from './tcp-reopen.js';
 
 /**
  * The connection `id` asked for by `tcp-connect` is open from `local`: the checks waiting for it go at once (their
@@ -36,10 +37,14 @@ export function tcpConnected(ctx: AgentContext, now: number, id: string, local: 
   for (const p of routePairs(ctx, conn)) {
     if (p.state === 'in-progress' && !ctx.txs.hasLiveCheck(p)) sendCheckNow(ctx, now, p);
   }
+  reopened(ctx, now, conn);
   return true;
 }
 
-/** The connection `id` could not be opened (refused, unreachable, time-out): RFC 6544 §7.1, its pairs fail. */
+/**
+ * The connection `id` could not be opened (refused, unreachable, time-out): RFC 6544 §7.1, its pairs fail (a
+ * selected pair's reopening tries again, within its bound).
+ */
 export function tcpConnectFailed(ctx: AgentContext, id: string): void {
   const conn = ctx.tcp.byId.get(id);
   if (conn === undefined) return;
@@ -111,7 +116,10 @@ export function tcpAccepted(ctx: AgentContext, now: number, local: TransportAddr
   return conn.id;
 }
 
-/** Connection `id` closed by itself (the peer, a reset): RFC 6544 §7.1, its pairs fail. */
+/**
+ * Connection `id` closed by itself (the peer, a reset): RFC 6544 §7.1, its pairs fail, except a selected pair,
+ * whose connection is reopened or awaited (§11.1).
+ */
 export function tcpClosed(ctx: AgentContext, id: string): void {
   const conn = ctx.tcp.byId.get(id);
   if (conn === undefined) return;
@@ -153,6 +161,7 @@ export function tcpReceive(ctx: AgentContext, d: Datagram, handle: (frame: Datag
       conn.validated = true;
       conn.deadline = undefined;
       conn.framer.maxFrame = MAX_RFC4571_PAYLOAD;
+      adoptReopened(ctx, conn); // the peer reopening a selected pair's connection (RFC 6544 §11.1)
     } else if (conn.direction === 'active' && !conn.answered) {
       if (!looksLikeStun(frame)) {
         // RFC 6544 §7.1: the first answer is not STUN: "the remote candidate address apparently was not one of the
@@ -205,6 +214,7 @@ function tcpConnectionOf(ctx: AgentContext, d: Datagram): TcpConnection | undefi
 
 /** Connection attempts and unproven accepted connections whose time ran out. */
 export function runTcp(ctx: AgentContext, now: number): void {
+  runReopen(ctx, now);
   if (ctx.tcp.size === 0) return;
   for (const conn of [...ctx.tcp.byId.values()]) {
     if (conn.deadline === undefined || now < conn.deadline) continue;
@@ -271,10 +281,12 @@ function routePairs(ctx: AgentContext, conn: TcpConnection): CandidatePair[] {
 
 /**
  * A connection is gone: its pairs fail (RFC 6544 §7.1). A pair that carries data loses consent (nothing may go on
- * it any more, RFC 7675 §5.1, and the agent's state follows); other valid ones leave the valid list.
+ * it any more, RFC 7675 §5.1, and the agent's state follows); other valid ones leave the valid list. A selected
+ * pair is kept while its connection is reopened (§11.1, tcp-reopen.ts), and fails once the attempts are used up.
  */
 function failRoute(ctx: AgentContext, conn: TcpConnection): void {
-  failPairs(ctx, routePairs(ctx, conn));
+  const lost = routePairs(ctx, conn).filter((p) => !(keepsSelection(ctx, p) && reopenLost(ctx, ctx.now, p)));
+  failPairs(ctx, lost);
 }
 
 function failRemote(ctx: AgentContext, conn: TcpConnection): void {

@@ -172,13 +172,15 @@ describe('checks over TCP connections', () => {
     expect(close).toMatchObject({ reason: 'connect timeout' });
   });
 
-  it('a reset of the selected connection loses consent on it and fails the agent', () => {
+  it('a reset of the selected connection that cannot be reopened (RFC 6544 §11.1) loses consent and fails the agent', () => {
     const w = new TcpWorld();
     const { l, r } = tcpPair(w, ['active'], ['passive']);
     w.run(5000, both(w));
     const id = [...w.ends.values()].find((e) => e.agent === 'L' && e.open)!.id;
+    w.listeners.clear(); // the reopening attempts are refused
     w.reset('L', id);
-    w.run(w.now + 100);
+    w.run(w.now + 5000, () => l.state === 'failed');
+    w.run(w.now + 40_000, () => r.state === 'failed'); // the passive side waits for a new connection, consent ends it
     expect(w.events.get('L')!.some((e) => e.type === 'consent-lost')).toBe(true);
     expect(w.events.get('R')!.some((e) => e.type === 'consent-lost')).toBe(true);
     expect(l.send(w.now, 0, 1, new Uint8Array([0x80]))).toBe(false);

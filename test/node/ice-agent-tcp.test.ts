@@ -1,4 +1,5 @@
 /** ICE-TCP (RFC 6544) between two IceAgents over real sockets on 127.0.0.1: every tcptype combination, TCP only. */
+import { Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AgentMachine } from '../../src/agent-machine.js';
 import { IceArgumentError } from '../../src/errors.js';
@@ -77,7 +78,43 @@ describe('IceAgent over ICE-TCP on loopback', () => {
     expect(x.getSelectedCandidatePair()?.local.transport).toBe('udp');
   });
 
-  it('a peer closing the selected connection fails the TCP agent once nominated', async () => {
+  it('the selected connection destroyed under the agent is reopened (RFC 6544 §11.1): same pair, data flows again', async () => {
+    const opened: Socket[] = [];
+    const x = pool.make({ role: 'controlling', transports: ['tcp'], tcpTypes: ['active'] });
+    const y = pool.make({ role: 'controlled', transports: ['tcp'], tcpTypes: ['passive'] });
+    // The sockets the agents open (x's connections): wrapped to reach the one under the selected pair.
+    const original = Socket.prototype.connect;
+    Socket.prototype.connect = function (this: Socket, ...args: unknown[]) {
+      opened.push(this);
+      return (original as (...a: unknown[]) => Socket).apply(this, args);
+    } as typeof original;
+    try {
+      await connectPair(x, y);
+      if (x.state !== 'completed') await new Promise<void>((resolve) => x.on('statechange', (s) => s === 'completed' && resolve()));
+      const [xs, ys] = [x.getSelectedCandidatePair(), y.getSelectedCandidatePair()];
+      const live = opened.filter((s) => !s.destroyed);
+      expect(live).toHaveLength(1);
+      const states: string[] = [];
+      for (const a of [x, y]) a.on('statechange', (s) => states.push(s));
+      live[0]!.destroy();
+      await new Promise((r) => setTimeout(r, 300));
+      expect(opened.filter((s) => !s.destroyed)).toHaveLength(1); // the new connection
+      expect(opened.filter((s) => !s.destroyed)[0]).not.toBe(live[0]);
+      const got = nextData(y);
+      expect(x.send(Buffer.from('after reopen'))).toBe(true);
+      expect(await got).toBe('after reopen');
+      const back = nextData(x);
+      expect(y.send(Buffer.from('and back'))).toBe(true);
+      expect(await back).toBe('and back');
+      expect(states).not.toContain('failed');
+      expect(x.getSelectedCandidatePair()).toEqual(xs);
+      expect(y.getSelectedCandidatePair()?.local).toEqual(ys?.local);
+    } finally {
+      Socket.prototype.connect = original;
+    }
+  });
+
+  it('a peer closing for good fails the TCP agent once the reopening attempts are used up', async () => {
     const x = pool.make({ role: 'controlling', transports: ['tcp'] });
     const y = pool.make({ role: 'controlled', transports: ['tcp'] });
     await connectPair(x, y);

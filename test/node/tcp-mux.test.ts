@@ -191,6 +191,7 @@ describe('IceTcpMux: many agents\' passive ICE-TCP candidates on one port (loopb
     const p = make({ role: 'controlling', transports: ['tcp'], tcpTypes: ['active'] });
     await connectPair(s, p);
     const ufrag = s.getLocalParameters().ufrag;
+    await p.close(); // else it reopens the selected connection (RFC 6544 §11.1), naming s's ufrag on the mux too
     const closing = s.close();
     expect(m.agentCount).toBe(0);
     expect(m.stats.ufrags).toBe(0);

@@ -92,11 +92,30 @@ describe('ICE-TCP between two icewire agents on the virtual network', () => {
     expect(sc.exchange(sc.b, 'still there')).toBe(true);
   });
 
-  it('a reset of the selected connection fails both agents (RFC 6544 §7.1)', () => {
+  it('a reset of the selected connection is reopened by the active side, both stay on the pair (RFC 6544 §11.1)', () => {
     const sc = scenario({ seed: 'tcp-reset', a: tcpOnly(['active']), b: tcpOnly(['passive']) }).start();
     expect(sc.runUntilCompleted(10_000)).toBe(true);
+    const [a, b] = [sc.selected(sc.a)!, sc.selected(sc.b)!];
     expect(sc.net.resetTcp(sc.a.host)).toBe(1);
-    expect(sc.net.runUntilTrue(() => sc.state(sc.a) === 'failed' && sc.state(sc.b) === 'failed', 1000)).toBe(true);
+    sc.net.runFor(500);
+    expect(sc.net.tcpConnections).toBe(2); // both ends of the new connection
+    expect(sc.exchange(sc.a, 'after reopen')).toBe(true);
+    expect(sc.exchange(sc.b, 'after reopen back')).toBe(true);
+    sc.net.runFor(45_000); // beyond one consent timeout: consent holds on the new connection
+    for (const side of [sc.a, sc.b]) expect(sc.state(side)).toBe('completed');
+    expect(sc.selected(sc.a)).toEqual(a);
+    expect(sc.selected(sc.b)!.local).toEqual(b.local);
+    expect(sc.exchange(sc.a, 'still there')).toBe(true);
+  });
+
+  it('a reset of the selected connection with the peer gone fails both agents', () => {
+    const sc = scenario({ seed: 'tcp-reset-gone', a: tcpOnly(['active']), b: tcpOnly(['passive']) }).start();
+    expect(sc.runUntilCompleted(10_000)).toBe(true);
+    expect(sc.net.resetTcp(sc.b.host)).toBe(1);
+    sc.b.host.online = false; // b's stack reset, then b went away: a's reopening attempts go unanswered
+    expect(sc.net.runUntilTrue(() => sc.state(sc.a) === 'failed', 60_000)).toBe(true);
+    sc.b.host.online = true;
+    expect(sc.net.runUntilTrue(() => sc.state(sc.b) === 'failed', 60_000)).toBe(true); // consent ends b's pair too
   });
 });
 
