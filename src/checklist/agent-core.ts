@@ -520,7 +520,10 @@ export class AgentCore implements SansIoMachine<AgentEvent> {
     return id;
   }
 
-  /** Connection `id` closed by itself (the peer closed or reset it): its pairs fail (RFC 6544 §7.1). */
+  /**
+   * Connection `id` closed by itself (the peer closed or reset it): its pairs fail (RFC 6544 §7.1), except a selected
+   * pair, whose connection is reopened (§11.1, `tcp-reopen.ts`).
+   */
   tcpClosed(now: number, id: string): void {
     const ctx = this.#ctx;
     if (ctx.closed) return;

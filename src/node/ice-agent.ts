@@ -524,17 +524,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     // On a tcpMux the mux listens for every agent (one component): no listening socket of our own.
     if (types.includes('passive') && !o.tcpMux) for (let c = 1; c <= components; c++) listen.push(...hosts);
     const { TcpEndpoint } = await import('./tcp-endpoint.js');
-    const run = (f: (m: AgentMachine, now: number) => void): void => {
-      const m = this.#machine;
-      const d = this.#driver;
-      if (!m || !d || d.closed) return;
-      try {
-        f(m, d.now());
-      } catch (error) {
-        warnCallbackError(error, 'machine');
-      }
-      d.kick(m);
-    };
+    const run = (f: (m: AgentMachine, now: number) => void): void => this.#runOnMachine(f);
     this.#tcp = await TcpEndpoint.listen({
       listen,
       connectTimeoutMs: o.tcpConnectTimeoutMs ?? DEFAULT_TCP_CONNECT_TIMEOUT_MS,
@@ -705,21 +695,24 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     }
   }
 
+  /** Feeds a stream edge's news (a connection opened, failed, closed) to the machine, then lets it act on it. */
+  #runOnMachine(f: (m: AgentMachine, now: number) => void): void {
+    const m = this.#machine;
+    const d = this.#driver;
+    if (!m || !d || d.closed) return;
+    try {
+      f(m, d.now());
+    } catch (error) {
+      warnCallbackError(error, 'machine');
+    }
+    d.kick(m);
+  }
+
   /** The edge of TURN over TCP/TLS: connections opened on the machine's request, their outcomes fed back to it. */
   async #openTurnStreams(names: ReadonlyMap<string, string>): Promise<TurnStreams> {
     const { TurnStreams } = await import('./turn-streams.js');
     const o = this.#options;
-    const run = (f: (m: AgentMachine, now: number) => void): void => {
-      const m = this.#machine;
-      const d = this.#driver;
-      if (!m || !d || d.closed) return;
-      try {
-        f(m, d.now());
-      } catch (error) {
-        warnCallbackError(error, 'machine');
-      }
-      d.kick(m);
-    };
+    const run = (f: (m: AgentMachine, now: number) => void): void => this.#runOnMachine(f);
     return new TurnStreams({
       ...(o.turnTls ? { tls: o.turnTls } : {}),
       connectTimeoutMs: o.gatherTimeoutMs ?? DEFAULT_GATHER_TIMEOUT_MS,
