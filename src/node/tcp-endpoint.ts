@@ -83,27 +83,7 @@ export class TcpEndpoint {
 
   /** Opens one listening socket per address (port chosen by the system). Rejects, closing what it opened, on failure. */
   static async listen(options: TcpEndpointOptions): Promise<TcpEndpoint> {
-    const servers: Server[] = [];
-    const addresses: TransportAddress[] = [];
-    try {
-      for (const address of options.listen) {
-        const server = createServer({ noDelay: true });
-        servers.push(server);
-        await new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen({ host: address, port: 0, ipv6Only: true }, () => {
-            server.off('error', reject);
-            resolve();
-          });
-        });
-        const a = server.address();
-        if (a === null || typeof a === 'string') throw new Error('listening socket without an address');
-        addresses.push(addressOf(a.address, a.port));
-      }
-    } catch (error) {
-      await Promise.all(servers.map((s) => new Promise<void>((r) => (s.listening ? s.close(() => r()) : r()))));
-      throw error;
-    }
+    const { servers, addresses } = await listenAll(options.listen, 0);
     return new TcpEndpoint(options, servers, addresses);
   }
 
@@ -309,4 +289,33 @@ export class TcpEndpoint {
     if (this.#byId.get(conn.id) === conn) this.#byId.delete(conn.id);
     if (conn.key !== undefined && this.#byKey.get(conn.key) === conn) this.#byKey.delete(conn.key);
   }
+}
+
+/**
+ * One listening socket on each address, on `port` (0: one the system picks for each). Rejects, closing what it opened,
+ * when one cannot listen (e.g. `EADDRINUSE`).
+ */
+export async function listenAll(hosts: readonly string[], port: number): Promise<{ servers: Server[]; addresses: TransportAddress[] }> {
+  const servers: Server[] = [];
+  const addresses: TransportAddress[] = [];
+  try {
+    for (const address of hosts) {
+      const server = createServer({ noDelay: true });
+      servers.push(server);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: address, port, ipv6Only: true }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      const a = server.address();
+      if (a === null || typeof a === 'string') throw new Error('listening socket without an address');
+      addresses.push(addressOf(a.address, a.port));
+    }
+  } catch (error) {
+    await Promise.all(servers.map((s) => new Promise<void>((r) => (s.listening ? s.close(() => r()) : r()))));
+    throw error;
+  }
+  return { servers, addresses };
 }

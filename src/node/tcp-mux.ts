@@ -106,28 +106,9 @@ export class IceTcpMux {
     const port = options.port ?? 0;
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new IcewireError('ERR_INVALID_ARGUMENT', `bad port ${String(port)}`);
     const router = new TcpMuxRouter(options);
-    const { createServer } = await import('node:net');
-    const servers: Server[] = [];
-    const addresses: TransportAddress[] = [];
-    try {
-      for (const address of options.addresses) {
-        const server = createServer({ noDelay: true });
-        servers.push(server);
-        await new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen({ host: address, port, ipv6Only: true }, () => {
-            server.off('error', reject);
-            resolve();
-          });
-        });
-        const a = server.address();
-        if (a === null || typeof a === 'string') throw new Error('listening socket without an address');
-        addresses.push(addressOf(a.address, a.port));
-      }
-    } catch (error) {
-      await Promise.all(servers.map((s) => new Promise<void>((r) => (s.listening ? s.close(() => r()) : r()))));
-      throw error;
-    }
+    // tcp-endpoint.ts holds node:net, loaded here on first use (import('icewire') does not load it).
+    const { listenAll } = await import('./tcp-endpoint.js');
+    const { servers, addresses } = await listenAll(options.addresses, port);
     const mux = new IceTcpMux(servers, addresses, router, options.clock ?? monotonicClock);
     servers.forEach((s, i) => {
       s.on('connection', (socket) => mux.#accept(socket));
