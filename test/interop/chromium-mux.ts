@@ -13,6 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { expect } from 'vitest';
+import type { ChromiumPeer } from './chromium.js';
 import { tsChildNodeArgs } from './ts-child.js';
 
 /** One side of a pair as the child reports it. */
@@ -305,4 +307,99 @@ async function muxPeerMain(hardTimeoutMs: number, transport: string): Promise<vo
 const peerFlag = process.argv.indexOf('--icewire-mux-peer');
 if (peerFlag >= 0 && process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   void muxPeerMain(Number(process.argv[peerFlag + 1] ?? 25_000), process.argv[peerFlag + 2] ?? 'udp');
+}
+
+/** A syntactically valid sha-256 fingerprint: nothing here completes DTLS, so no certificate stands behind it. */
+const FINGERPRINT = Array.from({ length: 32 }, (_, i) => ((i * 29 + 3) & 0xff).toString(16).padStart(2, '0').toUpperCase()).join(':');
+
+/** A data-channel section (RFC 8841) answering as the DTLS server, so that the browser sends the first DTLS record. */
+export function dataChannelAnswer(mid: string): string {
+  return [
+    'v=0',
+    'o=- 4611731400430051338 2 IN IP4 127.0.0.1',
+    's=-',
+    't=0 0',
+    `a=group:BUNDLE ${mid}`,
+    'a=msid-semantic: WMS',
+    'm=application 9 UDP/DTLS/SCTP webrtc-datachannel',
+    'c=IN IP4 0.0.0.0',
+    `a=mid:${mid}`,
+    'a=setup:passive',
+    `a=fingerprint:sha-256 ${FINGERPRINT}`,
+    'a=sctp-port:5000',
+    'a=max-message-size:262144',
+    '',
+  ].join('\r\n');
+}
+
+/** The candidates of a description (`tcpType` undefined for UDP ones). */
+export function candidates(sdp: string): { transport: string; address: string; port: number; type: string; tcpType: string | undefined }[] {
+  return [...sdp.matchAll(/^a=candidate:\S+ \d+ (\S+) \d+ (\S+) (\d+) typ (\S+)(?: tcptype (\S+))?/gm)].map((m) => ({
+    transport: m[1]!.toLowerCase(),
+    address: m[2]!,
+    port: Number(m[3]),
+    type: m[4]!,
+    tcpType: m[5],
+  }));
+}
+
+async function until(cond: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await cond()) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Signalling, one peer connection after the other: each page's offer, our answer on the mux. Returns the answers. */
+export async function answerEveryPage(pages: readonly ChromiumPeer[], mux: IcewireMuxPeer): Promise<string[]> {
+  const answers: string[] = [];
+  for (const [i, page] of pages.entries()) {
+    const offer = await page.createOffer();
+    const mid = /^a=mid:(\S+)/m.exec(offer)![1]!;
+    const answer = await mux.answer(i, offer, dataChannelAnswer(mid));
+    await page.setAnswer(answer);
+    answers.push(answer);
+  }
+  return answers;
+}
+
+/**
+ * Waits until every page and its agent are up, then asserts that each browser pair ends at the mux port, each agent
+ * selected its own browser's candidate, and the browser's DTLS and consent checks reached that agent only. Returns the
+ * mux's report and a context string for the caller's own assertions.
+ */
+export async function expectEachPeerOnItsOwnAgent(pages: readonly ChromiumPeer[], mux: IcewireMuxPeer, connectMs: number): Promise<{ report: MuxReport; context: string }> {
+  const peers = pages.length;
+  await Promise.all(pages.map((p, i) => Promise.all([p.waitIceConnected(connectMs), mux.waitUp(i, connectMs)])));
+
+  // Each browser pair ends at the mux port (its own, from its own port); each agent selected its own browser's candidate.
+  const browserPairs = await Promise.all(pages.map((p) => p.selectedPair()));
+  const browserPorts = browserPairs.map((p) => p?.local.port);
+  expect(new Set(browserPorts).size).toBe(peers);
+  for (const p of browserPairs) expect(p?.remote).toMatchObject({ address: '127.0.0.1', port: mux.port });
+
+  // The browsers' DTLS (ClientHello, retransmitted while unanswered) arrives, each at its own agent only, and their
+  // consent checks (RFC 7675, about one a second at first) reach that agent and are answered.
+  let report: MuxReport | undefined;
+  const settled = async (): Promise<boolean> => {
+    report = await mux.stats();
+    return report.sessions.length === peers && report.sessions.every((s) => s.data.dtls > 0 && s.selected !== undefined && s.responsesSent > 0);
+  };
+  await until(settled, 8_000);
+  const context = JSON.stringify({ report, browserPairs, warnings: mux.warnings() });
+  expect(report!.agents, context).toBe(peers);
+  for (const s of report!.sessions) {
+    const own = `127.0.0.1:${browserPorts[s.index]}`;
+    expect(s.state, context).toMatch(/^(connected|completed)$/);
+    expect(s.selected?.local, context).toMatchObject({ address: '127.0.0.1', port: mux.port });
+    expect(`${s.selected?.remote.address}:${s.selected?.remote.port}`, context).toBe(own);
+    expect(s.data.dtls, context).toBeGreaterThan(0);
+    expect(s.data.from, context).toEqual([own]);
+    // The browser's consent checks on the pair were answered by this agent.
+    expect(s.requestsReceived, context).toBeGreaterThan(0);
+    expect(s.responsesSent, context).toBeGreaterThan(0);
+  }
+  return { report: report!, context };
 }

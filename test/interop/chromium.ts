@@ -68,6 +68,21 @@ export function checkChromium(): ChromiumAvailability {
 }
 
 /** A network namespace whose only link is `lo` (up). */
+/** Whether `nft` (Debian's nftables) is here, for the tests that drop UDP inside their namespace. */
+export function checkNft(): ChromiumAvailability {
+  const nft = spawnSync('nft', ['--version'], { encoding: 'utf8' });
+  return nft.status === 0 ? { ok: true } : { ok: false, reason: 'nft missing (apt-get install nftables)' };
+}
+
+/** Drops every UDP datagram leaving any socket of the namespace (so on its `lo`, every UDP datagram). */
+export function dropUdp(ns: LoopbackNamespace): void {
+  const rules = ['add table inet icewire', 'add chain inet icewire out { type filter hook output priority 0 ; policy accept ; }', 'add rule inet icewire out meta l4proto udp drop'];
+  for (const r of rules) {
+    const x = spawnSync('ip', ['netns', 'exec', ns.name, 'nft', ...r.split(' ')], { encoding: 'utf8' });
+    if (x.status !== 0) throw new Error(`nft ${r}: ${x.stderr.trim()}`);
+  }
+}
+
 export class LoopbackNamespace {
   readonly name: string;
   #removed = false;

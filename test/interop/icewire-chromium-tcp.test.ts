@@ -8,13 +8,11 @@
  * Skipped with a warning when Chromium, playwright-core, `ip netns` or `nft` is missing; fails under CI instead
  * (`.ci/run` installs nftables).
  */
-import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkChromium, ChromiumPeer, IcewirePeer, LoopbackNamespace } from './chromium.js';
+import { checkChromium, checkNft, ChromiumPeer, dropUdp, IcewirePeer, LoopbackNamespace } from './chromium.js';
 
 const base = checkChromium();
-const nft = spawnSync('nft', ['--version'], { encoding: 'utf8' });
-const availability = !base.ok ? base : nft.status !== 0 ? { ok: false as const, reason: 'nft missing (apt-get install nftables)' } : { ok: true as const };
+const availability = base.ok ? checkNft() : base;
 const run = availability.ok || Boolean(process.env.CI);
 if (!run) console.warn(`icewire-chromium ICE-TCP test skipped: ${availability.ok ? '' : availability.reason}`);
 
@@ -35,15 +33,6 @@ function dataChannelSdp(mid: string): string {
     'a=sctp-port:5000',
     '',
   ].join('\r\n');
-}
-
-/** Drops every UDP datagram leaving any socket of the namespace (so on `lo`, every UDP datagram). */
-function dropUdp(ns: LoopbackNamespace): void {
-  const rules = ['add table inet icewire', "add chain inet icewire out { type filter hook output priority 0 ; policy accept ; }", 'add rule inet icewire out meta l4proto udp drop'];
-  for (const r of rules) {
-    const x = spawnSync('ip', ['netns', 'exec', ns.name, 'nft', ...r.split(' ')], { encoding: 'utf8' });
-    if (x.status !== 0) throw new Error(`nft ${r}: ${x.stderr.trim()}`);
-  }
 }
 
 /** The TCP host candidates on 127.0.0.1 of component 1 in a description (of one tcptype when given). */
