@@ -4,11 +4,12 @@
  * `decodeStunMessage` wraps it and throws `StunDecodeError`.
  * @module
  */
+import { timingSafeEqual } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { StunDecodeError, type StunDecodeReason } from '../errors.js';
 import { AttributeType, FINGERPRINT_XOR, HEADER_LENGTH } from './constants.js';
 import { fingerprintOf } from './fingerprint.js';
-import { hmac, macEquals } from './integrity.js';
+import { hmacInto } from './integrity.js';
 
 /** The four STUN classes (RFC 8489 §5). */
 export type StunClass = 'request' | 'indication' | 'success' | 'error';
@@ -191,12 +192,22 @@ function patchedHead(raw: Uint8Array, length: number): Uint8Array {
 // A MAC input copied whole, with the length patched: one HMAC update instead of two costs ~7% less per check than
 // hashing patchedHead() and the rest separately, and copying ~100 bytes costs far less than that.
 let macInput = new Uint8Array(1500);
-function macOver(algorithm: 'sha1' | 'sha256', key: Uint8Array, raw: Uint8Array, end: number, length: number) {
-  if (end > macInput.length) macInput = new Uint8Array(end);
-  macInput.set(raw.subarray(0, end));
+// The computed MAC lands in off-heap scratch (an explicit ArrayBuffer): timingSafeEqual on a small array that lives
+// on V8's heap first moves it off-heap, ~0.45 us. One view per MAC length (20, or 16-32 for -SHA256).
+const MAC_SCRATCH = new ArrayBuffer(32);
+const macViews: Uint8Array[] = [];
+
+/** Whether the MAC attribute of `macLength` bytes at `at` in `raw` is right under `key` (constant-time compare). */
+function macMatches(algorithm: 'sha1' | 'sha256', key: Uint8Array, raw: Uint8Array, at: number, macLength: number): boolean {
+  if (at > macInput.length) macInput = new Uint8Array(at);
+  macInput.set(raw.subarray(0, at));
+  const length = at + 4 + macLength - HEADER_LENGTH;
   macInput[2] = length >> 8;
   macInput[3] = length & 0xff;
-  return hmac(algorithm, key, macInput.subarray(0, end));
+  const computed = (macViews[macLength] ??= new Uint8Array(MAC_SCRATCH, 0, macLength));
+  // A provider's short MAC fills only part of the scratch, whose rest is stale: it must not be compared.
+  if (hmacInto(algorithm, key, macInput.subarray(0, at), computed, 0, macLength) !== macLength) return false;
+  return timingSafeEqual(raw.subarray(at + 4, at + 4 + macLength), computed);
 }
 
 /** Outcome of an integrity check. */
@@ -215,13 +226,10 @@ export function verifyIntegrity(
   if (message.integritySha256Offset >= 0 && require !== 'sha1') {
     const off = message.integritySha256Offset;
     const len = (raw[off + 2]! << 8) | raw[off + 3]!;
-    const mac = macOver('sha256', key, raw, off, off + 4 + len - HEADER_LENGTH);
-    return macEquals(raw.subarray(off + 4, off + 4 + len), mac) ? 'ok' : 'mismatch';
+    return macMatches('sha256', key, raw, off, len) ? 'ok' : 'mismatch';
   }
   if (message.integrityOffset >= 0 && require !== 'sha256') {
-    const off = message.integrityOffset;
-    const mac = macOver('sha1', key, raw, off, off + 24 - HEADER_LENGTH);
-    return macEquals(raw.subarray(off + 4, off + 24), mac) ? 'ok' : 'mismatch';
+    return macMatches('sha1', key, raw, message.integrityOffset, 20) ? 'ok' : 'mismatch';
   }
   return 'missing';
 }
@@ -298,17 +306,16 @@ export function encodeStunMessage(message: StunMessage, options: EncodeOptions =
   // Each protecting attribute is computed with the length field covering the message up to and including itself.
   if (withSha1) {
     put16(out, 2, pos + 24 - HEADER_LENGTH);
-    out.set(hmac('sha1', key, out.subarray(0, pos)), pos + 4); // HMAC-SHA1 is 20 bytes, the attribute's size
+    hmacInto('sha1', key, out.subarray(0, pos), out, pos + 4, 20); // HMAC-SHA1 is 20 bytes, the attribute's size
     put16(out, pos, AttributeType.MESSAGE_INTEGRITY);
     put16(out, pos + 2, 20);
     pos += 24;
   }
   if (withSha256) {
     put16(out, 2, pos + 4 + sha256Len - HEADER_LENGTH);
-    const mac = hmac('sha256', key, out.subarray(0, pos));
+    hmacInto('sha256', key, out.subarray(0, pos), out, pos + 4, sha256Len);
     put16(out, pos, AttributeType.MESSAGE_INTEGRITY_SHA256);
     put16(out, pos + 2, sha256Len);
-    out.set(mac.subarray(0, sha256Len), pos + 4);
     pos += 4 + sha256Len;
   }
   if (options.fingerprint) {
