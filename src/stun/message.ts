@@ -95,7 +95,8 @@ export const MAX_STUN_ATTRIBUTES = 64;
 
 /**
  * Decodes a STUN message and checks FINGERPRINT when present. MESSAGE-INTEGRITY is not checked here (it needs a
- * key): call `verifyIntegrity`. Never throws.
+ * key): call `verifyIntegrity`. Never throws. Attribute values and the transaction ID are plain `Uint8Array` views
+ * of `data` (not copies, and not Buffers even when `data` is one).
  */
 export function tryDecodeStunMessage(received: Uint8Array): StunDecodeResult {
   if (received.length < HEADER_LENGTH) return fail('short-header', received.length);
