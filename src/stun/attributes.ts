@@ -146,10 +146,16 @@ function u32(type: number, name: string): AttributeCodec<number> {
     decode: (v) => (v.length === 4 ? read32(v, 0) : undefined),
     encode: (n) => {
       if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`${name} must be a 32-bit unsigned integer`);
-      return Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
+      // A sized array and byte writes: Uint8Array.of goes through a slower generic builtin.
+      const out = new Uint8Array(4);
+      write32(out, 0, n);
+      return out;
     },
   });
 }
+
+const U64_BYTES = new Uint8Array(8);
+const U64_VIEW = new DataView(U64_BYTES.buffer);
 
 function u64(type: number, name: string): AttributeCodec<bigint> {
   return registerAttribute({
@@ -158,17 +164,22 @@ function u64(type: number, name: string): AttributeCodec<bigint> {
     decode: (v) => (v.length === 8 ? (BigInt(read32(v, 0)) << 32n) | BigInt(read32(v, 4)) : undefined),
     encode: (n) => {
       if (n < 0n || n > 0xffffffffffffffffn) throw new RangeError(`${name} must be a 64-bit unsigned integer`);
-      // Byte writes, not a DataView: touching `.buffer` of a small typed array forces V8 to move it off-heap.
+      // Through a scratch DataView: splitting the BigInt with `>>` and `&` allocates two more BigInts. Not a DataView
+      // on the result: touching `.buffer` of a small typed array forces V8 to move it off-heap.
+      U64_VIEW.setBigUint64(0, n);
       const out = new Uint8Array(8);
-      write32(out, 0, Number(n >> 32n));
-      write32(out, 4, Number(n & 0xffffffffn));
+      for (let i = 0; i < 8; i++) out[i] = U64_BYTES[i]!;
       return out;
     },
   });
 }
 
+// One shared empty value for every flag: `new Uint8Array(0)` costs as much as encoding a PRIORITY, and an empty
+// array has no bytes a holder could change.
+const EMPTY = new Uint8Array(0);
+
 function flag(type: number, name: string): AttributeCodec<true> {
-  return registerAttribute({ type, name, decode: (v) => (v.length === 0 ? true : undefined), encode: () => new Uint8Array(0) });
+  return registerAttribute({ type, name, decode: (v) => (v.length === 0 ? true : undefined), encode: () => EMPTY });
 }
 
 /** Decodes the MAPPED-ADDRESS family/port/address layout, optionally XORed (RFC 8489 §14.1, §14.2). */

@@ -98,10 +98,17 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-function nodeHmac(algorithm: 'sha1' | 'sha256', key: Uint8Array, parts: readonly Uint8Array[]): Uint8Array {
+// The MAC as a 'binary' (latin1: one char per byte, lossless) string. digest() as a Buffer makes node allocate a
+// fresh off-heap ArrayBuffer for 20 bytes (~0.45 us, a quarter of the HMAC); a string is a small heap object.
+function nodeDigest(algorithm: 'sha1' | 'sha256', key: Uint8Array, parts: readonly Uint8Array[]): string {
   const h = createHmac(algorithm, keyObject(key));
   for (const p of parts) h.update(p);
-  return h.digest();
+  return h.digest('binary');
+}
+
+function nodeHmac(algorithm: 'sha1' | 'sha256', key: Uint8Array, parts: readonly Uint8Array[]): Uint8Array {
+  // Buffer.from carves the bytes from node's pool: off-heap, which timingSafeEqual needs to stay cheap.
+  return Buffer.from(nodeDigest(algorithm, key, parts), 'latin1');
 }
 
 /** The default provider: node:crypto `createHmac`. */
@@ -122,6 +129,31 @@ export function setHmacProvider(next: HmacProvider): HmacProvider {
 /** HMAC-SHA1 (20 bytes) or HMAC-SHA256 (32 bytes) of the concatenated `parts`, through the installed provider. */
 export function hmac(algorithm: 'sha1' | 'sha256', key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
   return algorithm === 'sha1' ? provider.sha1(key, parts) : provider.sha256(key, parts);
+}
+
+/**
+ * Writes the first `max` bytes of the HMAC-SHA1 or HMAC-SHA256 of `data` under `key`, through the installed provider,
+ * into `out` at `at`; returns how many bytes it wrote. With the default provider the MAC goes from node:crypto
+ * straight into `out`, with no array in between (~0.1 us less per MAC than {@link hmac}: the codec's hot path).
+ */
+export function hmacInto(
+  algorithm: 'sha1' | 'sha256',
+  key: Uint8Array,
+  data: Uint8Array,
+  out: Uint8Array,
+  at: number,
+  max: number,
+): number {
+  if (provider !== nodeHmacProvider) {
+    const mac = hmac(algorithm, key, data);
+    const n = Math.min(mac.length, max);
+    for (let i = 0; i < n; i++) out[at + i] = mac[i]!;
+    return n;
+  }
+  const s = nodeDigest(algorithm, key, [data]);
+  const n = Math.min(s.length, max);
+  for (let i = 0; i < n; i++) out[at + i] = s.charCodeAt(i);
+  return n;
 }
 
 /** Constant-time comparison of `expected` with the first `expected.length` bytes of a computed MAC. */

@@ -334,3 +334,31 @@ describe('cheap drops of absurd messages (issue 16, item 3)', () => {
     expect(!big.ok && big.reason).toBe('too-many-attributes');
   });
 });
+
+describe('decoding a Buffer (what node:dgram delivers)', () => {
+  it('attribute values and transaction ID are plain Uint8Array views of the received bytes, not copies', () => {
+    const id = new Uint8Array(12).fill(7);
+    const key = new TextEncoder().encode('pwd-of-twenty-two-chars');
+    const encoded = encodeStunMessage(
+      { method: StunMethod.Binding, cls: 'request', transactionId: id, attributes: [attr(Attr.USERNAME, 'a:b', id), attr(Attr.PRIORITY, 7, id)] },
+      { integrityKey: key, fingerprint: true },
+    );
+    // A Buffer at an offset into a larger pool, as node's pooled Buffers are.
+    const pool = Buffer.alloc(encoded.length + 40);
+    pool.set(encoded, 24);
+    const received = pool.subarray(24, 24 + encoded.length);
+    const m = decodeStunMessage(received);
+    expect(m.raw).toBe(received);
+    for (const v of [m.transactionId, ...m.attributes.map((a) => a.value)]) {
+      // Plain views: cheaper to make than Buffer views (Buffer's species constructor runs in JS).
+      expect(Object.getPrototypeOf(v)).toBe(Uint8Array.prototype);
+      expect(v.buffer).toBe(received.buffer);
+    }
+    expect(m.transactionId.byteOffset).toBe(received.byteOffset + 8);
+    expect(getAttribute(m, Attr.USERNAME)).toBe('a:b');
+    expect(getAttribute(m, Attr.PRIORITY)).toBe(7);
+    expect(verifyIntegrity(m, key)).toBe('ok');
+    // The check reads the message, never writes it.
+    expect(Buffer.compare(received, encoded)).toBe(0);
+  });
+});

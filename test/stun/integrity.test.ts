@@ -10,6 +10,7 @@ import {
   decodeStunMessage,
   encodeStunMessage,
   hmac,
+  hmacInto,
   type HmacProvider,
   longTermKey,
   macEquals,
@@ -87,6 +88,57 @@ describe('HMAC provider seam', () => {
     }
     expect(verifyIntegrity(decodeStunMessage(bytes), key, 'sha1')).toBe('ok');
     expect(verifyIntegrity(decodeStunMessage(bytes), key, 'sha256')).toBe('ok');
+  });
+});
+
+describe('hmacInto', () => {
+  it('writes the first `max` bytes of the MAC at an offset and leaves the rest of `out` alone, with any provider', () => {
+    const key = shortTermKey('pw');
+    const data = Buffer.from('the message up to MESSAGE-INTEGRITY');
+    const sha1 = createHmac('sha1', key).update(data).digest();
+    const sha256 = createHmac('sha256', key).update(data).digest();
+    const check = () => {
+      const out = new Uint8Array(40).fill(0xee);
+      expect(hmacInto('sha1', key, data, out, 4, 20)).toBe(20);
+      expect(hex(out.subarray(4, 24))).toBe(hex(sha1));
+      expect([...out.subarray(0, 4), ...out.subarray(24)].every((b) => b === 0xee)).toBe(true);
+      const truncated = new Uint8Array(40).fill(0xee);
+      expect(hmacInto('sha256', key, data, truncated, 8, 16)).toBe(16);
+      expect(hex(truncated.subarray(8, 24))).toBe(hex(sha256.subarray(0, 16)));
+      expect(truncated[24]).toBe(0xee);
+    };
+    check();
+    const previous = setHmacProvider({ sha1: (k, parts) => nodeHmacProvider.sha1(k, parts), sha256: (k, parts) => nodeHmacProvider.sha256(k, parts) });
+    try {
+      check();
+    } finally {
+      setHmacProvider(previous);
+    }
+  });
+
+  it('a key array reused for another key is never answered with the old key', () => {
+    const key = Uint8Array.from(Buffer.from('first-password-123456'));
+    const data = Buffer.from('message bytes');
+    const out = new Uint8Array(20);
+    hmacInto('sha1', key, data, out, 0, 20);
+    expect(hex(out)).toBe(createHmac('sha1', Buffer.from('first-password-123456')).update(data).digest('hex'));
+    key.set(Buffer.from('other-password-654321'));
+    hmacInto('sha1', key, data, out, 0, 20);
+    expect(hex(out)).toBe(createHmac('sha1', Buffer.from('other-password-654321')).update(data).digest('hex'));
+  });
+
+  it('a provider returning a MAC shorter than the attribute makes verification fail, not pass on the bytes it gave', () => {
+    const key = shortTermKey('pw');
+    const bytes = encodeStunMessage({ method: StunMethod.Binding, cls: 'request', transactionId: new Uint8Array(12), attributes: [] }, { integrityKey: key });
+    const real = nodeHmacProvider;
+    expect(verifyIntegrity(decodeStunMessage(bytes), key)).toBe('ok'); // leaves the right MAC in any scratch
+    // The first 10 bytes are right; a check that compared only what the provider returned would pass.
+    const previous = setHmacProvider({ sha1: (k, parts) => real.sha1(k, parts).subarray(0, 10), sha256: (k, parts) => real.sha256(k, parts) });
+    try {
+      expect(verifyIntegrity(decodeStunMessage(bytes), key)).toBe('mismatch');
+    } finally {
+      setHmacProvider(previous);
+    }
   });
 });
 
