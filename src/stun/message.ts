@@ -200,6 +200,9 @@ const macViews: Uint8Array[] = [];
 
 /** Whether the MAC attribute of `macLength` bytes at `at` in `raw` is right under `key` (constant-time compare). */
 function macMatches(algorithm: 'sha1' | 'sha256', key: Uint8Array, raw: Uint8Array, at: number, macLength: number): boolean {
+  // The decoder admits 20 (SHA-1) or 16-32 (RFC 8489 §14.6); a message built by hand may claim anything, and an empty
+  // compare would pass.
+  if (macLength < 16 || macLength > 32 || at + 4 + macLength > raw.length) return false;
   if (at > macInput.length) macInput = new Uint8Array(at);
   macInput.set(raw.subarray(0, at));
   const length = at + 4 + macLength - HEADER_LENGTH;

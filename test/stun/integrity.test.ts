@@ -248,4 +248,17 @@ describe('integrity in messages (RFC 8489 §14.5-14.7)', () => {
     }
     expect(decodedFlips).toBeGreaterThan(20);
   });
+  it('a hand-built message whose MAC offset claims an impossible length is a mismatch, never an empty compare or a throw', () => {
+    const key = shortTermKey('pw');
+    const m = decodeStunMessage(encodeStunMessage({ method: StunMethod.Binding, cls: 'request', transactionId: new Uint8Array(12), attributes: [] }, { integrityKey: key, integrity: 'both' }));
+    const off = m.integritySha256Offset;
+    for (const claimed of [0, 8, 36, 0xfffc]) {
+      const raw = m.raw.slice();
+      raw[off + 2] = claimed >> 8;
+      raw[off + 3] = claimed & 0xff;
+      expect(verifyIntegrity({ ...m, raw }, key, 'sha256'), `length ${claimed}`).toBe('mismatch');
+    }
+    // A MESSAGE-INTEGRITY offset past the end of the bytes.
+    expect(verifyIntegrity({ ...m, integritySha256Offset: -1, integrityOffset: m.raw.length - 8 }, key, 'sha1')).toBe('mismatch');
+  });
 });
