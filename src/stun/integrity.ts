@@ -71,7 +71,8 @@ export function userHash(username: string, realm: string, profile: CredentialPro
  * Where MESSAGE-INTEGRITY (HMAC-SHA1) and MESSAGE-INTEGRITY-SHA256 come from. The default is node:crypto; a runtime
  * or a FIPS build with its own HMAC installs another with {@link setHmacProvider}. A MAC covers the concatenation of
  * `parts`, so the codec can hash a received message with a patched Length field without copying it; the parts are
- * views of buffers icewire reuses, valid during the call only.
+ * views of buffers icewire reuses, or of the received message with its Length field patched for the duration of the
+ * call: valid during the call only.
  */
 export interface HmacProvider {
   /** HMAC-SHA1 of `parts` under `key`: 20 bytes. */
@@ -150,7 +151,8 @@ export function hmacInto(
     for (let i = 0; i < n; i++) out[at + i] = mac[i]!;
     return n;
   }
-  const s = nodeDigest(algorithm, key, [data]);
+  // One part: straight to node:crypto, without the parts array and its loop.
+  const s = createHmac(algorithm, keyObject(key)).update(data).digest('binary');
   const n = Math.min(s.length, max);
   for (let i = 0; i < n; i++) out[at + i] = s.charCodeAt(i);
   return n;
