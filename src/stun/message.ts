@@ -80,12 +80,6 @@ export function looksLikeStun(data: Uint8Array): boolean {
 
 const fail = (reason: StunDecodeReason, offset: number): StunDecodeResult => ({ ok: false, reason, offset });
 
-// `subarray` of a Buffer (what node:dgram delivers) makes a Buffer, through Buffer's species constructor in JS: ~50
-// ns a view against ~25 for a plain Uint8Array. A message is seen as a plain Uint8Array once, then viewed from that.
-function plain(data: Uint8Array): Uint8Array {
-  return Object.getPrototypeOf(data) === Uint8Array.prototype ? data : new Uint8Array(data.buffer, data.byteOffset, data.length);
-}
-
 /**
  * Attributes a message may carry before it is dropped undecoded. RFC 8489 sets no limit; ICE checks carry about 6,
  * TURN messages about 10. A 60 KB message of 15,000 attributes cost ~0.8 ms to decode: a flood of them starved the
@@ -100,7 +94,12 @@ export const MAX_STUN_ATTRIBUTES = 64;
  */
 export function tryDecodeStunMessage(received: Uint8Array): StunDecodeResult {
   if (received.length < HEADER_LENGTH) return fail('short-header', received.length);
-  const data = plain(received);
+  const data = received;
+  // Views of the message are made on its ArrayBuffer, not with `subarray`: ~16 ns a view against ~30 (and ~50 on a
+  // Buffer, whose `subarray` runs Buffer's species constructor in JS), and they are plain Uint8Arrays either way.
+  // Reading `.buffer` moves a small on-heap array off-heap once; datagrams and encoded messages are already there.
+  const buffer = data.buffer;
+  const base = data.byteOffset;
   if ((data[0]! & 0xc0) !== 0) return fail('not-stun', 0);
   const type = (data[0]! << 8) | data[1]!;
   const length = (data[2]! << 8) | data[3]!;
@@ -132,8 +131,8 @@ export function tryDecodeStunMessage(received: Uint8Array): StunDecodeResult {
       // the usual case FINGERPRINT is last, the header already says so and one pass over the bytes suffices.
       const crc =
         length === pos + 8 - HEADER_LENGTH
-          ? crc32(data.subarray(0, pos))
-          : crc32(data.subarray(4, pos), crc32(patchedHead(data, pos + 8 - HEADER_LENGTH)));
+          ? crc32(new Uint8Array(buffer, base, pos))
+          : crc32(new Uint8Array(buffer, base + 4, pos - 4), crc32(patchedHead(data, pos + 8 - HEADER_LENGTH)));
       if (((crc ^ FINGERPRINT_XOR) >>> 0) !== expected) {
         return fail('fingerprint-mismatch', pos);
       }
@@ -149,7 +148,7 @@ export function tryDecodeStunMessage(received: Uint8Array): StunDecodeResult {
       if (attrLen !== 20) return fail('bad-attribute', pos);
       integrityOffset = pos;
     } else {
-      attributes.push({ type: attrType, value: data.subarray(valueStart, valueStart + attrLen) });
+      attributes.push({ type: attrType, value: new Uint8Array(buffer, base + valueStart, attrLen) });
     }
     pos = valueStart + padded;
   }
@@ -159,9 +158,9 @@ export function tryDecodeStunMessage(received: Uint8Array): StunDecodeResult {
     message: {
       method,
       cls,
-      transactionId: data.subarray(8, 20),
+      transactionId: new Uint8Array(buffer, base + 8, 12),
       attributes,
-      raw: end === received.length ? received : data.subarray(0, end),
+      raw: end === received.length ? received : new Uint8Array(buffer, base, end),
       integrityOffset,
       integritySha256Offset,
       hasFingerprint,
@@ -315,6 +314,9 @@ export function encodeStunMessage(message: StunMessage, options: EncodeOptions =
   if (size - HEADER_LENGTH > 0xffff) throw new RangeError('STUN message too long');
 
   const out = allocate(size);
+  // The MAC and CRC inputs are prefixes of `out`, viewed on its ArrayBuffer (~16 ns a view; `subarray` ~30).
+  const buffer = allocatedBuffer;
+  const base = allocatedOffset;
   const mt = messageType(message.method, message.cls);
   out[0] = mt >> 8;
   out[1] = mt & 0xff;
@@ -322,7 +324,8 @@ export function encodeStunMessage(message: StunMessage, options: EncodeOptions =
   out[5] = 0x12;
   out[6] = 0xa4;
   out[7] = 0x42;
-  out.set(message.transactionId, 8);
+  const tid = message.transactionId;
+  for (let i = 0; i < 12; i++) out[8 + i] = tid[i]!;
   let pos = HEADER_LENGTH;
   for (const a of message.attributes) {
     put16(out, pos, a.type);
@@ -339,21 +342,21 @@ export function encodeStunMessage(message: StunMessage, options: EncodeOptions =
   // Each protecting attribute is computed with the length field covering the message up to and including itself.
   if (withSha1) {
     put16(out, 2, pos + 24 - HEADER_LENGTH);
-    hmacInto('sha1', key, out.subarray(0, pos), out, pos + 4, 20); // HMAC-SHA1 is 20 bytes, the attribute's size
+    hmacInto('sha1', key, new Uint8Array(buffer, base, pos), out, pos + 4, 20); // HMAC-SHA1 is 20 bytes, the attribute's size
     put16(out, pos, AttributeType.MESSAGE_INTEGRITY);
     put16(out, pos + 2, 20);
     pos += 24;
   }
   if (withSha256) {
     put16(out, 2, pos + 4 + sha256Len - HEADER_LENGTH);
-    hmacInto('sha256', key, out.subarray(0, pos), out, pos + 4, sha256Len);
+    hmacInto('sha256', key, new Uint8Array(buffer, base, pos), out, pos + 4, sha256Len);
     put16(out, pos, AttributeType.MESSAGE_INTEGRITY_SHA256);
     put16(out, pos + 2, sha256Len);
     pos += 4 + sha256Len;
   }
   if (options.fingerprint) {
     put16(out, 2, pos + 8 - HEADER_LENGTH);
-    const crc = fingerprintOf(out.subarray(0, pos));
+    const crc = fingerprintOf(new Uint8Array(buffer, base, pos));
     put16(out, pos, AttributeType.FINGERPRINT);
     put16(out, pos + 2, 4);
     put16(out, pos + 4, crc >>> 16);
@@ -371,15 +374,23 @@ export function encodeStunMessage(message: StunMessage, options: EncodeOptions =
 const SLAB_BYTES = 16 * 1024;
 let slab = new ArrayBuffer(SLAB_BYTES);
 let slabUsed = 0;
+// Where the last `allocate` put its bytes, so the encoder views them without reading `.buffer` back.
+let allocatedBuffer: ArrayBuffer = slab;
+let allocatedOffset = 0;
 function allocate(size: number): Uint8Array {
-  if (size > SLAB_BYTES / 8) return new Uint8Array(size);
+  if (size > SLAB_BYTES / 8) {
+    allocatedBuffer = new ArrayBuffer(size);
+    allocatedOffset = 0;
+    return new Uint8Array(allocatedBuffer);
+  }
   if (slabUsed + size > SLAB_BYTES) {
     slab = new ArrayBuffer(SLAB_BYTES);
     slabUsed = 0;
   }
-  const out = new Uint8Array(slab, slabUsed, size);
+  allocatedBuffer = slab;
+  allocatedOffset = slabUsed;
   slabUsed += (size + 7) & ~7;
-  return out;
+  return new Uint8Array(slab, allocatedOffset, size);
 }
 
 function put16(b: Uint8Array, at: number, v: number): void {
