@@ -127,6 +127,20 @@ describe('hmacInto', () => {
     expect(hex(out)).toBe(createHmac('sha1', Buffer.from('other-password-654321')).update(data).digest('hex'));
   });
 
+  it('a reused key array that differs from the old key in any one byte gets the new key (head, middle or tail)', () => {
+    const first = 'abcdefghijklmnopqrstuvwxyz0'; // 27 bytes: six 4-byte steps and a 3-byte tail
+    const key = Uint8Array.from(Buffer.from(first));
+    const data = Buffer.from('message bytes');
+    const out = new Uint8Array(20);
+    for (const at of [0, 13, 23, 24, 26]) {
+      key.set(Buffer.from(first));
+      hmacInto('sha1', key, data, out, 0, 20);
+      key[at] = 0x5a;
+      hmacInto('sha1', key, data, out, 0, 20);
+      expect(hex(out)).toBe(createHmac('sha1', key.slice()).update(data).digest('hex'));
+    }
+  });
+
   it('a provider returning a MAC shorter than the attribute makes verification fail, not pass on the bytes it gave', () => {
     const key = shortTermKey('pw');
     const bytes = encodeStunMessage({ method: StunMethod.Binding, cls: 'request', transactionId: new Uint8Array(12), attributes: [] }, { integrityKey: key });
