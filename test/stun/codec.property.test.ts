@@ -197,6 +197,18 @@ describe('round trip', () => {
     ]);
   });
 
+  it('text attributes are UTF-8 wherever a non-ASCII character sits (in a 4-character step or the tail)', () => {
+    const txid = new Uint8Array(12);
+    for (let length = 1; length <= 11; length++) {
+      const ascii = 'abcdefghijk'.slice(0, length);
+      expect(Buffer.from(attr(Attr.USERNAME, ascii, txid).value).toString('latin1')).toBe(ascii);
+      for (let at = 0; at < length; at++) {
+        const text = ascii.slice(0, at) + '\u00e9' + ascii.slice(at + 1);
+        expect(Buffer.from(attr(Attr.USERNAME, text, txid).value).equals(Buffer.from(text, 'utf8'))).toBe(true);
+      }
+    }
+  });
+
   it('typed codecs refuse out-of-range values with RangeError, not silent wrapping', () => {
     const txid = new Uint8Array(12);
     expect(() => attr(Attr.PRIORITY, 2 ** 32, txid)).toThrow(RangeError);
