@@ -247,7 +247,9 @@ export type IntegrityResult = 'ok' | 'missing' | 'mismatch';
 
 /**
  * Verifies MESSAGE-INTEGRITY-SHA256 if present, else MESSAGE-INTEGRITY, with `key` (constant-time compare).
- * With `require: 'sha256'` a message that has only MESSAGE-INTEGRITY counts as missing.
+ * With `require: 'sha256'` a message that has only MESSAGE-INTEGRITY counts as missing. The MAC is computed over
+ * `message.raw` itself: its Length field is patched for the duration of the (synchronous) HMAC call and restored
+ * before this returns or throws, so callers see the bytes unchanged; a message in a `SharedArrayBuffer` is copied.
  */
 export function verifyIntegrity(
   message: DecodedStunMessage,
