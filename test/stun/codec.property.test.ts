@@ -179,6 +179,36 @@ describe('round trip', () => {
     );
   });
 
+  it('a message too large for the shared slab (over 2 KiB) gets a buffer of its own, and is signed over its own bytes', () => {
+    const txid = new Uint8Array(12).fill(4);
+    const key = new TextEncoder().encode('a-password-of-22-chars');
+    const attributes = [0xc001, 0xc002, 0xc003].map((type, i) => ({ type, value: new Uint8Array(1001 + i).fill(type & 0xff) }));
+    encodeStunMessage({ method: 1, cls: 'request', transactionId: txid, attributes: [] }); // the slab is in use
+    const wire = encodeStunMessage({ method: 1, cls: 'request', transactionId: txid, attributes }, { integrityKey: key, integrity: 'both', fingerprint: true });
+    expect([wire.byteOffset, wire.buffer.byteLength]).toEqual([0, wire.length]);
+    const d = decodeStunMessage(wire);
+    expect(d.hasFingerprint).toBe(true);
+    expect(verifyIntegrity(d, key, 'sha1')).toBe('ok');
+    expect(verifyIntegrity(d, key, 'sha256')).toBe('ok');
+    expect(d.attributes.map((a) => [a.type, a.value.length, a.value[0]])).toEqual([
+      [0xc001, 1001, 0x01],
+      [0xc002, 1002, 0x02],
+      [0xc003, 1003, 0x03],
+    ]);
+  });
+
+  it('text attributes are UTF-8 wherever a non-ASCII character sits (in a 4-character step or the tail)', () => {
+    const txid = new Uint8Array(12);
+    for (let length = 1; length <= 11; length++) {
+      const ascii = 'abcdefghijk'.slice(0, length);
+      expect(Buffer.from(attr(Attr.USERNAME, ascii, txid).value).toString('latin1')).toBe(ascii);
+      for (let at = 0; at < length; at++) {
+        const text = ascii.slice(0, at) + '\u00e9' + ascii.slice(at + 1);
+        expect(Buffer.from(attr(Attr.USERNAME, text, txid).value).equals(Buffer.from(text, 'utf8'))).toBe(true);
+      }
+    }
+  });
+
   it('typed codecs refuse out-of-range values with RangeError, not silent wrapping', () => {
     const txid = new Uint8Array(12);
     expect(() => attr(Attr.PRIORITY, 2 ** 32, txid)).toThrow(RangeError);

@@ -127,6 +127,20 @@ describe('hmacInto', () => {
     expect(hex(out)).toBe(createHmac('sha1', Buffer.from('other-password-654321')).update(data).digest('hex'));
   });
 
+  it('a reused key array that differs from the old key in any one byte gets the new key (head, middle or tail)', () => {
+    const first = 'abcdefghijklmnopqrstuvwxyz0'; // 27 bytes: six 4-byte steps and a 3-byte tail
+    const key = Uint8Array.from(Buffer.from(first));
+    const data = Buffer.from('message bytes');
+    const out = new Uint8Array(20);
+    for (const at of [0, 13, 23, 24, 26]) {
+      key.set(Buffer.from(first));
+      hmacInto('sha1', key, data, out, 0, 20);
+      key[at] = 0x5a;
+      hmacInto('sha1', key, data, out, 0, 20);
+      expect(hex(out)).toBe(createHmac('sha1', key.slice()).update(data).digest('hex'));
+    }
+  });
+
   it('a provider returning a MAC shorter than the attribute makes verification fail, not pass on the bytes it gave', () => {
     const key = shortTermKey('pw');
     const bytes = encodeStunMessage({ method: StunMethod.Binding, cls: 'request', transactionId: new Uint8Array(12), attributes: [] }, { integrityKey: key });
@@ -260,5 +274,81 @@ describe('integrity in messages (RFC 8489 §14.5-14.7)', () => {
     }
     // A MESSAGE-INTEGRITY offset past the end of the bytes.
     expect(verifyIntegrity({ ...m, integritySha256Offset: -1, integrityOffset: m.raw.length - 8 }, key, 'sha1')).toBe('mismatch');
+  });
+});
+
+describe('verifying without copying the message', () => {
+  const key = shortTermKey('pw');
+  const tid = new Uint8Array(12).fill(9);
+  const encode = () =>
+    encodeStunMessage({ method: StunMethod.Binding, cls: 'request', transactionId: tid, attributes: [attr(Attr.USERNAME, 'a:b', tid)] }, { integrityKey: key, fingerprint: true });
+  const HEADER = 20;
+  const miLength = (bytes: Uint8Array) => bytes.length - 8 - HEADER; // Length through MESSAGE-INTEGRITY
+  const lengthOf = (b: Uint8Array) => (b[2]! << 8) | b[3]!;
+
+  it('the Length covers MESSAGE-INTEGRITY while the MAC is computed, and the received bytes are as before afterwards', () => {
+    const bytes = encode();
+    const before = hex(bytes);
+    const seen: number[] = [];
+    const real = nodeHmacProvider;
+    const previous = setHmacProvider({
+      sha1: (k, parts) => (seen.push(lengthOf(bytes)), real.sha1(k, parts)),
+      sha256: (k, parts) => real.sha256(k, parts),
+    });
+    try {
+      expect(verifyIntegrity(decodeStunMessage(bytes), key)).toBe('ok');
+    } finally {
+      setHmacProvider(previous);
+    }
+    // Patched in place (no copy of the message), for the duration of the MAC only.
+    expect(seen).toEqual([miLength(bytes)]);
+    expect(hex(bytes)).toBe(before);
+    expect(tryDecodeStunMessage(bytes).ok).toBe(true); // FINGERPRINT still matches
+  });
+
+  it('a provider that throws leaves the received bytes as they were', () => {
+    const bytes = encode();
+    const before = hex(bytes);
+    const previous = setHmacProvider({
+      sha1: () => {
+        throw new Error('provider failed');
+      },
+      sha256: () => new Uint8Array(32),
+    });
+    try {
+      expect(() => verifyIntegrity(decodeStunMessage(bytes), key)).toThrow('provider failed');
+    } finally {
+      setHmacProvider(previous);
+    }
+    expect(hex(bytes)).toBe(before);
+    expect(verifyIntegrity(decodeStunMessage(bytes), key)).toBe('ok');
+  });
+
+  it('a message in a SharedArrayBuffer (other threads may read it) is never patched: its MAC input is a copy', () => {
+    const encoded = encode();
+    const shared = new Uint8Array(new SharedArrayBuffer(encoded.length + 16), 8, encoded.length);
+    shared.set(encoded);
+    const seen: { during: number; input: number }[] = [];
+    const real = nodeHmacProvider;
+    const previous = setHmacProvider({
+      sha1: (k, parts) => (seen.push({ during: lengthOf(shared), input: lengthOf(parts[0]!) }), real.sha1(k, parts)),
+      sha256: (k, parts) => real.sha256(k, parts),
+    });
+    try {
+      expect(verifyIntegrity(decodeStunMessage(shared), key)).toBe('ok');
+    } finally {
+      setHmacProvider(previous);
+    }
+    expect(seen).toEqual([{ during: encoded.length - HEADER, input: miLength(encoded) }]);
+    expect(hex(shared)).toBe(hex(encoded));
+  });
+
+  it('a message whose Length already ends at MESSAGE-INTEGRITY is hashed as it is', () => {
+    const bytes = encodeStunMessage({ method: StunMethod.Binding, cls: 'request', transactionId: tid, attributes: [] }, { integrityKey: key });
+    const before = hex(bytes);
+    expect(verifyIntegrity(decodeStunMessage(bytes), key)).toBe('ok');
+    expect(hex(bytes)).toBe(before);
+    bytes[bytes.length - 1]! ^= 1;
+    expect(verifyIntegrity(decodeStunMessage(bytes), key)).toBe('mismatch');
   });
 });
