@@ -4,8 +4,9 @@
  * that path cannot avoid, two HMAC-SHA1 (node:crypto `createHmac`: sign, verify) plus two CRC-32 (node:zlib `crc32`:
  * append, check) over the same bytes. Goal: the path at most 1.5x the floor. Floor and path are measured back to
  * back in each of many short rounds, and the ratio is the median of the per-round ratios, so background load on a
- * shared machine hits both alike. A last row, outside the goal, sets the path against a stricter floor whose MACs
- * are read as strings, as the path's default HMAC provider reads them.
+ * shared machine hits both alike. A last row holds the path to the same goal against a stricter floor whose MACs are
+ * read as strings, as the path's default HMAC provider reads them: the issue's floor pays a Buffer per MAC that the
+ * path no longer does, so meeting the goal against it alone would flatter the path.
  * @module
  */
 import { createHmac } from 'node:crypto';
@@ -134,6 +135,7 @@ export async function run(): Promise<BenchResult[]> {
     strict.floor.push(nsPerOp(floorStringDigests, strictIters));
     strict.path.push(nsPerOp(path, iters.path));
   }
+  const strictRatio = ratio(strict.path, strict.floor);
   if (sink === 0x1234_5678) console.log(''); // keep `sink` observable
   return [
     { name: 'floor: 2 HMAC-SHA1 + 2 CRC-32 (node:crypto, zlib)', value: 1e9 / median(samples.floor), unit: 'msg/s', note: `${sample.length}-byte request` },
@@ -142,6 +144,6 @@ export async function run(): Promise<BenchResult[]> {
     { name: '... + read typed attributes', value: 1e9 / median(samples.pathWithRead), unit: 'msg/s' },
     { name: 'ratio (with attribute reads) / floor', value: ratio(samples.pathWithRead, samples.floor), unit: 'x' },
     { name: 'floor, MACs read as strings', value: 1e9 / median(strict.floor), unit: 'msg/s', note: 'no Buffer per MAC, as the path reads them' },
-    { name: 'ratio (encode+decode+verify) / that floor', value: ratio(strict.path, strict.floor), unit: 'x', note: '(no goal) own rounds, after the above' },
+    { name: 'ratio (encode+decode+verify) / that floor', value: strictRatio, unit: 'x', note: `${goalAtMost(strictRatio, 1.5)}; own rounds, after the above` },
   ];
 }
