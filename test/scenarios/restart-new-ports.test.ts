@@ -5,19 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { AgentMachineEvent, StreamBase } from '../../src/agent-machine.js';
-import type { LocalCandidate } from '../../src/candidates/candidate.js';
-import { scenario, signalled, type Scenario, type Side } from './harness.js';
-
-const text = (s: string) => new TextEncoder().encode(s);
-
-/** The largest gap between datagrams a side received within [from, to]. */
-function largestGap(side: Side, from: number, to: number): number {
-  const times = side.received.filter((r) => r.time >= from && r.time <= to).map((r) => r.time);
-  if (times.length === 0) return Infinity;
-  let gap = times[0]! - from;
-  for (let i = 1; i < times.length; i++) gap = Math.max(gap, times[i]! - times[i - 1]!);
-  return Math.max(gap, to - times.at(-1)!);
-}
+import { scenario, type Scenario, type Side } from './harness.js';
+import { restartOverOfferAnswer } from './restart-run.js';
 
 function eventsOf<T extends AgentMachineEvent['type']>(side: Side, sc: Scenario, type: T): Extract<AgentMachineEvent, { type: T }>[] {
   void sc;
@@ -51,58 +40,7 @@ function restartRun(initiatorName: 'a' | 'b', delayMs: number, turn = false): Ru
   }).start();
   expect(sc.runUntilConnected(10_000)).toBe(true);
   expect(sc.net.runUntilTrue(() => sc.state(sc.a) === 'completed' && sc.state(sc.b) === 'completed', 5_000)).toBe(true);
-  const initiator = initiatorName === 'a' ? sc.a : sc.b;
-  const answerer = sc.peer(initiator);
-  const old = { a: sc.selected(sc.a)!, b: sc.selected(sc.b)! };
-  let flowing = true;
-  let n = 0;
-  sc.every(15, (now) => {
-    for (const side of [sc.a, sc.b]) side.machine.send(now, 0, 1, text(`${side.name}${n}`));
-    n++;
-    return flowing;
-  });
-  sc.net.runFor(300);
-  const start = sc.net.now;
-  live = false;
-
-  const gatheredSince = (side: Side, count: number): LocalCandidate[] => side.gathered[0]!.slice(count);
-  const iCount = initiator.gathered[0]!.length;
-  initiator.machine.restart(sc.net.now, newBases(initiator));
-  const offer = initiator.machine.core.getLocalParameters();
-  // The offer waits for gathering (no trickle): host candidates at once, server-reflexive and relayed ones later.
-  sc.net.runFor(1);
-  expect(sc.net.runUntilTrue(() => initiator.machine.gatheringState === 'complete', 5_000)).toBe(true);
-  const offerCands = gatheredSince(initiator, iCount);
-  expect(offerCands.length).toBeGreaterThan(0);
-  sc.at(sc.net.now + delayMs, (now) => {
-    const aCount = answerer.gathered[0]!.length;
-    answerer.machine.restart(now, newBases(answerer));
-    answerer.machine.setRemoteParameters(0, offer);
-    for (const c of offerCands) answerer.machine.addRemoteCandidate(now, 0, signalled(c));
-    answerer.machine.endOfRemoteCandidates(0);
-    const answer = answerer.machine.core.getLocalParameters();
-    // The answer leaves once the answerer gathered, and takes `delayMs` to arrive.
-    sc.every(1, (t) => {
-      if (answerer.machine.gatheringState !== 'complete' || t === now) return true;
-      const answerCands = gatheredSince(answerer, aCount);
-      sc.at(t + delayMs, (t2) => {
-        initiator.machine.setRemoteParameters(0, answer);
-        for (const c of answerCands) initiator.machine.addRemoteCandidate(t2, 0, signalled(c));
-        initiator.machine.endOfRemoteCandidates(0);
-      });
-      return false;
-    });
-  });
-  const moved = () => {
-    const pa = sc.selected(sc.a);
-    const pb = sc.selected(sc.b);
-    return pa?.nominated === true && pb?.nominated === true && pa.id !== old.a.id && pb.id !== old.b.id && sc.sameSelectedPair();
-  };
-  expect(sc.net.runUntilTrue(moved, 2 * delayMs + 5_000)).toBe(true);
-  sc.net.runFor(1_000);
-  const end = sc.net.now;
-  flowing = false;
-  sc.net.runFor(100);
+  const { gapA, gapB, old } = restartOverOfferAnswer(sc, initiatorName, { delayMs, newBases, stopTrickle: () => (live = false), settleMs: 5_000 });
   // Both ends on the new ports (a relayed pair: on new allocations).
   const pa = sc.selected(sc.a)!;
   if (turn) {
@@ -115,8 +53,8 @@ function restartRun(initiatorName: 'a' | 'b', delayMs: number, turn = false): Ru
   }
   return {
     sc,
-    gapA: largestGap(sc.a, start, end),
-    gapB: largestGap(sc.b, start, end),
+    gapA,
+    gapB,
     released: { a: eventsOf(sc.a, sc, 'bases-released').length, b: eventsOf(sc.b, sc, 'bases-released').length },
   };
 }
